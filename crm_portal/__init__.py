@@ -1,0 +1,33 @@
+"""CRM Portal: a plugin-based customer portal beside a CRM and helpdesk."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Application factory. ``config`` overrides every other source (see crm_portal.config)."""
+    from . import admin, auth, cli, config as config_mod, db, i18n, registry, security, themes
+    from .views import auth as auth_views, errors, portal, records
+
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    config_mod.load(app, config)
+
+    db.init_app(app)
+    i18n.init_app(app)
+    auth.init_app(app)
+    security.init_app(app)
+    themes.init_app(app)
+    errors.init_app(app)
+    auth_views.init_app(app)
+    portal.init_app(app)
+    registry.init_app(app)      # discovers modules
+    records.init_app(app)       # one blueprint per enabled module
+    admin.init_app(app)
+    cli.init_app(app)
+    return app

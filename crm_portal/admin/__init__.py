@@ -1,0 +1,111 @@
+"""Flask-Admin for staff at /admin/: the core CRM records, portal configuration and every module's views."""
+from __future__ import annotations
+
+from flask import Flask, g
+from flask_admin import Admin
+from flask_admin.model.form import InlineFormAdmin
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
+from wtforms import PasswordField
+from wtforms.validators import Length, Optional
+
+from ..auth import hash_password
+from ..models import (AuditEntry, Button, Company, Contact, Profile, ProfileButton, ProfileModule,
+                      StaffUser, new_token)
+from .fields import ActionsField, ModuleSelectField
+from .views import AdminModelView, PortalAdminIndexView
+
+
+class CompanyView(AdminModelView):
+    column_list = ("name", "vat_number", "city", "phone", "email", "created_at")
+    column_searchable_list = ("name", "vat_number", "city", "email")
+    column_filters = ("city", "province", "country", "created_at")
+    column_default_sort = "name"
+    form_excluded_columns = ("created_at",)
+
+
+class ContactView(AdminModelView):
+    column_list = ("first_name", "last_name", "email", "company", "profile", "portal_access", "last_login")
+    column_searchable_list = ("first_name", "last_name", "email", "role")
+    column_filters = ("portal_access", "language", Company.name, Profile.name, "last_login")
+    column_default_sort = "last_name"
+    form_excluded_columns = ("password_hash", "session_token", "last_login", "created_at")
+    form_extra_fields = {
+        "new_password": PasswordField(_l("Temporary password"), validators=[Optional(), Length(min=8, max=1024)],
+                                      description=_l("Set to give the contact a password they must change at first login.")),
+    }
+
+    def on_model_change(self, form, model, is_created):
+        model.email = (model.email or "").strip().lower()
+        if form.new_password.data:
+            model.password_hash = hash_password(form.new_password.data)
+            model.must_change_password = True
+            model.session_token = new_token()
+        elif not is_created and not model.portal_access:
+            model.session_token = new_token()  # revoking access ends their sessions at once
+
+
+class StaffUserView(AdminModelView):
+    column_list = ("name", "email", "role", "active", "last_login")
+    column_searchable_list = ("name", "email")
+    column_filters = ("role", "active")
+    form_excluded_columns = ("password_hash", "session_token", "last_login", "created_at")
+    form_extra_fields = {
+        "new_password": PasswordField(_l("New password"), validators=[Optional(), Length(min=8, max=1024)]),
+    }
+
+    def on_model_change(self, form, model, is_created):
+        model.email = (model.email or "").strip().lower()
+        if form.new_password.data:
+            model.password_hash = hash_password(form.new_password.data)
+            model.session_token = new_token()
+
+
+class ProfileModuleInline(InlineFormAdmin):
+    form_columns = ("id", "module", "scope", "actions", "position")
+    form_overrides = {"module": ModuleSelectField, "actions": ActionsField}
+
+
+class ProfileButtonInline(InlineFormAdmin):
+    form_columns = ("id", "button", "position")
+
+
+class ProfileView(AdminModelView):
+    column_list = ("name", "label_en", "label_it", "description")
+    column_searchable_list = ("name", "label_en", "label_it")
+    column_filters = ()
+    inline_models = (ProfileModuleInline(ProfileModule), ProfileButtonInline(ProfileButton))
+
+
+class ButtonView(AdminModelView):
+    column_list = ("key", "label_en", "label_it", "module", "endpoint", "url", "icon")
+    column_searchable_list = ("key", "label_en", "label_it", "module")
+    column_filters = ("module",)
+
+
+class AuditEntryView(AdminModelView):
+    can_create = can_edit = can_delete = False
+    column_default_sort = ("id", True)
+    column_list = ("created_at", "actor_type", "actor_label", "action", "object_type", "object_id", "ip_address")
+    column_searchable_list = ("actor_label", "action", "object_type", "object_id")
+    column_filters = ("actor_type", "action", "object_type", "created_at")
+
+
+def init_app(app: Flask) -> Admin:
+    # Created inside the factory: a module-level Admin would be shared between test applications.
+    admin = Admin(
+        app, name=app.config["PORTAL_NAME"], index_view=PortalAdminIndexView(url="/admin"),
+        theme=Bootstrap4Theme(swatch="default"), csp_nonce_generator=lambda: g.get("csp_nonce", ""),
+    )
+    crm = str(_l("CRM"))
+    portal = str(_l("Portal"))
+    admin.add_view(CompanyView(Company, name=str(_l("Companies")), category=crm, endpoint="core_company"))
+    admin.add_view(ContactView(Contact, name=str(_l("Contacts")), category=crm, endpoint="core_contact"))
+    admin.add_view(ProfileView(Profile, name=str(_l("Profiles")), category=portal, endpoint="core_profile"))
+    admin.add_view(ButtonView(Button, name=str(_l("Dashboard buttons")), category=portal, endpoint="core_button"))
+    admin.add_view(StaffUserView(StaffUser, name=str(_l("Staff")), category=portal, endpoint="core_staff"))
+    admin.add_view(AuditEntryView(AuditEntry, name=str(_l("Audit log")), category=portal, endpoint="core_audit"))
+    for module in app.extensions["crm_portal"].modules.values():
+        for view in module.admin_views():
+            admin.add_view(view)
+    return admin

@@ -1,0 +1,251 @@
+"""The public plugin API of CRM Portal.
+
+A module is a subclass of :class:`Module` found through the ``crm_portal.modules`` entry-point group or
+in a configured modules folder. Everything a module needs from the host is importable from here (and
+from :mod:`crm_portal.signals`); built-in modules use nothing else. See ``docs/plugins.md``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import peewee as pw
+from flask_babel import lazy_gettext as _l
+
+from .db import BaseModel, db, utcnow
+from .models import AuditEntry, Company, Contact
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flask import Blueprint, Flask
+    from flask_admin.base import BaseView
+    from playhouse.migrate import SchemaMigrator
+
+    from .auth import PortalUser
+
+__all__ = [
+    "API_VERSION", "Module", "Column", "Field", "Section", "Button", "Migration", "DemoContext",
+    "BaseModel", "Company", "Contact", "AuditEntry", "db", "utcnow", "_l", "SCOPES", "ACTIONS",
+    "AdminModelView", "visible", "get_or_404", "require", "current_portal_user", "audit",
+]
+
+#: Version of this API. A module states the version it was written for in ``Module.api_version``;
+#: it loads when the major numbers match and its minor is not newer than the host's.
+API_VERSION = "1.0"
+
+SCOPES = ("own", "company")
+#: Actions every module understands; a module may declare more (``accept``, ``close`` …).
+ACTIONS = ("view", "create", "edit", "export")
+
+Formatter = Callable[[Any, Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A column of a module's list page.
+
+    ``field`` is a field of the module's record. For a foreign key, ``display`` names the attribute of
+    the related row to show, search and sort on (the related table is joined, never queried per row).
+    ``choices`` maps stored values to (translatable) labels; ``badge`` maps values to Bootstrap colours.
+    """
+
+    field: pw.Field
+    label: Any = None
+    search: bool = False
+    sort: bool = False
+    filter: bool = False
+    display: str | None = None
+    link: bool = False
+    choices: Mapping[Any, Any] | None = None
+    badge: Mapping[Any, str] | None = None
+    format: Formatter | None = None
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    @property
+    def title(self) -> Any:
+        return self.label if self.label is not None else self.field.verbose_name or self.name.replace("_", " ").title()
+
+    @property
+    def is_relation(self) -> bool:
+        return isinstance(self.field, pw.ForeignKeyField)
+
+    def choice_map(self) -> Mapping[Any, Any]:
+        if self.choices is not None:
+            return self.choices
+        return dict(self.field.choices or ())
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One value on a detail page: an attribute name (dotted paths follow relations) and its label."""
+
+    name: str
+    label: Any = None
+    format: Formatter | None = None
+    choices: Mapping[Any, Any] | None = None
+    wide: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A titled group of :class:`Field` on a detail page."""
+
+    title: Any
+    fields: Sequence[Field]
+
+
+@dataclasses.dataclass(frozen=True)
+class Button:
+    """A dashboard button a module offers; admins place it on profiles.
+
+    Give either ``endpoint`` (with optional ``args``) or ``url``. ``label`` and ``description`` are
+    lazily translated strings; their Italian and English text is stored when the button is installed.
+    """
+
+    key: str
+    label: Any
+    endpoint: str | None = None
+    args: Mapping[str, Any] | None = None
+    url: str | None = None
+    icon: str = "grid"
+    description: Any = None
+    style: str = "primary"
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    """A schema step of a module, applied once by ``crm-portal migrate`` and recorded in history.
+
+    ``apply`` receives a ``playhouse.migrate`` migrator for the active database and returns the list
+    of operations to run (``migrator.add_column(...)`` …); they run in one transaction.
+    A fresh install creates the current tables and marks every step as applied.
+    """
+
+    name: str
+    apply: Callable[["SchemaMigrator"], Iterable[Any]]
+
+
+@dataclasses.dataclass
+class DemoContext:
+    """What ``Module.demo_data`` receives: the demo companies and contacts by short key."""
+
+    companies: dict[str, Company]
+    contacts: dict[str, Contact]
+    staff: dict[str, Any]
+    rng: Any
+
+
+class Module:
+    """Base class of every portal module (extension point).
+
+    Subclass it, set the class attributes and override the hooks you need. One ``name`` is used
+    everywhere: entry point, blueprint (``<name>.list``, ``<name>.detail`` …), URL prefix
+    (``/<name>/``), table prefix (``<name>_``) and template folder (``templates/<name>/``).
+    """
+
+    api_version: ClassVar[str] = API_VERSION
+    name: ClassVar[str] = ""
+    label: ClassVar[Any] = ""
+    icon: ClassVar[str] = "grid"
+    description: ClassVar[Any] = None
+    #: Menu order; lower first.
+    position: ClassVar[int] = 100
+
+    models: ClassVar[Sequence[type[BaseModel]]] = ()
+    #: The model the portal lists; ``None`` for a module with only custom views.
+    record: ClassVar[type[BaseModel] | None] = None
+    #: Foreign key of ``record`` to the contact it belongs to: makes the *own* scope automatic.
+    contact_field: ClassVar[pw.Field | None] = None
+    #: Foreign key of ``record`` to the company it belongs to: makes the *company* scope automatic.
+    company_field: ClassVar[pw.Field | None] = None
+
+    columns: ClassVar[Sequence[Column]] = ()
+    #: Default ordering of the list, a column name with an optional leading ``-``.
+    default_sort: ClassVar[str | None] = None
+    detail: ClassVar[Sequence[Section]] = ()
+    #: Flask-WTF form classes for portal create/edit; ``None`` disables the view.
+    create_form: ClassVar[type | None] = None
+    edit_form: ClassVar[type | None] = None
+    #: Actions a profile can grant on this module.
+    actions: ClassVar[Sequence[str]] = ("view",)
+    migrations: ClassVar[Sequence[Migration]] = ()
+
+    #: Templates overriding the generic ones, e.g. ``"tickets/detail.html"``.
+    list_template: ClassVar[str] = "portal/list.html"
+    detail_template: ClassVar[str] = "portal/detail.html"
+    form_template: ClassVar[str] = "portal/form.html"
+
+    # --- scoping ---------------------------------------------------------------------------
+    def scope_query(self, query: pw.ModelSelect, user: "PortalUser", scope: str) -> pw.ModelSelect:
+        """Restrict ``query`` (over ``record``) to what ``user`` may see under ``scope``.
+
+        The default follows ``contact_field`` / ``company_field``: *own* means the user's records (or,
+        for a module linked only to companies, their company's); *company* means every record of the
+        user's company. Override for anything else (public records, shares …); the scoping gate is
+        the only caller.
+        """
+        record = self.record
+        assert record is not None
+        contact_id, company_id = user.contact_id, user.company_id
+        if scope == "company" and company_id is not None:
+            if self.company_field is not None:
+                return query.where(self.company_field == company_id)
+            colleagues = Contact.select(Contact.id).where(Contact.company == company_id)
+            return query.where(self.contact_field.in_(colleagues))
+        if self.contact_field is not None:
+            return query.where(self.contact_field == contact_id)
+        if self.company_field is not None and company_id is not None:
+            return query.where(self.company_field == company_id)
+        return query.where(pw.SQL("1 = 0"))
+
+    # --- hooks -------------------------------------------------------------------------------
+    def buttons(self) -> Sequence[Button]:
+        """Dashboard buttons this module offers (installed into the Button table by ``init``)."""
+        return ()
+
+    def admin_views(self) -> Iterable["BaseView"]:
+        """Flask-Admin views for staff. The default is one :class:`AdminModelView` per model."""
+        category = str(self.label) if self.label else self.name
+        return [AdminModelView(model, name=model.__name__, category=category,
+                               endpoint=f"{self.name}_{model.__name__.lower()}") for model in self.models]
+
+    def register_views(self, blueprint: "Blueprint") -> None:
+        """Add extra routes to the module's blueprint (mounted at ``/<name>/``)."""
+
+    def init_app(self, app: "Flask") -> None:
+        """Called once per application after the module's blueprint is registered."""
+
+    def connect_signals(self) -> None:
+        """Connect receivers to :mod:`crm_portal.signals`. Called once per application; use ``weak=False``
+        or module-level functions, and make receivers idempotent across applications."""
+
+    def prepare_new(self, record: BaseModel, user: "PortalUser") -> None:
+        """Fill a record created from the portal before it is saved. The default links it to the
+        creating contact and their company."""
+        if self.contact_field is not None:
+            setattr(record, self.contact_field.name, user.contact_id)
+        if self.company_field is not None and user.company_id is not None:
+            setattr(record, self.company_field.name, user.company_id)
+
+    def template_hook(self, hook: str, **context: Any) -> Any:
+        """Return markup to insert at a named hook of the host templates (``dashboard.after-buttons``,
+        ``detail.after-fields`` …), or ``None``. Called only for modules the user can see."""
+        return None
+
+    def demo_data(self, ctx: DemoContext) -> None:
+        """Create realistic demo records for ``crm-portal demo``."""
+
+    def base_query(self) -> pw.ModelSelect:
+        """The unscoped query over ``record``; the gate narrows it."""
+        assert self.record is not None
+        return self.record.select()
+
+
+# Names re-exported for plugins; imported late to keep this module importable on its own.
+from .admin.views import AdminModelView  # noqa: E402
+from .audit import audit  # noqa: E402
+from .auth import current_portal_user  # noqa: E402
+from .scoping import get_or_404, require, visible  # noqa: E402

@@ -1,0 +1,95 @@
+"""The ``crm-portal`` command (also ``flask --app crm_portal``): init, migrate, demo, modules, run."""
+from __future__ import annotations
+
+import secrets
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from .db import db
+
+
+def _registry():
+    return current_app.extensions["crm_portal"]
+
+
+@click.command("init")
+@click.option("--admin-email", default=None, help="Email of the first staff admin (default: ADMIN_EMAIL).")
+@click.option("--admin-password", default=None, help="Password for that admin (default: generated and printed).")
+@with_appcontext
+def init_command(admin_email: str | None, admin_password: str | None) -> None:
+    """Create the database schema, the secret key, default profiles and buttons and a staff admin."""
+    from .auth import hash_password
+    from .config import write_secret
+    from .migrations import upgrade
+    from .models import StaffUser
+    from .provisioning import install_defaults
+
+    secret = write_secret(current_app)
+    click.echo(f"secret key: {secret}")
+    with db.connection_context():
+        for line in upgrade(_registry()):
+            click.echo(line)
+        for line in install_defaults(current_app):
+            click.echo(f"installed {line}")
+        email = (admin_email or current_app.config["ADMIN_EMAIL"]).strip().lower()
+        if StaffUser.get_or_none(StaffUser.email == email) is None:
+            password = admin_password or secrets.token_urlsafe(12)
+            with db.atomic():
+                StaffUser.create(email=email, name="Administrator", role="admin",
+                                 password_hash=hash_password(password))
+            click.echo(f"staff admin {email}" + ("" if admin_password else f" with password {password}"))
+    click.echo("ready")
+
+
+@click.command("migrate")
+@with_appcontext
+def migrate_command() -> None:
+    """Create new tables and apply pending schema steps of the core and every enabled module."""
+    from .migrations import upgrade
+
+    with db.connection_context():
+        lines = upgrade(_registry())
+    click.echo("\n".join(lines) if lines else "schema up to date")
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Fill the database with demo companies, contacts and records (every password: demo)."""
+    from .demo import load_demo
+
+    with db.connection_context():
+        for line in load_demo(current_app):
+            click.echo(line)
+
+
+@click.command("modules")
+@with_appcontext
+def modules_command() -> None:
+    """List discovered modules, where they come from and their state (error reasons included)."""
+    registry = _registry()
+    if not registry.states:
+        click.echo("no modules found")
+    for state in registry.states:
+        line = f"{state.name:<16} {state.status:<9} {state.source}"
+        if state.error:
+            line += f"\n{'':<27}{state.error}"
+        click.echo(line)
+
+
+def init_app(app: Flask) -> None:
+    for command in (init_command, migrate_command, demo_command, modules_command):
+        app.cli.add_command(command)
+
+
+def _create_app(*_args):
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app)
+def main() -> None:
+    """CRM Portal management commands."""

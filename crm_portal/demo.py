@@ -1,0 +1,81 @@
+"""Demo data for trying the portal: NOT for production (every password is "demo")."""
+from __future__ import annotations
+
+import random
+
+from flask import Flask
+
+from .api import DemoContext
+from .auth import hash_password
+from .db import db
+from .migrations import upgrade
+from .models import Company, Contact, Profile, StaffUser
+from .provisioning import install_defaults
+
+DEMO_PASSWORD = "demo"
+
+COMPANIES = {
+    "acme": dict(name="Acme S.p.A.", vat_number="IT01234567890", address="Via Roma 12", city="Milano",
+                 postal_code="20121", province="MI", country="Italia", phone="+39 02 1234567",
+                 email="info@acme.example", email_domain="acme.example", website="https://acme.example",
+                 notes="Cliente dal 2015; contratto di assistenza Gold.",
+                 reserved_conditions="Sconto 10% sui servizi a consumo."),
+    "globex": dict(name="Globex S.r.l.", vat_number="IT09876543210", address="Corso Vittorio Emanuele 5",
+                   city="Torino", postal_code="10121", province="TO", country="Italia", phone="+39 011 7654321",
+                   email="amministrazione@globex.example", email_domain="globex.example"),
+    "initech": dict(name="Initech Italia S.r.l.", vat_number="IT11223344556", address="Via Garibaldi 40",
+                    city="Bologna", postal_code="40124", province="BO", country="Italia", phone="+39 051 998877",
+                    email="info@initech.example", email_domain="initech.example"),
+    "umbrella": dict(name="Umbrella Servizi S.n.c.", vat_number="IT66554433221", address="Piazza Duomo 3",
+                     city="Firenze", postal_code="50122", province="FI", country="Italia", phone="+39 055 223344",
+                     email="info@umbrella.example", email_domain="umbrella.example"),
+}
+
+# key: (company, first, last, email, profile, role, office, language)
+CONTACTS = {
+    "anna": ("acme", "Anna", "Rossi", "anna@acme.example", "company", "Responsabile IT", "Sede di Milano", "it"),
+    "bruno": ("acme", "Bruno", "Bianchi", "bruno@acme.example", "user", "Amministrazione", "Sede di Milano", "it"),
+    "chiara": ("acme", "Chiara", "Verdi", "chiara@acme.example", "user", "Ufficio paghe", "Filiale di Monza", "it"),
+    "carla": ("globex", "Carla", "Neri", "carla@globex.example", "company", "CFO", "Torino", "en"),
+    "dario": ("globex", "Dario", "Gallo", "dario@globex.example", "user", "Contabilità", "Torino", "it"),
+    "elena": ("initech", "Elena", "Conti", "elena@initech.example", "company", "IT manager", "Bologna", "it"),
+    "fabio": ("umbrella", "Fabio", "Marino", "fabio@umbrella.example", "user", "Titolare", "Firenze", "it"),
+}
+
+STAFF = {
+    "admin": ("admin@example.com", "Amministratore Demo", "admin"),
+    "operator": ("operatore@example.com", "Olga Operatrice", "operator"),
+    "support": ("supporto@example.com", "Stefano Supporto", "operator"),
+}
+
+
+def load_demo(app: Flask) -> list[str]:
+    lines = upgrade(app.extensions["crm_portal"])
+    lines += [f"installed {line}" for line in install_defaults(app)]
+    if Company.get_or_none(Company.name == COMPANIES["acme"]["name"]) is not None:
+        return lines + ["demo data already present"]
+    password = hash_password(DEMO_PASSWORD)
+    with db.atomic():
+        companies = {key: Company.create(**data) for key, data in COMPANIES.items()}
+        profiles = {p.name: p for p in Profile.select()}
+        contacts = {}
+        for key, (company, first, last, email, profile, role, office, lang) in CONTACTS.items():
+            contacts[key] = Contact.create(
+                first_name=first, last_name=last, email=email, company=companies[company],
+                profile=profiles.get(profile), portal_access=True, password_hash=password, role=role,
+                office=office, language=lang, phone="+39 02 5550" + str(len(contacts)).zfill(3),
+            )
+        staff = {}
+        for key, (email, name, role) in STAFF.items():
+            staff[key] = (StaffUser.get_or_none(StaffUser.email == email)
+                          or StaffUser.create(email=email, name=name, role=role))
+            staff[key].password_hash = password
+            staff[key].save()
+        ctx = DemoContext(companies=companies, contacts=contacts, staff=staff, rng=random.Random(42))
+        for module in app.extensions["crm_portal"].modules.values():
+            module.demo_data(ctx)
+            lines.append(f"demo data: {module.name}")
+    lines.append(f"demo companies: {', '.join(c.name for c in companies.values())}")
+    lines.append("demo logins (password 'demo'): anna@acme.example (company), bruno@acme.example (own), "
+                 "carla@globex.example (company); staff admin@example.com at /admin/")
+    return lines

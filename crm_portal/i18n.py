@@ -1,0 +1,44 @@
+"""Languages: the user's own, then the one picked on this browser, then the browser's, then the default."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app, has_request_context, request, session
+from flask_babel import Babel
+from flask_login import current_user
+
+babel = Babel()
+
+
+def select_locale() -> str:
+    languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    user_lang = getattr(current_user, "language", None) if current_user else None
+    if user_lang in languages:
+        return user_lang
+    chosen = session.get("lang")
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def translation_directories(app: Flask) -> list[str]:
+    """The host catalogue first, then each module's own ``translations/`` folder, if it ships one."""
+    return app.config["BABEL_TRANSLATION_DIRECTORIES"].split(";")
+
+
+def add_translation_directory(app: Flask, folder: Path) -> None:
+    if folder.is_dir():
+        dirs = translation_directories(app)
+        if str(folder) not in dirs:
+            dirs.append(str(folder))
+            app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(dirs)
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
+    babel.init_app(app, locale_selector=select_locale)
+    from flask_babel import get_locale
+
+    app.jinja_env.globals["get_locale"] = get_locale

@@ -1,0 +1,251 @@
+"""List pages built from a module's columns: search, filters, sorting and pagination.
+
+Related rows shown in a column are joined into the one page query, so a page costs the same number
+of SQL queries (a count and a select) whatever its size.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import peewee as pw
+from flask import current_app
+from markupsafe import Markup, escape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Column, Module
+
+MAX_TERM = 200
+
+
+@dataclasses.dataclass
+class Page:
+    """One page of results plus what the template needs to draw the pager."""
+
+    rows: list[Any]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def first(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+    def window(self, size: int = 2) -> list[int | None]:
+        """Page numbers around the current one, ``None`` marking a gap."""
+        shown = sorted({1, self.pages, *range(max(1, self.page - size), min(self.pages, self.page + size) + 1)})
+        out: list[int | None] = []
+        for n in shown:
+            if out and n - (out[-1] or 0) > 1:
+                out.append(None)
+            out.append(n)
+        return out
+
+
+@dataclasses.dataclass
+class ListRequest:
+    """The list parameters of a request, validated against the module's columns."""
+
+    q: str = ""
+    searches: dict[str, str] = dataclasses.field(default_factory=dict)
+    filters: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    sort: str | None = None
+    descending: bool = False
+    page: int = 1
+    per_page: int = 50
+
+    @classmethod
+    def parse(cls, module: "Module", args: Mapping[str, Any]) -> "ListRequest":
+        cfg = current_app.config
+        req = cls(per_page=cfg["PER_PAGE"])
+        req.q = (args.get("q") or "").strip()[:MAX_TERM]
+        for col in module.columns:
+            if col.search:
+                term = (args.get(f"s_{col.name}") or "").strip()[:MAX_TERM]
+                if term:
+                    req.searches[col.name] = term
+            if col.filter:
+                values = [v for v in args.getlist(f"f_{col.name}") if v != ""]
+                if values:
+                    req.filters[col.name] = values
+        sortable = {c.name for c in module.columns if c.sort}
+        sort = args.get("sort")
+        if sort in sortable:
+            req.sort = sort
+            req.descending = args.get("dir") == "desc"
+        elif module.default_sort:
+            req.sort = module.default_sort.lstrip("-")
+            req.descending = module.default_sort.startswith("-")
+        req.page = _positive_int(args.get("page"), 1)
+        per_page = _positive_int(args.get("per_page"), cfg["PER_PAGE"])
+        req.per_page = per_page if per_page in cfg["PER_PAGE_CHOICES"] else cfg["PER_PAGE"]
+        return req
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """URL arguments reproducing this request, with ``changes`` applied (for links)."""
+        out: dict[str, Any] = {}
+        if self.q:
+            out["q"] = self.q
+        out.update({f"s_{k}": v for k, v in self.searches.items()})
+        out.update({f"f_{k}": v for k, v in self.filters.items()})
+        if self.sort:
+            out["sort"] = self.sort
+            out["dir"] = "desc" if self.descending else "asc"
+        if self.per_page != current_app.config["PER_PAGE"]:
+            out["per_page"] = self.per_page
+        if self.page != 1:
+            out["page"] = self.page
+        out.update(changes)
+        return {k: v for k, v in out.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.q or self.searches or self.filters)
+
+
+def _positive_int(value: Any, default: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if 0 < number < 10**9 else default
+
+
+def _like_escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _contains(expr: Any, term: str) -> pw.Expression:
+    """Case-insensitive substring match with LIKE wildcards in ``term`` taken literally."""
+    pattern = f"%{_like_escape(term)}%"
+    # "ILIKE" is peewee's portable case-insensitive LIKE (LIKE on SQLite, ILIKE on PostgreSQL).
+    return pw.Expression(pw.fn.LOWER(pw.Cast(expr, "TEXT")), "ILIKE",
+                         pw.NodeList((pw.Value(pattern.lower()), pw.SQL("ESCAPE '\\'"))))
+
+
+class ListQuery:
+    """Builds the count and page queries of a module's list from a scoped base query."""
+
+    def __init__(self, module: "Module", scoped: pw.ModelSelect) -> None:
+        self.module = module
+        record = module.record
+        self.aliases: dict[str, Any] = {}
+        query = scoped
+        extra = []
+        for col in module.columns:
+            if col.is_relation:
+                alias = col.field.rel_model.alias(f"rel_{col.name}")
+                self.aliases[col.name] = alias
+                query = query.join_from(record, alias, pw.JOIN.LEFT_OUTER,
+                                        on=(col.field == alias._meta.primary_key), attr=col.name)
+                extra.append(alias)
+        if extra:
+            query = query.select_extend(*extra)
+        self.query = query
+
+    def expr(self, col: "Column") -> Any:
+        if col.is_relation:
+            return getattr(self.aliases[col.name], col.display or "id")
+        return col.field
+
+    def apply(self, req: ListRequest) -> pw.ModelSelect:
+        query = self.query
+        cols = {c.name: c for c in self.module.columns}
+        searchable = [c for c in self.module.columns if c.search]
+        if req.q and searchable:
+            for word in req.q.split()[:10]:
+                clause = None
+                for col in searchable:
+                    part = _contains(self.expr(col), word)
+                    clause = part if clause is None else (clause | part)
+                query = query.where(clause)
+        for name, term in req.searches.items():
+            query = query.where(_contains(self.expr(cols[name]), term))
+        for name, values in req.filters.items():
+            col = cols[name]
+            field = col.field
+            converted = []
+            for value in values:
+                try:
+                    if isinstance(field, pw.BooleanField):
+                        converted.append(value in ("1", "true", "True", "on"))
+                    elif col.is_relation or isinstance(field, pw.IntegerField):
+                        converted.append(int(value))
+                    else:
+                        converted.append(value)
+                except ValueError:
+                    continue
+            if converted:
+                query = query.where(field.in_(converted))
+            else:
+                query = query.where(pw.SQL("1 = 0"))
+        return query
+
+    def ordered(self, query: pw.ModelSelect, req: ListRequest) -> pw.ModelSelect:
+        pk = self.module.record._meta.primary_key
+        order = []
+        if req.sort:
+            col = next((c for c in self.module.columns if c.name == req.sort), None)
+            expr = self.expr(col) if col is not None else getattr(self.module.record, req.sort)
+            order.append(expr.desc() if req.descending else expr.asc())
+        order.append(pk.desc() if req.descending else pk.asc())
+        return query.order_by(*order)
+
+    def page(self, req: ListRequest) -> Page:
+        filtered = self.apply(req)
+        total = filtered.count()
+        pages = max(1, math.ceil(total / req.per_page))
+        req.page = min(req.page, pages)
+        rows = list(self.ordered(filtered, req).paginate(req.page, req.per_page))
+        return Page(rows=rows, total=total, page=req.page, per_page=req.per_page)
+
+    def all(self, req: ListRequest):
+        return self.ordered(self.apply(req), req).iterator()
+
+
+def cell_value(col: "Column", row: Any) -> Any:
+    """The value of ``col`` for ``row`` as plain data (for CSV and for the HTML cell)."""
+    value = getattr(row, col.name, None)
+    if col.is_relation:
+        related = value
+        if related is None:
+            return ""
+        if col.format:
+            return col.format(related, row)
+        return getattr(related, col.display, None) if col.display else str(related)
+    if col.format:
+        return col.format(value, row)
+    choices = col.choice_map()
+    if choices and value in choices:
+        return str(choices[value])
+    return value
+
+
+def display(value: Any) -> Any:
+    """Human rendering of a value in the user's language (dates, booleans, decimals)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from flask_babel import format_date, format_datetime, format_decimal, gettext
+
+    if value is None or value == "":
+        return Markup('<span class="text-body-secondary">—</span>')
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if isinstance(value, dt.datetime):
+        return format_datetime(value, "short")
+    if isinstance(value, dt.date):
+        return format_date(value, "medium")
+    if isinstance(value, Decimal):
+        return format_decimal(value, format="#,##0.00")
+    return value if isinstance(value, Markup) else escape(value)

@@ -1,0 +1,63 @@
+"""Schema management: tables from the models, later changes as recorded ``playhouse.migrate`` steps.
+
+The core and each module own their tables and their steps. A fresh install creates the current
+tables and records every step as applied; an upgrade runs, in order, the steps not yet recorded.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import peewee as pw
+from playhouse.migrate import SchemaMigrator, migrate
+
+from .api import Migration
+from .db import db
+from .models import CORE_MODELS, MigrationHistory
+
+#: Schema steps of the core tables (none yet: the first release creates them as they are).
+CORE_MIGRATIONS: Sequence[Migration] = ()
+
+
+def _owners(registry) -> list[tuple[str, Sequence[type[pw.Model]], Sequence[Migration]]]:
+    owners = [("core", CORE_MODELS, CORE_MIGRATIONS)]
+    owners += [(m.name, list(m.models), list(m.migrations)) for m in registry.modules.values()]
+    return owners
+
+
+def pending(registry) -> list[tuple[str, str]]:
+    """(owner, step name) of every step not applied yet."""
+    db.create_tables([MigrationHistory], safe=True)
+    done = {(h.module, h.name) for h in MigrationHistory.select()}
+    return [(owner, mig.name) for owner, _, migs in _owners(registry) for mig in migs
+            if (owner, mig.name) not in done]
+
+
+def upgrade(registry) -> list[str]:
+    """Create missing tables and run pending steps; return a line per thing done."""
+    done_lines: list[str] = []
+    database = db.obj
+    db.create_tables([MigrationHistory], safe=True)
+    applied = {(h.module, h.name) for h in MigrationHistory.select()}
+    existing = set(database.get_tables())
+    for owner, models, migrations in _owners(registry):
+        missing = [m for m in models if m._meta.table_name not in existing]
+        fresh = len(missing) == len(models)
+        if missing:
+            with db.atomic():
+                db.create_tables(missing, safe=True)
+                done_lines.append(f"{owner}: created {', '.join(m._meta.table_name for m in missing)}")
+                if fresh:  # the new tables already have the final shape
+                    for mig in migrations:
+                        if (owner, mig.name) not in applied:
+                            MigrationHistory.create(module=owner, name=mig.name)
+                            applied.add((owner, mig.name))
+        for mig in migrations:
+            if (owner, mig.name) in applied:
+                continue
+            operations: Iterable = mig.apply(SchemaMigrator.from_database(database)) or ()
+            with db.atomic():
+                migrate(*operations)
+                MigrationHistory.create(module=owner, name=mig.name)
+            applied.add((owner, mig.name))
+            done_lines.append(f"{owner}: applied {mig.name}")
+    return done_lines

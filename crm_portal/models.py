@@ -1,0 +1,215 @@
+"""The core CRM model every module builds on: companies, contacts, staff, profiles, buttons, audit."""
+from __future__ import annotations
+
+import secrets
+
+import peewee as pw
+from flask_babel import get_locale
+
+from .db import BaseModel, utcnow
+
+SCOPES = ("own", "company")
+LANGUAGES = ("it", "en")
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Localized:
+    """Mixin for rows that carry ``label_en`` / ``label_it`` and show the one of the current locale."""
+
+    @property
+    def label(self) -> str:
+        locale = str(get_locale() or "en")
+        value = getattr(self, f"label_{locale}", None) or getattr(self, "label_en", None)
+        return value or getattr(self, "name", None) or getattr(self, "key", "")
+
+
+class Company(BaseModel):
+    name = pw.CharField(max_length=200, index=True)
+    vat_number = pw.CharField(max_length=32, null=True, index=True)
+    address = pw.CharField(max_length=200, null=True)
+    city = pw.CharField(max_length=100, null=True)
+    postal_code = pw.CharField(max_length=16, null=True)
+    province = pw.CharField(max_length=64, null=True)
+    country = pw.CharField(max_length=64, null=True)
+    phone = pw.CharField(max_length=40, null=True)
+    email = pw.CharField(max_length=254, null=True)
+    website = pw.CharField(max_length=200, null=True)
+    email_domain = pw.CharField(max_length=200, null=True, index=True)
+    notes = pw.TextField(null=True)
+    reserved_conditions = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "core_company"
+
+
+class Profile(Localized, BaseModel):
+    """A portal profile: which modules a contact sees, with which scope and actions, and which buttons."""
+
+    name = pw.CharField(max_length=64, unique=True)
+    label_en = pw.CharField(max_length=100)
+    label_it = pw.CharField(max_length=100, null=True)
+    description = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "core_profile"
+
+    def __str__(self) -> str:
+        return self.label_en or self.name
+
+
+class Contact(BaseModel):
+    """A CRM contact; with portal access on, also a portal user."""
+
+    first_name = pw.CharField(max_length=100)
+    last_name = pw.CharField(max_length=100, index=True)
+    email = pw.CharField(max_length=254, unique=True)
+    phone = pw.CharField(max_length=40, null=True)
+    mobile = pw.CharField(max_length=40, null=True)
+    office = pw.CharField(max_length=100, null=True)
+    role = pw.CharField(max_length=100, null=True)
+    company = pw.ForeignKeyField(Company, backref="contacts", null=True, index=True, on_delete="SET NULL")
+    language = pw.CharField(max_length=5, null=True, choices=[(c, c) for c in LANGUAGES])
+    portal_access = pw.BooleanField(default=False, index=True)
+    profile = pw.ForeignKeyField(Profile, backref="contacts", null=True, index=True, on_delete="SET NULL")
+    password_hash = pw.CharField(max_length=255, null=True)
+    # Rotated on password change and logout-everywhere: it is part of the session id, so every
+    # cookie issued before the rotation stops working.
+    session_token = pw.CharField(max_length=64, default=new_token)
+    must_change_password = pw.BooleanField(default=False)
+    last_login = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "core_contact"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>"
+
+
+class StaffUser(BaseModel):
+    """Admins and operators: they work in Flask-Admin, never in the customer portal."""
+
+    ROLES = ("admin", "operator")
+
+    email = pw.CharField(max_length=254, unique=True)
+    name = pw.CharField(max_length=200)
+    role = pw.CharField(max_length=16, default="operator", choices=[(r, r) for r in ROLES])
+    active = pw.BooleanField(default=True)
+    language = pw.CharField(max_length=5, null=True, choices=[(c, c) for c in LANGUAGES])
+    password_hash = pw.CharField(max_length=255, null=True)
+    session_token = pw.CharField(max_length=64, default=new_token)
+    last_login = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "core_staff_user"
+
+    def __str__(self) -> str:
+        return self.name or self.email
+
+
+class ProfileModule(BaseModel):
+    """One enabled module in a profile, with its scope and the actions granted."""
+
+    profile = pw.ForeignKeyField(Profile, backref="module_grants", on_delete="CASCADE", index=True)
+    module = pw.CharField(max_length=64, index=True)
+    scope = pw.CharField(max_length=16, default="own", choices=[(s, s) for s in SCOPES])
+    actions = pw.CharField(max_length=255, default="view")  # comma-separated
+    position = pw.IntegerField(default=0)
+
+    class Meta:
+        table_name = "core_profile_module"
+        indexes = ((("profile", "module"), True),)
+
+    @property
+    def action_set(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in (self.actions or "").split(",") if a.strip())
+
+    def __str__(self) -> str:
+        return f"{self.module} ({self.scope}: {self.actions})"
+
+
+class Button(Localized, BaseModel):
+    """A dashboard button. ``endpoint`` (+ JSON ``args``) or a plain ``url``; ``module`` hides it when
+    the module is not enabled for the user."""
+
+    key = pw.CharField(max_length=100, unique=True)
+    label_en = pw.CharField(max_length=100)
+    label_it = pw.CharField(max_length=100, null=True)
+    description_en = pw.CharField(max_length=255, null=True)
+    description_it = pw.CharField(max_length=255, null=True)
+    icon = pw.CharField(max_length=64, default="grid")
+    module = pw.CharField(max_length=64, null=True, index=True)
+    endpoint = pw.CharField(max_length=128, null=True)
+    args = pw.TextField(null=True)  # JSON object of URL arguments
+    url = pw.CharField(max_length=255, null=True)
+    style = pw.CharField(max_length=32, default="primary")
+
+    class Meta:
+        table_name = "core_button"
+
+    @property
+    def description(self) -> str:
+        locale = str(get_locale() or "en")
+        return getattr(self, f"description_{locale}", None) or self.description_en or ""
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ProfileButton(BaseModel):
+    profile = pw.ForeignKeyField(Profile, backref="button_links", on_delete="CASCADE", index=True)
+    button = pw.ForeignKeyField(Button, backref="profile_links", on_delete="CASCADE", index=True)
+    position = pw.IntegerField(default=0, index=True)
+
+    class Meta:
+        table_name = "core_profile_button"
+        indexes = ((("profile", "button"), True),)
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.button_id}"
+
+
+class AuditEntry(BaseModel):
+    """Who did what to which record, and when."""
+
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    actor_type = pw.CharField(max_length=16, index=True)  # contact | staff | system | anonymous
+    actor_id = pw.IntegerField(null=True, index=True)
+    actor_label = pw.CharField(max_length=300, null=True)
+    action = pw.CharField(max_length=64, index=True)
+    object_type = pw.CharField(max_length=64, null=True, index=True)
+    object_id = pw.CharField(max_length=64, null=True, index=True)
+    details = pw.TextField(null=True)
+    ip_address = pw.CharField(max_length=64, null=True)
+
+    class Meta:
+        table_name = "core_audit_entry"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_type or ''} {self.object_id or ''}"
+
+
+class MigrationHistory(BaseModel):
+    """Which schema steps of which module (or of the core) have run."""
+
+    module = pw.CharField(max_length=64, index=True)
+    name = pw.CharField(max_length=128)
+    applied_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "core_migration_history"
+        indexes = ((("module", "name"), True),)
+
+
+CORE_MODELS: list[type[BaseModel]] = [
+    Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, MigrationHistory,
+]

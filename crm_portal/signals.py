@@ -1,0 +1,54 @@
+"""Every signal CRM Portal sends, in one namespace (extension points for modules and integrations).
+
+Connect with ``signals.record_created.connect(receiver)``. Receivers run synchronously inside the
+request and, for record signals, inside the transaction that made the change: work that must not be
+lost (an email, a webhook) goes into the outbox there; slow work belongs in a background job.
+Every signal here has a docstring naming its sender and keyword arguments (a test enforces it).
+"""
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+
+def _signal(name: str, doc: str):
+    sig = _signals.signal(name, doc)
+    sig.__doc__ = doc
+    return sig
+
+
+record_created = _signal("record-created", """A portal user created a module record.
+
+Sender: the module name (str). Keyword arguments: ``module`` (the Module), ``record`` (the saved
+row), ``user`` (the PortalUser). Sent inside the creating transaction.""")
+
+record_updated = _signal("record-updated", """A portal user changed a module record.
+
+Sender: the module name (str). Keyword arguments: ``module``, ``record`` (the saved row),
+``user``, ``changes`` (dict field name → (old, new)). Sent inside the updating transaction.""")
+
+user_logged_in = _signal("user-logged-in", """A contact or staff user logged in.
+
+Sender: the Flask app. Keyword arguments: ``user`` (PortalUser or StaffPrincipal), ``ip`` (str).""")
+
+user_logged_out = _signal("user-logged-out", """A contact or staff user logged out.
+
+Sender: the Flask app. Keyword arguments: ``user`` (PortalUser or StaffPrincipal).""")
+
+login_failed = _signal("login-failed", """A login attempt failed.
+
+Sender: the Flask app. Keyword arguments: ``email`` (str, as typed), ``ip`` (str), ``staff`` (bool).""")
+
+modules_loaded = _signal("modules-loaded", """Module discovery finished for an application.
+
+Sender: the Flask app. Keyword arguments: ``registry`` (crm_portal.registry.Registry), whose
+``modules`` are the enabled ones and ``states`` every discovered one with its error, if any.""")
+
+admin_record_changed = _signal("admin-record-changed", """Staff created, changed or deleted a row in Flask-Admin.
+
+Sender: the model class. Keyword arguments: ``record``, ``action`` ("created", "updated" or
+"deleted"), ``staff`` (StaffPrincipal).""")
+
+ALL = [record_created, record_updated, user_logged_in, user_logged_out, login_failed,
+       modules_loaded, admin_record_changed]

@@ -1,0 +1,185 @@
+"""Generic portal views built from a module's declaration: list, CSV export, detail, create, edit.
+
+Each enabled module gets a blueprint named after it, mounted at ``/<name>/``; the module adds its
+own routes to it through ``Module.register_views``. Every record read goes through the scoping gate.
+"""
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from flask import (Blueprint, Flask, Response, abort, flash, redirect, render_template, request,
+                   stream_with_context, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from .. import signals
+from ..api import Module
+from ..audit import audit
+from ..db import db
+from ..listing import ListQuery, ListRequest, cell_value
+from ..scoping import get_or_404, require, visible
+
+CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"^[+-][\d\s().,/-]*$")  # "+39 02 123", "-12.50": data, not formulas
+
+
+def _csv_safe(value: Any) -> str:
+    """Neutralise spreadsheet formulas in exported cells."""
+    text = "" if value is None else str(value)
+    if text.startswith(CSV_DANGEROUS) and not PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def _list_view(module: Module):
+    def list_view():
+        grant = require(module, "view")
+        req = ListRequest.parse(module, request.args)
+        listing = ListQuery(module, visible(module))
+        page = listing.page(req)
+        return render_template(module.list_template, module=module, page=page, req=req, grant=grant,
+                               columns=module.columns, cell_value=cell_value)
+    return list_view
+
+
+def _export_view(module: Module):
+    def export_view():
+        require(module, "export")
+        req = ListRequest.parse(module, request.args)
+        query = ListQuery(module, visible(module, action="export"))
+        header = [str(col.title) for col in module.columns]
+        columns = list(module.columns)
+
+        def generate():
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(header)
+            for row in query.all(req):
+                writer.writerow([_csv_safe(cell_value(col, row)) for col in columns])
+                if buffer.tell() > 32768:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        response = Response(stream_with_context(generate()), mimetype="text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="{module.name}.csv"'
+        return response
+    return export_view
+
+
+def _detail_view(module: Module):
+    def detail_view(record_id: int):
+        grant = require(module, "view")
+        record = get_or_404(module, record_id)
+        return render_template(module.detail_template, module=module, record=record, grant=grant)
+    return detail_view
+
+
+def _changes(form: Any, record: Any) -> dict[str, tuple[Any, Any]]:
+    changes = {}
+    for name in form.data:
+        if name in record._meta.fields:
+            old = getattr(record, name)
+            new = form.data[name]
+            if old != new:
+                changes[name] = (old, new)
+    return changes
+
+
+def _create_view(module: Module):
+    def create_view():
+        grant = require(module, "create")
+        form = module.create_form()
+        if form.validate_on_submit():
+            record = module.record()
+            form.populate_obj(record)
+            module.prepare_new(record, current_user)
+            with db.atomic():
+                record.save()
+                signals.record_created.send(module.name, module=module, record=record, user=current_user)
+                audit("created", record)
+            flash(_("Saved."), "success")
+            return redirect(url_for(f"{module.name}.detail", record_id=record.get_id()))
+        return render_template(module.form_template, module=module, form=form, record=None, grant=grant)
+    return create_view
+
+
+def _edit_view(module: Module):
+    def edit_view(record_id: int):
+        grant = require(module, "view")
+        record = get_or_404(module, record_id, action="edit")
+        form = module.edit_form(obj=record)
+        if form.validate_on_submit():
+            changes = _changes(form, record)
+            form.populate_obj(record)
+            with db.atomic():
+                record.save()
+                signals.record_updated.send(module.name, module=module, record=record, user=current_user,
+                                            changes=changes)
+                audit("updated", record, details={k: [str(a), str(b)] for k, (a, b) in changes.items()})
+            flash(_("Saved."), "success")
+            return redirect(url_for(f"{module.name}.detail", record_id=record.get_id()))
+        return render_template(module.form_template, module=module, form=form, record=record, grant=grant)
+    return edit_view
+
+
+def module_blueprint(module: Module) -> Blueprint:
+    """The blueprint of one module: generic views (where the module declares what they need),
+    the module's own routes and its ``templates/`` and ``static/`` folders."""
+    package_dir = Path(inspect.getfile(type(module))).parent
+    bp = Blueprint(
+        module.name, type(module).__module__, url_prefix=f"/{module.name}",
+        template_folder=str(package_dir / "templates") if (package_dir / "templates").is_dir() else None,
+        static_folder=str(package_dir / "static") if (package_dir / "static").is_dir() else None,
+        static_url_path="/static",
+    )
+
+    @bp.before_request
+    @login_required
+    def _gate():
+        # The whole module is invisible (404) to anyone whose profile does not enable it.
+        if request.endpoint == f"{module.name}.static":
+            return None
+        require(module, "view")
+        return None
+
+    if module.record is not None:
+        bp.add_url_rule("/", "list", _list_view(module))
+        bp.add_url_rule("/export.csv", "export", _export_view(module))
+        bp.add_url_rule("/<int:record_id>", "detail", _detail_view(module))
+        if module.create_form is not None:
+            bp.add_url_rule("/new", "create", _create_view(module), methods=["GET", "POST"])
+        if module.edit_form is not None:
+            bp.add_url_rule("/<int:record_id>/edit", "edit", _edit_view(module), methods=["GET", "POST"])
+    module.register_views(bp)
+    return bp
+
+
+def init_app(app: Flask) -> None:
+    registry = app.extensions["crm_portal"]
+    for module in registry.modules.values():
+        app.register_blueprint(module_blueprint(module))
+        module.init_app(app)
+
+    @app.context_processor
+    def _module_helpers():
+        return {"module_entry_endpoint": entry_endpoint}
+
+
+def entry_endpoint(module: Module) -> str | None:
+    """Where the menu link of a module points: its list, else a view named ``index``."""
+    from flask import current_app
+
+    for endpoint in (f"{module.name}.list", f"{module.name}.index"):
+        if endpoint in current_app.view_functions:
+            return endpoint
+    return None
+
+
+__all__ = ["module_blueprint", "init_app", "abort"]
