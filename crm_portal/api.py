@@ -27,6 +27,7 @@ __all__ = [
     "API_VERSION", "Module", "Column", "Field", "Section", "Button", "Migration", "DemoContext",
     "BaseModel", "Company", "Contact", "AuditEntry", "db", "utcnow", "_l", "SCOPES", "ACTIONS",
     "AdminModelView", "visible", "get_or_404", "require", "current_portal_user", "audit",
+    "queue_email", "external_url",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -248,4 +249,5 @@ class Module:
 from .admin.views import AdminModelView  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import current_portal_user  # noqa: E402
+from .outbox import external_url, queue_email  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402

@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,  # token lives as long as the session
     "ADMIN_EMAIL": "admin@example.com",
+    "SUPPORT_EMAIL": "supporto@example.com",  # staff notifications with no assigned operator
+    "MAIL_FROM": "CRM Portal <noreply@example.com>",
+    "UPLOAD_FOLDER": None,  # default: <instance>/uploads (outside the web root)
+    "UPLOAD_MAX_BYTES": 20 * 1024 * 1024,
+    "UPLOAD_ALLOWED_TYPES": ["pdf", "png", "jpg", "gif", "webp", "txt", "csv", "zip",
+                             "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "rtf"],
 }
 
 

@@ -23,17 +23,12 @@ def select_locale() -> str:
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
-def translation_directories(app: Flask) -> list[str]:
-    """The host catalogue first, then each module's own ``translations/`` folder, if it ships one."""
-    return app.config["BABEL_TRANSLATION_DIRECTORIES"].split(";")
-
-
 def add_translation_directory(app: Flask, folder: Path) -> None:
+    """Merge a module's own catalogue (``<package>/translations``) into the host's."""
     if folder.is_dir():
-        dirs = translation_directories(app)
+        dirs = app.extensions["babel"].translation_directories
         if str(folder) not in dirs:
             dirs.append(str(folder))
-            app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(dirs)
 
 
 def init_app(app: Flask) -> None:

@@ -198,6 +198,31 @@ class AuditEntry(BaseModel):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_type or ''} {self.object_id or ''}"
 
 
+class OutboxMessage(BaseModel):
+    """An email waiting to be sent, written in the same transaction as the change that caused it."""
+
+    STATUSES = ("pending", "sent", "failed")
+
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    template = pw.CharField(max_length=100, index=True)
+    to_address = pw.CharField(max_length=254, index=True)
+    language = pw.CharField(max_length=5, default="it")
+    subject = pw.CharField(max_length=300)
+    body_text = pw.TextField()
+    body_html = pw.TextField(null=True)
+    status = pw.CharField(max_length=16, default="pending", index=True, choices=[(s, s) for s in STATUSES])
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
+    last_error = pw.TextField(null=True)
+    sent_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "core_outbox_message"
+
+    def __str__(self) -> str:
+        return f"{self.to_address}: {self.subject}"
+
+
 class MigrationHistory(BaseModel):
     """Which schema steps of which module (or of the core) have run."""
 
@@ -211,5 +236,6 @@ class MigrationHistory(BaseModel):
 
 
 CORE_MODELS: list[type[BaseModel]] = [
-    Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, MigrationHistory,
+    Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
+    MigrationHistory,
 ]

@@ -1,0 +1,45 @@
+# CRM Portal — `make run` serves the demo, `make test` runs the suite. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORTAL := $(VENV)/bin/crm-portal
+HOST ?= 127.0.0.1
+PORT ?= 5000
+CATALOGS := crm_portal/translations $(wildcard modules/*/translations)
+
+.PHONY: run test venv translations extract-messages bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,postgres,prod]'
+	touch $@
+
+translations: venv
+	@for dir in $(CATALOGS); do $(VENV)/bin/pybabel compile --use-fuzzy -q -d $$dir || exit 1; done
+
+run: translations
+	@test -f instance/crm_portal.db || { $(PORTAL) init --admin-password demo && $(PORTAL) demo; }
+	@echo "CRM Portal on http://$(HOST):$(PORT)/ — demo logins: anna@acme.example, bruno@acme.example, carla@globex.example (password: demo); staff at /admin/ as admin@example.com (demo)"
+	$(PORTAL) run --host $(HOST) --port $(PORT)
+
+# SQLite always; PostgreSQL too when CRM_PORTAL_TEST_DATABASE_URL names a server (CI sets it).
+test: translations
+	CRM_PORTAL_TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -n "$$CRM_PORTAL_TEST_DATABASE_URL" ]; then \
+		echo "== again on $$CRM_PORTAL_TEST_DATABASE_URL"; \
+		$(PY) -m pytest $(PYTEST_ARGS); \
+	fi
+
+# Extract new strings and merge them into the host catalogue (translate, then commit the .po).
+extract-messages: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -o crm_portal/translations/messages.pot crm_portal
+	$(VENV)/bin/pybabel update -i crm_portal/translations/messages.pot -d crm_portal/translations --no-fuzzy-matching
+
+bench: translations
+	$(PY) bench/tickets.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,124 @@
+"""Test fixtures: a fresh application and database for every test.
+
+SQLite by default (a new file per test). With ``CRM_PORTAL_TEST_DATABASE_URL`` set, the same tests
+run on that PostgreSQL database: tables are created as needed and emptied before each test.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import peewee as pw
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from playhouse.test_utils import count_queries
+
+from crm_portal import create_app
+from crm_portal.db import db
+from crm_portal.migrations import upgrade
+
+PG_URL = os.environ.get("CRM_PORTAL_TEST_DATABASE_URL") or None
+
+
+def database_url(tmp_path) -> str:
+    return PG_URL or f"sqlite:///{tmp_path / 'test.db'}"
+
+
+def _empty_postgres() -> None:
+    tables = db.obj.get_tables()
+    if tables:
+        db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+def make_app(tmp_path, **overrides: Any) -> Flask:
+    """A configured application with its schema ready and no rows (for tests that need options)."""
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": database_url(tmp_path),
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "WTF_CSRF_ENABLED": False,
+        "SERVER_NAME": "portal.test",
+        "BABEL_DEFAULT_LOCALE": "en",
+    }
+    config.update(overrides)
+    app = create_app(config)
+    with db.connection_context():
+        if PG_URL:
+            upgrade(app.extensions["crm_portal"])
+            _empty_postgres()
+        upgrade(app.extensions["crm_portal"])
+    return app
+
+
+@pytest.fixture
+def app(tmp_path) -> Iterator[Flask]:
+    application = make_app(tmp_path)
+    yield application
+    if not db.is_closed():
+        db.close()
+
+
+@pytest.fixture
+def demo(app: Flask) -> dict[str, Any]:
+    """The demo data set (see crm_portal/demo.py): returns contacts and companies by key."""
+    from crm_portal.demo import load_demo
+    from crm_portal.models import Company, Contact
+
+    with app.app_context(), db.connection_context():
+        load_demo(app)
+        contacts = {c.email.split("@")[0]: c for c in Contact.select()}
+        companies = {c.name.split()[0].lower(): c for c in Company.select()}
+    return {"contacts": contacts, "companies": companies}
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def login(client: FlaskClient, email: str, password: str = "demo") -> Any:
+    response = client.post("/login", data={"email": email, "password": password})
+    assert response.status_code == 302, f"login of {email} failed"
+    return response
+
+
+def staff_login(client: FlaskClient, email: str = "admin@example.com", password: str = "demo") -> Any:
+    response = client.post("/admin/login", data={"email": email, "password": password})
+    assert response.status_code == 302, f"staff login of {email} failed"
+    return response
+
+
+class QueryCounter:
+    """Counts SQL statements run inside ``with counter:`` (peewee's own query log)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.queries: list[str] = []
+
+    def __enter__(self) -> "QueryCounter":
+        self._cm = count_queries()
+        self._counter = self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+        self.queries = [q.msg[0] if isinstance(q.msg, tuple) else str(q.msg) for q in self._counter.queries]
+        self.count = self._counter.count
+
+
+@pytest.fixture
+def queries() -> QueryCounter:
+    return QueryCounter()
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+__all__ = ["login", "staff_login", "make_app", "csrf_token", "QueryCounter", "pw"]
