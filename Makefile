@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 translations: venv
-	@for dir in $(CATALOGS); do $(VENV)/bin/pybabel compile --use-fuzzy -q -d $$dir || exit 1; done
+	@for dir in $(CATALOGS); do $(VENV)/bin/pybabel compile --statistics -d $$dir || exit 1; done
 
 run: translations
 	@test -f instance/crm_portal.db || { $(PORTAL) init --admin-password demo && $(PORTAL) demo; }

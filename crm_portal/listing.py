@@ -147,7 +147,7 @@ class ListQuery:
                 alias = col.field.rel_model.alias(f"rel_{col.name}")
                 self.aliases[col.name] = alias
                 query = query.join_from(record, alias, pw.JOIN.LEFT_OUTER,
-                                        on=(col.field == alias._meta.primary_key), attr=col.name)
+                                        on=(col.field == getattr(alias, col.field.rel_field.name)), attr=col.name)
                 extra.append(alias)
         if extra:
             query = query.select_extend(*extra)

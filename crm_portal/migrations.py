@@ -14,8 +14,16 @@ from .api import Migration
 from .db import db
 from .models import CORE_MODELS, MigrationHistory
 
-#: Schema steps of the core tables (none yet: the first release creates them as they are).
-CORE_MIGRATIONS: Sequence[Migration] = ()
+def _contact_notify_by_email(migrator: SchemaMigrator) -> list:
+    from .models import Contact
+
+    return [migrator.add_column(Contact._meta.table_name, "notify_by_email", Contact.notify_by_email)]
+
+
+#: Schema steps of the core tables, in order. New core tables need no step (they are created).
+CORE_MIGRATIONS: Sequence[Migration] = (
+    Migration("0001_contact_notify_by_email", _contact_notify_by_email),
+)
 
 
 def _owners(registry) -> list[tuple[str, Sequence[type[pw.Model]], Sequence[Migration]]]:
@@ -36,9 +44,9 @@ def upgrade(registry) -> list[str]:
     """Create missing tables and run pending steps; return a line per thing done."""
     done_lines: list[str] = []
     database = db.obj
+    existing = set(database.get_tables())  # before the history table exists on a fresh database
     db.create_tables([MigrationHistory], safe=True)
     applied = {(h.module, h.name) for h in MigrationHistory.select()}
-    existing = set(database.get_tables())
     for owner, models, migrations in _owners(registry):
         missing = [m for m in models if m._meta.table_name not in existing]
         fresh = len(missing) == len(models)

@@ -5,6 +5,7 @@ run on that PostgreSQL database: tables are created as needed and emptied before
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -14,7 +15,6 @@ import peewee as pw
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from playhouse.test_utils import count_queries
 
 from crm_portal import create_app
 from crm_portal.db import db
@@ -92,22 +92,33 @@ def staff_login(client: FlaskClient, email: str = "admin@example.com", password:
     return response
 
 
-class QueryCounter:
-    """Counts SQL statements run inside ``with counter:`` (peewee's own query log)."""
+class QueryCounter(logging.Handler):
+    """Counts SQL statements run inside ``with counter:`` (peewee logs each one at DEBUG)."""
 
     def __init__(self) -> None:
-        self.count = 0
+        super().__init__(logging.DEBUG)
         self.queries: list[str] = []
 
+    @property
+    def count(self) -> int:
+        return len(self.queries)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.msg
+        self.queries.append(msg[0] if isinstance(msg, tuple) else str(msg))
+
     def __enter__(self) -> "QueryCounter":
-        self._cm = count_queries()
-        self._counter = self._cm.__enter__()
+        self.queries = []
+        logger = logging.getLogger("peewee")
+        self._level = logger.level
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._cm.__exit__(*exc)
-        self.queries = [q.msg[0] if isinstance(q.msg, tuple) else str(q.msg) for q in self._counter.queries]
-        self.count = self._counter.count
+        logger = logging.getLogger("peewee")
+        logger.removeHandler(self)
+        logger.setLevel(self._level)
 
 
 @pytest.fixture

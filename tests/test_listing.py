@@ -1,0 +1,123 @@
+"""Generic list pages: search, sort, pagination, CSV export and a constant number of queries."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from conftest import login
+from crm_portal.db import db
+from crm_portal.models import Company, Contact
+
+
+def _add_colleagues(company_id: int, count: int, prefix: str = "worker") -> None:
+    with db.atomic():
+        Contact.insert_many([
+            {"first_name": f"{prefix.title()}{i}", "last_name": f"Surname{i:04d}", "email": f"{prefix}{i}@acme.example",
+             "company": company_id, "office": "Ufficio 100%" if i % 2 else "Ufficio_A", "session_token": f"t{prefix}{i}"}
+            for i in range(count)
+        ]).execute()
+
+
+@pytest.fixture
+def anna(app, demo, client):
+    login(client, "anna@acme.example")
+    return client
+
+
+def test_pagination_and_showing_line(app, demo, anna):
+    with app.app_context(), db.connection_context():
+        _add_colleagues(demo["companies"]["acme"].id, 60)  # 63 contacts at Acme
+    first = anna.get("/contacts/")
+    assert "Showing 1 to 50 of 63" in first.text
+    second = anna.get("/contacts/?page=2")
+    assert "Showing 51 to 63 of 63" in second.text
+    small = anna.get("/contacts/?per_page=10&page=3")
+    assert "Showing 21 to 30 of 63" in small.text
+    assert anna.get("/contacts/?per_page=7").text.count("Showing 1 to 50 of 63") == 1  # not an allowed size
+    assert "Showing 51 to 63 of 63" in anna.get("/contacts/?page=999").text  # clamped to the last page
+    assert anna.get("/contacts/?page=abc").status_code == 200
+
+
+def test_sort_both_ways(app, demo, anna):
+    asc = anna.get("/contacts/?sort=email&dir=asc").text
+    desc = anna.get("/contacts/?sort=email&dir=desc").text
+    assert asc.index("anna@acme") < asc.index("chiara@acme")
+    assert desc.index("chiara@acme") < desc.index("anna@acme")
+    # An unknown sort column falls back to the default instead of failing.
+    assert anna.get("/contacts/?sort=password_hash").status_code == 200
+
+
+def test_global_and_column_search(app, demo, anna):
+    with app.app_context(), db.connection_context():
+        _add_colleagues(demo["companies"]["acme"].id, 6)
+    assert "bruno@acme" in anna.get("/contacts/?q=BIANCHI").text
+    assert "anna@acme" not in anna.get("/contacts/?q=bianchi").text
+    both_words = anna.get("/contacts/?q=bruno+amministrazione").text
+    assert "bruno@acme" in both_words and "anna@acme" not in both_words
+    by_column = anna.get("/contacts/?s_office=Monza").text
+    assert "chiara@acme" in by_column and "bruno@acme" not in by_column
+    # LIKE wildcards typed by the user are matched literally.
+    percent = anna.get("/contacts/?s_office=100%25").text
+    assert "Showing 1 to 3 of 3" in percent
+    underscore = anna.get("/contacts/?s_office=o_A").text
+    assert "Showing 1 to 3 of 3" in underscore
+    assert "No records match." in anna.get("/contacts/?q=%27%22%3B--").text
+
+
+def test_filter_by_choice(app, demo, anna):
+    with app.app_context(), db.connection_context():
+        _add_colleagues(demo["companies"]["acme"].id, 4)  # without portal access
+    with_access = anna.get("/contacts/?f_portal_access=true").text
+    assert "Showing 1 to 3 of 3" in with_access
+    assert "Showing 1 to 4 of 4" in anna.get("/contacts/?f_portal_access=false").text
+
+
+def test_csv_export_follows_the_filters(app, demo, anna):
+    response = anna.get("/contacts/export.csv?q=bianchi")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0][:3] == ["Surname", "Name", "Email"]
+    assert [r[2] for r in rows[1:]] == ["bruno@acme.example"]
+
+
+def test_csv_export_neutralises_formulas(app, demo, anna):
+    with app.app_context(), db.connection_context():
+        Contact.update(office="=HYPERLINK(\"http://evil\")").where(Contact.email == "bruno@acme.example").execute()
+    text = anna.get("/contacts/export.csv").text
+    assert "'=HYPERLINK" in text
+    assert "+39 02 5550001" in text and "'+39" not in text  # phone numbers stay as they are
+
+
+def test_user_text_is_escaped(app, demo, anna):
+    with app.app_context(), db.connection_context():
+        Contact.update(office="<script>alert(1)</script>").where(Contact.email == "bruno@acme.example").execute()
+    page = anna.get("/contacts/").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_list_runs_constant_queries(app, demo, anna, queries):
+    def count(url: str) -> int:
+        with queries:
+            assert anna.get(url).status_code == 200
+        return queries.count
+
+    few = count("/contacts/?per_page=100")
+    with app.app_context(), db.connection_context():
+        _add_colleagues(demo["companies"]["acme"].id, 150)
+    many = count("/contacts/?per_page=100")
+    searched = count("/contacts/?per_page=100&q=worker&sort=office")
+    assert few == many == searched
+    assert many <= 6, queries.queries
+
+
+def test_other_company_rows_never_counted(app, demo, client):
+    with app.app_context(), db.connection_context():
+        _add_colleagues(demo["companies"]["acme"].id, 30)
+    login(client, "carla@globex.example")
+    page = client.get("/contacts/").text
+    assert "Showing 1 to 2 of 2" in page
+    assert "acme.example" not in page
