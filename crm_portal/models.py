@@ -80,6 +80,8 @@ class Contact(BaseModel):
     # cookie issued before the rotation stops working.
     session_token = pw.CharField(max_length=64, default=new_token)
     must_change_password = pw.BooleanField(default=False)
+    # Email notifications about the contact's own records (tickets …); account emails always go out.
+    notify_by_email = pw.BooleanField(default=True)
     last_login = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow, index=True)
 
@@ -223,6 +225,39 @@ class OutboxMessage(BaseModel):
         return f"{self.to_address}: {self.subject}"
 
 
+class AccountToken(BaseModel):
+    """A one-time link sent by email (invitation, password reset). The signed token carries the
+    ``nonce``; the row says whether it may still be used. Issuing a new link of the same purpose
+    revokes the older ones, and so does a password change."""
+
+    PURPOSES = ("invite", "reset")
+
+    contact = pw.ForeignKeyField(Contact, backref="account_tokens", on_delete="CASCADE", index=True)
+    purpose = pw.CharField(max_length=16, choices=[(p, p) for p in PURPOSES])
+    nonce = pw.CharField(max_length=64, unique=True, default=new_token)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    used_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "core_account_token"
+
+
+class LoginThrottle(BaseModel):
+    """Failed login attempts per account or per IP address (``key``), shared by every worker process.
+
+    After ``limit`` failures the key waits a delay that doubles with each further failure, up to a
+    maximum; a quiet period resets it. Never a permanent lock-out."""
+
+    key = pw.CharField(max_length=100, unique=True)
+    failures = pw.IntegerField(default=0)
+    last_failure_at = pw.DateTimeField(default=utcnow, index=True)
+    blocked_until = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "core_login_throttle"
+
+
 class MigrationHistory(BaseModel):
     """Which schema steps of which module (or of the core) have run."""
 
@@ -237,5 +272,5 @@ class MigrationHistory(BaseModel):
 
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
-    MigrationHistory,
+    MigrationHistory, AccountToken, LoginThrottle,
 ]
