@@ -27,7 +27,8 @@ __all__ = [
     "API_VERSION", "Module", "Column", "Field", "Section", "Button", "Migration", "DemoContext",
     "BaseModel", "Company", "Contact", "AuditEntry", "db", "utcnow", "_l", "SCOPES", "ACTIONS",
     "AdminModelView", "visible", "get_or_404", "require", "current_portal_user", "audit",
-    "queue_email", "external_url",
+    "queue_email", "external_url", "PortalUser", "UploadRejected", "StoredFile", "save_upload",
+    "send_stored", "delete_stored",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -248,6 +249,7 @@ class Module:
 # Names re-exported for plugins; imported late to keep this module importable on its own.
 from .admin.views import AdminModelView  # noqa: E402
 from .audit import audit  # noqa: E402
-from .auth import current_portal_user  # noqa: E402
+from .auth import PortalUser, current_portal_user  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
+from .uploads import StoredFile, UploadRejected, delete_stored, save_upload, send_stored  # noqa: E402

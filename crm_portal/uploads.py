@@ -1,0 +1,275 @@
+"""Uploaded files: validation, storage outside the web root and safe download (extension point).
+
+Every module that accepts files from users (documents, tickets …) goes through here:
+
+- :func:`save_upload` streams a ``werkzeug.datastructures.FileStorage`` to a temporary file while
+  counting bytes (``Content-Length`` is not trusted), refuses anything over ``UPLOAD_MAX_BYTES``
+  (HTTP 413) and anything whose *content* is not one of ``UPLOAD_ALLOWED_TYPES`` or does not agree
+  with the file name's extension (HTTP 415), then moves it to
+  ``UPLOAD_FOLDER/<area>/<random name>``. A refused file leaves nothing behind.
+- :func:`send_stored` serves a stored file as an attachment, with an RFC 5987 file name, a
+  Content-Type from a fixed list and ``X-Content-Type-Options: nosniff``.
+
+Content detection: binary formats by their magic bytes (the ``filetype`` package), OLE2
+containers (``D0 CF 11 E0``) for the old ``doc``/``xls``/``ppt``, ZIP containers opened to tell
+``docx``/``xlsx``/``pptx`` apart by their ``[Content_Types].xml`` and ``odt``/``ods``/``odp`` by
+their ``mimetype`` entry, RTF by its ``{\\rtf`` header, and ``txt``/``csv`` by being valid UTF-8
+without NUL bytes.
+"""
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import os
+import re
+import secrets
+import tempfile
+import unicodedata
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import filetype
+from flask import Response, abort, current_app, send_file
+from flask_babel import gettext as _
+
+__all__ = ["UploadRejected", "StoredFile", "save_upload", "send_stored", "delete_stored", "stored_path",
+           "upload_folder", "clean_filename", "detect_kind", "MIMETYPES"]
+
+CHUNK = 64 * 1024
+AREA_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+STORED_RE = re.compile(r"^[A-Za-z0-9_-]{16,80}$")
+MAX_NAME = 200
+
+#: The Content-Type each known kind is served with.
+MIMETYPES: dict[str, str] = {
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "txt": "text/plain; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "zip": "application/zip",
+    "rtf": "application/rtf",
+    "doc": "application/msword",
+    "xls": "application/vnd.ms-excel",
+    "ppt": "application/vnd.ms-powerpoint",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "odp": "application/vnd.oasis.opendocument.presentation",
+}
+SAFE_MIMETYPES = {value.split(";")[0] for value in MIMETYPES.values()}
+EXTENSION_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "text": "txt"}
+OLE2_KINDS = ("doc", "xls", "ppt")
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OOXML_MARKERS = (("wordprocessingml", "docx"), ("spreadsheetml", "xlsx"), ("presentationml", "pptx"))
+ODF_MIMETYPES = {
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/vnd.oasis.opendocument.spreadsheet": "ods",
+    "application/vnd.oasis.opendocument.presentation": "odp",
+}
+BINARY_KINDS = {"pdf", "png", "jpg", "gif", "webp"}
+
+
+class UploadRejected(Exception):
+    """An upload the portal refuses. ``message`` is translated for the user; ``status`` is the HTTP
+    status to answer with (413 too large, 415 type not allowed, 400 missing or empty)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFile:
+    """A file accepted by :func:`save_upload`."""
+
+    stored_name: str     #: random name under ``UPLOAD_FOLDER/<area>/``
+    original_name: str   #: the user's file name, sanitised for display and download
+    size: int            #: bytes
+    mimetype: str        #: Content-Type to serve it with
+    kind: str            #: detected type, one of ``UPLOAD_ALLOWED_TYPES`` (``pdf``, ``docx`` …)
+
+
+def upload_folder(area: str) -> Path:
+    """``UPLOAD_FOLDER/<area>`` (created if missing); ``area`` is a short lowercase name."""
+    if not AREA_RE.match(area or ""):
+        raise ValueError(f"invalid upload area {area!r}")
+    base = current_app.config.get("UPLOAD_FOLDER") or os.path.join(current_app.instance_path, "uploads")
+    folder = Path(base) / area
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def stored_path(stored_name: str, area: str) -> Path:
+    """Where a stored file lives; ``ValueError`` for a name :func:`save_upload` cannot have made."""
+    if not STORED_RE.match(stored_name or ""):
+        raise ValueError("invalid stored name")
+    return upload_folder(area) / stored_name
+
+
+def clean_filename(name: str | None) -> str:
+    """The user's file name made harmless: no directories, control characters (NUL, CR, LF …),
+    quotes or backslashes; at most 200 characters, keeping the extension."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch not in "\"'`<>|*?:")
+    name = " ".join(name.split()).strip(" .")
+    if len(name) > MAX_NAME:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            name = stem[: MAX_NAME - len(ext) - 1].rstrip() + "." + ext
+        else:
+            name = name[:MAX_NAME]
+    return name
+
+
+def _extension(name: str) -> str:
+    ext = name.rpartition(".")[2].lower() if "." in name else ""
+    return EXTENSION_ALIASES.get(ext, ext)
+
+
+def _is_utf8_text(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                if b"\x00" in chunk:
+                    return False
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _zip_kind(path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "[Content_Types].xml" in names:
+                types = archive.read("[Content_Types].xml")[:200_000].decode("utf-8", "replace")
+                for marker, kind in OOXML_MARKERS:
+                    if marker in types:
+                        return kind
+                return "zip"
+            if "mimetype" in names:
+                mimetype = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+                if mimetype in ODF_MIMETYPES:
+                    return ODF_MIMETYPES[mimetype]
+            return "zip"
+    except (zipfile.BadZipFile, OSError, KeyError, RuntimeError, NotImplementedError):
+        return None
+
+
+def detect_kind(path: Path, extension: str) -> str | None:
+    """The kind of the file at ``path`` judged by its content (``None``: unknown). ``extension``
+    only decides between formats the content cannot tell apart (OLE2 ``doc``/``xls``/``ppt``,
+    ``txt``/``csv``)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if head.startswith(OLE2_MAGIC):
+        return extension if extension in OLE2_KINDS else "ole2"
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    guessed = filetype.guess_extension(head)
+    if guessed in BINARY_KINDS:
+        return guessed
+    if guessed is not None:
+        return None  # a binary format we do not accept (exe, mp4 …)
+    if extension in ("txt", "csv") and _is_utf8_text(path):
+        return extension
+    return None
+
+
+def _allowed() -> set[str]:
+    return {EXTENSION_ALIASES.get(t.lower(), t.lower()) for t in current_app.config["UPLOAD_ALLOWED_TYPES"]}
+
+
+def save_upload(file: Any, area: str) -> StoredFile:
+    """Validate and store one uploaded ``FileStorage`` under ``area``; raise :class:`UploadRejected`.
+
+    Nothing is left on disk when the file is refused.
+    """
+    if file is None or not getattr(file, "filename", None):
+        raise UploadRejected(_("Please choose a file to upload."), 400)
+    original = clean_filename(file.filename)
+    extension = _extension(original)
+    allowed = _allowed()
+    if not original or extension not in allowed:
+        raise UploadRejected(_("This type of file is not accepted. Allowed types: %(types)s.",
+                               types=", ".join(sorted(allowed))), 415)
+    limit = int(current_app.config["UPLOAD_MAX_BYTES"])
+    folder = upload_folder(area)
+    fd, tmp_name = tempfile.mkstemp(prefix=".upload-", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := file.stream.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadRejected(_("The file is too large: the limit is %(size)s MB.",
+                                           size=f"{limit / (1024 * 1024):g}"), 413)
+                out.write(chunk)
+        if size == 0:
+            raise UploadRejected(_("The file is empty."), 400)
+        kind = detect_kind(tmp, extension)
+        if kind != extension:
+            raise UploadRejected(_("The content of the file does not match its type (.%(ext)s) or is not "
+                                   "an accepted format.", ext=extension), 415)
+        stored_name = secrets.token_urlsafe(24)
+        os.replace(tmp, folder / stored_name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return StoredFile(stored_name=stored_name, original_name=original, size=size,
+                      mimetype=MIMETYPES.get(kind, "application/octet-stream"), kind=kind)
+
+
+def delete_stored(stored_name: str, area: str) -> None:
+    """Remove a stored file (missing files are ignored)."""
+    try:
+        stored_path(stored_name, area).unlink(missing_ok=True)
+    except ValueError:
+        pass
+
+
+def content_disposition(download_name: str) -> str:
+    """``attachment`` with an ASCII ``filename`` fallback and the UTF-8 ``filename*`` of RFC 5987."""
+    name = clean_filename(download_name) or "download"
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    ascii_name = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", ascii_name).strip() or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def send_stored(stored_name: str, area: str, download_name: str, mimetype: str | None = None) -> Response:
+    """A download response for a stored file (404 if it is missing). The Content-Type is used only
+    when it is one of the known safe types, else ``application/octet-stream``."""
+    try:
+        path = stored_path(stored_name, area)
+    except ValueError:
+        abort(404)
+    if not path.is_file():
+        abort(404)
+    base = (mimetype or "").split(";")[0].strip().lower()
+    if base not in SAFE_MIMETYPES:
+        safe = "application/octet-stream"
+    elif base.startswith("text/"):
+        safe = f"{base}; charset=utf-8"
+    else:
+        safe = base
+    response = send_file(path, mimetype=safe, as_attachment=True, download_name="download",
+                         conditional=True, max_age=0)
+    response.headers["Content-Disposition"] = content_disposition(download_name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
