@@ -29,6 +29,7 @@ __all__ = [
     "AdminModelView", "visible", "get_or_404", "require", "current_portal_user", "audit",
     "queue_email", "external_url", "PortalUser", "UploadRejected", "StoredFile", "save_upload",
     "send_stored", "delete_stored",
+    "WorkingHours", "add_working_hours", "StaffUser", "staff_members", "current_staff",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -253,3 +254,5 @@ from .auth import PortalUser, current_portal_user  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
 from .uploads import StoredFile, UploadRejected, delete_stored, save_upload, send_stored  # noqa: E402
+from .staff import StaffUser, current_staff, staff_members  # noqa: E402
+from .workhours import WorkingHours, add_working_hours  # noqa: E402

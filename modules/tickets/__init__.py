@@ -1,0 +1,207 @@
+"""Tickets: the helpdesk. Customers open requests through a guided form, follow the conversation
+with support, attach files, and close resolved requests with a rating; operators work the queue in
+the admin. See docs/tickets.md."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import peewee as pw
+from flask import current_app, has_request_context, request
+from flask_login import current_user
+
+from crm_portal.api import Button, Column, Module, _l, db
+
+from . import workflow
+from .models import MODELS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketCategory
+
+LIST_ENDPOINTS = ("tickets.list", "tickets.export")
+
+
+class StateLabels(Mapping):
+    """State key → label in the current language, read from the state table (once per request)."""
+
+    def __getitem__(self, key: str) -> str:
+        return workflow.states()[key].label
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(workflow.states())
+
+    def __len__(self) -> int:
+        return len(workflow.states())
+
+
+class StateColours(StateLabels):
+    """State key → badge colour."""
+
+    def __getitem__(self, key: str) -> str:
+        return workflow.states()[key].color
+
+
+def parse_date(value: Any):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(str(value or "").strip()[:10])
+    except ValueError:
+        return None
+
+
+def list_filters(query: pw.ModelSelect, args: Mapping[str, Any], user: Any) -> pw.ModelSelect:
+    """The tickets list's own filters: ``show`` (mine/all), ``state`` (open/closed) and the
+    created/closed date ranges (``created_from`` … ``closed_to``, ISO dates)."""
+    import datetime as dt
+
+    if args.get("show") == "mine":
+        query = query.where(Ticket.contact == user.contact_id)
+    which = args.get("state")
+    if which == "open":
+        query = query.where(Ticket.status.in_(workflow.open_keys()))
+    elif which == "closed":
+        query = query.where(Ticket.status.in_(workflow.final_keys()))
+    for name, field in (("created", Ticket.created_at), ("closed", Ticket.closed_at)):
+        start, end = parse_date(args.get(f"{name}_from")), parse_date(args.get(f"{name}_to"))
+        if start:
+            query = query.where(field >= dt.datetime.combine(start, dt.time()))
+        if end:
+            query = query.where(field < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+    return query
+
+
+class TicketsModule(Module):
+    name = "tickets"
+    label = _l("Support requests")
+    icon = "life-preserver"
+    description = _l("Ask support for help and follow your requests.")
+    position = 10
+    models = MODELS
+    record = Ticket
+    contact_field = Ticket.contact
+    company_field = Ticket.company
+    actions = ("view", "create", "comment", "comment_others", "close", "export")
+    default_sort = "-updated_at"
+    columns = [
+        Column(Ticket.number, _l("Number"), search=True, link=True),
+        Column(Ticket.title, _l("Title"), search=True, sort=True, link=True),
+        Column(Ticket.requester_name, _l("Requester"), search=True, sort=True),
+        Column(Ticket.service_name, _l("Service"), search=True, sort=True),
+        Column(Ticket.status, _l("Status"), sort=True, filter=True, choices=StateLabels(), badge=StateColours()),
+        Column(Ticket.priority, _l("Priority"), sort=True, filter=True, choices=PRIORITIES),
+        Column(Ticket.assignee_name, _l("Assigned to"), search=True, sort=True),
+        Column(Ticket.updated_at, _l("Last update"), sort=True),
+    ]
+    list_template = "tickets/list.html"
+    detail_template = "tickets/detail.html"
+
+    # --- scoping -----------------------------------------------------------------------------
+    def base_query(self) -> pw.ModelSelect:
+        if has_request_context():
+            if request.endpoint in LIST_ENDPOINTS:
+                return list_filters(Ticket.select(), request.args, current_user)
+            if request.endpoint == "tickets.detail":
+                return (Ticket.select(Ticket, TicketCategory)
+                        .join(TicketCategory, pw.JOIN.LEFT_OUTER, on=(Ticket.category == TicketCategory.id))
+                        .switch(Ticket))
+        return Ticket.select()
+
+    # --- hooks -------------------------------------------------------------------------------
+    def buttons(self):
+        return [
+            Button("tickets.new", _l("New request"), endpoint="tickets.create", icon="plus-circle",
+                   description=_l("Ask support for help")),
+            Button("tickets.list", _l("My requests"), endpoint="tickets.list", icon="life-preserver",
+                   description=_l("Follow your support requests"), style="secondary"),
+        ]
+
+    def register_views(self, blueprint) -> None:
+        from .views import register
+
+        register(self, blueprint)
+
+    def admin_views(self):
+        from .admin import admin_views
+
+        return admin_views(self)
+
+    def template_hook(self, hook: str, **context: Any) -> Any:
+        if hook == "dashboard.after-buttons":
+            from .views import dashboard_panel
+
+            return dashboard_panel(self)
+        return None
+
+    def periodic_tasks(self):
+        return [("autoclose", "*/10 * * * *", workflow.autoclose)]
+
+    def demo_data(self, ctx) -> None:
+        from .demo import load
+
+        load(ctx)
+
+    def init_app(self, app) -> None:
+        import click
+        from flask.cli import with_appcontext
+
+        app.config.setdefault("TICKETS_AUTOCLOSE_DAYS", 3)
+        app.config.setdefault("TICKETS_RESPONSE_HOURS", 8)
+        app.config.setdefault("TICKETS_AUTOCLOSE_INTERVAL", 60)
+        app.config.setdefault("TICKETS_LAZY_AUTOCLOSE", True)
+        state = {"installed": False, "last_autoclose": 0.0, "lock": threading.Lock()}
+        app.extensions["tickets"] = state
+
+        @app.before_request
+        def _tickets_housekeeping():
+            if request.endpoint and request.endpoint.endswith("static"):
+                return None
+            if not state["installed"]:
+                ensure_installed(state)
+            if app.config["TICKETS_LAZY_AUTOCLOSE"]:
+                lazy_autoclose(app, state)
+            return None
+
+        from .views import jinja_helpers
+
+        app.jinja_env.globals.update(jinja_helpers())
+
+        @click.command("tickets-autoclose")
+        @click.option("--days", type=float, default=None, help="Days after resolution (default TICKETS_AUTOCLOSE_DAYS).")
+        @with_appcontext
+        def autoclose_command(days: float | None) -> None:
+            """Close resolved tickets nobody answered for TICKETS_AUTOCLOSE_DAYS days."""
+            with db.connection_context():
+                workflow.install_defaults()
+                closed = workflow.autoclose(days=days)
+            click.echo(f"closed {len(closed)} ticket(s)" + (f": {', '.join(closed)}" if closed else ""))
+
+        app.cli.add_command(autoclose_command)
+
+
+def ensure_installed(state: dict[str, Any]) -> None:
+    """Seed the default workflow once per process (idempotent; tables may not exist yet)."""
+    try:
+        workflow.install_defaults()
+        state["installed"] = True
+    except (pw.OperationalError, pw.ProgrammingError, pw.IntegrityError, pw.InternalError):
+        current_app.logger.debug("tickets: defaults not installed yet", exc_info=True)
+
+
+def lazy_autoclose(app, state: dict[str, Any]) -> None:
+    """Run the auto-close at most once per TICKETS_AUTOCLOSE_INTERVAL seconds per process, in the
+    request that happens to come first (cheap: one indexed query when nothing is due)."""
+    now = time.monotonic()
+    if now - state["last_autoclose"] < app.config["TICKETS_AUTOCLOSE_INTERVAL"]:
+        return
+    if not state["lock"].acquire(blocking=False):
+        return
+    try:
+        state["last_autoclose"] = now
+        workflow.autoclose(limit=50)
+    except Exception:  # never break the user's request for housekeeping
+        app.logger.exception("tickets: lazy auto-close failed")
+    finally:
+        state["lock"].release()
+
+
+__all__ = ["TicketsModule", "TYPES", "PRIORITIES", "SEVERITIES"]

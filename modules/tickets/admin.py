@@ -1,0 +1,327 @@
+"""Operator side (Flask-Admin): the ticket queue, the ticket work page and the workflow settings.
+
+The queue (``/admin/tickets_queue/``) lists every ticket with filters by state, company, assignee
+and overdue response; the work page (``/admin/tickets_queue/work/<id>/``) is where an operator
+takes charge, assigns, replies publicly, writes internal notes, moves the ticket along the allowed
+transitions, plans a date and records hours spent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import peewee as pw
+from flask import abort, flash, has_request_context, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.contrib.peewee.filters import BasePeeweeFilter, FilterEqual, FilterLike
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
+
+from crm_portal.api import AdminModelView, Company, StaffUser, _l, audit, current_staff, db, staff_members
+
+from . import workflow
+from .models import (COMMENT_KINDS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory,
+                     TicketComment, TicketHistory, TicketQuestion, TicketState, TicketTransition)
+
+UPLOAD_AREA = "tickets"
+
+
+def _state_options():
+    if not has_request_context():  # Flask-Admin also builds filters at start-up, before any table exists
+        return [(key, spec[0]) for key, spec in workflow.DEFAULT_STATES.items()]
+    return [(key, s.label) for key, s in workflow.states().items()]
+
+
+def _staff_options():
+    if not has_request_context():
+        return []
+    return [(str(s.id), s.name or s.email) for s in staff_members()]
+
+
+class OverdueFilter(BasePeeweeFilter):
+    """Tickets support has not taken charge of by their response-time target."""
+
+    def __init__(self) -> None:
+        super().__init__(Ticket.response_due_at, str(_l("Response overdue")), options=(("1", _l("Yes")),))
+
+    def apply(self, query, value):
+        return query.where(Ticket.taken_at.is_null() & (Ticket.response_due_at < workflow.clock())
+                           & Ticket.status.in_(workflow.open_keys()))
+
+    def operation(self):
+        return _l("is")
+
+
+class OpenFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.status, str(_l("Open or closed")),
+                         options=(("open", _l("Open")), ("closed", _l("Closed"))))
+
+    def apply(self, query, value):
+        keys = workflow.open_keys() if value == "open" else workflow.final_keys()
+        return query.where(Ticket.status.in_(keys))
+
+    def operation(self):
+        return _l("is")
+
+
+class CompanyFilter(BasePeeweeFilter):
+    def __init__(self) -> None:
+        super().__init__(Ticket.company, str(_l("Company")))
+
+    def apply(self, query, value):
+        term = f"%{value}%"
+        return query.where(Ticket.company.in_(Company.select(Company.id).where(Company.name ** term)))
+
+    def operation(self):
+        return _l("contains")
+
+
+class AssigneeFilter(FilterEqual):
+    def __init__(self) -> None:
+        super().__init__(Ticket.assignee, str(_l("Assigned to")), options=_staff_options)
+
+    def apply(self, query, value):
+        if value == "none":
+            return query.where(Ticket.assignee.is_null())
+        return query.where(Ticket.assignee == value)
+
+    def get_options(self, view):
+        return [("none", str(_l("Nobody")))] + _staff_options()
+
+
+def _number_link(view, context, model, name):
+    return Markup('<a href="{}">{}</a>').format(url_for("tickets_queue.work", id=model.id), model.number)
+
+
+def _status_badge(view, context, model, name):
+    found = workflow.state(model.status)
+    if found is None:
+        return model.status
+    return Markup('<span class="badge" style="background:{};color:#fff">{}</span>').format(found.hex, found.label)
+
+
+def _due(view, context, model, name):
+    if model.response_due_at is None:
+        return ""
+    text = model.response_due_at.strftime("%Y-%m-%d %H:%M")
+    if workflow.is_overdue(model):
+        return Markup('<span class="text-danger font-weight-bold" title="{}">⚠ {}</span>').format(
+            _("Response overdue"), text)
+    return text
+
+
+class TicketQueueView(AdminModelView):
+    """The operators' ticket queue and work page."""
+
+    roles = ("admin", "operator")
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_view_details = False
+    column_default_sort = ("updated_at", True)
+    column_list = ("number", "title", "company", "requester_name", "status", "priority", "assignee_name",
+                   "response_due_at", "updated_at")
+    column_labels = {"number": _l("Number"), "title": _l("Title"), "company": _l("Company"),
+                     "requester_name": _l("Requester"), "status": _l("Status"), "priority": _l("Priority"),
+                     "assignee_name": _l("Assigned to"), "response_due_at": _l("Take charge by"),
+                     "updated_at": _l("Last update")}
+    column_sortable_list = ("title", "status", "priority", "assignee_name", "response_due_at", "updated_at",
+                            "requester_name")
+    column_searchable_list = ("number", "title", "requester_name")
+    column_choices = {"priority": list(PRIORITIES.items()), "type": list(TYPES.items())}
+    column_formatters = {"number": _number_link, "status": _status_badge, "response_due_at": _due,
+                         "company": lambda v, c, m, n: m.company.name if m.company_id else ""}
+    column_export_list = ("number", "title", "requester_name", "status", "priority", "assignee_name",
+                          "created_at", "updated_at", "closed_at", "hours_spent", "rating")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.column_filters = [
+            FilterEqual(Ticket.status, str(_l("Status")), options=_state_options),
+            OpenFilter(), CompanyFilter(), AssigneeFilter(), OverdueFilter(),
+            FilterLike(Ticket.requester_name, str(_l("Requester"))),
+        ]
+        super().__init__(Ticket, *args, **kwargs)
+
+    @expose("/")
+    def index_view(self):
+        self._refresh_filters_cache()  # state and operator options come from the database
+        return super().index_view()
+
+    def get_query(self):
+        return (Ticket.select(Ticket, Company)
+                .join(Company, pw.JOIN.LEFT_OUTER, on=(Ticket.company == Company.id))
+                .switch(Ticket))
+
+    # --- work page -----------------------------------------------------------------------
+    def _ticket(self, ticket_id: int) -> Ticket:
+        ticket = Ticket.get_or_none(Ticket.id == ticket_id)
+        if ticket is None:
+            abort(404)
+        return ticket
+
+    def _staff(self) -> StaffUser:
+        staff = current_staff()
+        if staff is None:
+            abort(403)
+        return staff
+
+    @expose("/work/<int:id>/", methods=("GET",))
+    def work(self, id: int):
+        ticket = self._ticket(id)
+        comments = list(TicketComment.select().where(TicketComment.ticket == ticket.id)
+                        .order_by(TicketComment.created_at.desc(), TicketComment.id.desc()))
+        history = list(TicketHistory.select().where(TicketHistory.ticket == ticket.id)
+                       .order_by(TicketHistory.created_at, TicketHistory.id))
+        attachments = list(TicketAttachment.select().where(TicketAttachment.ticket == ticket.id)
+                           .order_by(TicketAttachment.created_at))
+        states = workflow.states()
+        targets = [states[k] for k in workflow.allowed_targets(ticket, "staff") if k in states]
+        return self.render("admin/tickets/work.html", ticket=ticket, comments=comments, history=history,
+                           attachments=attachments, states=states, targets=targets, staff=staff_members(),
+                           overdue=workflow.is_overdue(ticket), kinds=COMMENT_KINDS, types=TYPES,
+                           priorities=PRIORITIES, severities=SEVERITIES, me=self._staff(),
+                           category=TicketCategory.get_or_none(TicketCategory.id == ticket.category_id)
+                           if ticket.category_id else None)
+
+    def _done(self, ticket: Ticket):
+        return redirect(url_for(".work", id=ticket.id))
+
+    @expose("/work/<int:id>/take", methods=("POST",))
+    def take(self, id: int):
+        ticket = self._ticket(id)
+        with db.atomic():
+            workflow.take_charge(ticket, self._staff())
+            audit("ticket-taken", ticket)
+        flash(_("You are handling %(number)s.", number=ticket.number), "success")
+        return self._done(ticket)
+
+    @expose("/work/<int:id>/assign", methods=("POST",))
+    def assign(self, id: int):
+        ticket = self._ticket(id)
+        raw = request.form.get("assignee", "")
+        staff = None
+        if raw:
+            try:
+                staff = StaffUser.get_or_none((StaffUser.id == int(raw)) & (StaffUser.active == True))  # noqa: E712
+            except ValueError:
+                staff = None
+            if staff is None:
+                flash(_("Unknown operator."), "error")
+                return self._done(ticket)
+        with db.atomic():
+            workflow.assign(ticket, staff)
+            audit("ticket-assigned", ticket, details={"assignee": staff.email if staff else None})
+        flash(_("Assignment saved."), "success")
+        return self._done(ticket)
+
+    @expose("/work/<int:id>/update", methods=("POST",))
+    def update(self, id: int):
+        """Reply (public or internal), change state, plan a date, add hours: one form, one transaction."""
+        ticket = self._ticket(id)
+        staff = self._staff()
+        actor = workflow.Actor.for_staff(staff)
+        body = (request.form.get("body") or "").strip()[:20000]
+        kind = "internal" if request.form.get("kind") == "internal" else "public"
+        target = request.form.get("status") or ""
+        planned = request.form.get("planned_for") or ""
+        hours_raw = (request.form.get("hours") or "").strip().replace(",", ".")
+        planned_for = None
+        if planned:
+            try:
+                planned_for = dt.date.fromisoformat(planned)
+            except ValueError:
+                flash(_("The planned date is not valid."), "error")
+                return self._done(ticket)
+        hours = None
+        if hours_raw:
+            try:
+                hours = Decimal(hours_raw)
+                if not Decimal("0") < hours <= Decimal("1000"):
+                    raise InvalidOperation
+            except InvalidOperation:
+                flash(_("Hours must be a number between 0 and 1000."), "error")
+                return self._done(ticket)
+        if not (body or target or hours is not None or planned_for):
+            flash(_("Nothing to save."), "warning")
+            return self._done(ticket)
+        try:
+            with db.atomic():
+                if body:
+                    workflow.add_comment(ticket, actor, body, kind)
+                if target and target != ticket.status:
+                    workflow.change_state(ticket, target, actor, planned_for=planned_for)
+                elif planned_for and ticket.status == workflow.PLANNED:
+                    ticket.planned_for = planned_for
+                    ticket.save(only=[Ticket.planned_for])
+                if hours is not None:
+                    ticket.hours_spent = Ticket.hours_spent + hours
+                    ticket.updated_at = workflow.clock()
+                    ticket.save(only=[Ticket.hours_spent, Ticket.updated_at])
+                audit("ticket-updated", ticket, details={"status": target or None, "comment": kind if body else None,
+                                                         "hours": str(hours) if hours is not None else None})
+        except workflow.TransitionRefused as exc:
+            if str(exc) == "date":
+                flash(_("Choose the date the activity is planned for."), "error")
+            else:
+                flash(_("This change of state is not allowed from the current state."), "error")
+            return self._done(ticket)
+        flash(_("Saved."), "success")
+        return self._done(ticket)
+
+    @expose("/work/<int:id>/attachments/<int:attachment_id>", methods=("GET",))
+    def download(self, id: int, attachment_id: int):
+        from crm_portal.api import send_stored
+
+        row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id) & (TicketAttachment.ticket == id))
+        if row is None:
+            abort(404)
+        try:
+            return send_stored(row.stored_name, UPLOAD_AREA, row.original_name, row.mimetype)
+        except (FileNotFoundError, ValueError):
+            abort(404)
+
+
+class StateView(AdminModelView):
+    column_list = ("position", "key", "label_en", "label_it", "color", "final", "needs_date")
+    column_default_sort = "position"
+    column_filters = ()
+    form_columns = ("key", "label_en", "label_it", "description_en", "description_it", "color", "position",
+                    "final", "needs_date")
+
+
+class TransitionView(AdminModelView):
+    column_list = ("from_state", "to_state", "actor", "types")
+    column_filters = ("actor",)
+    column_searchable_list = ("types",)
+    form_columns = ("from_state", "to_state", "actor", "types")
+    column_descriptions = {"types": _l("Ticket types (question, problem, request), comma-separated; empty: all."),
+                           "actor": _l("Who may make the move: staff, customer or system (auto-close).")}
+
+
+class CategoryView(AdminModelView):
+    column_list = ("position", "key", "label_en", "label_it", "active")
+    column_default_sort = "position"
+    column_filters = ("active",)
+
+
+class QuestionView(AdminModelView):
+    column_list = ("category", "service_id", "label_en", "label_it", "required", "active", "position")
+    column_filters = ("active", "required")
+    column_descriptions = {"service_id": _l("Id of a service (services module): ask only for requests about it.")}
+
+
+def admin_views(module) -> list[Any]:
+    category = str(_l("Helpdesk"))
+    return [
+        TicketQueueView(name=str(_l("Ticket queue")), category=category, endpoint="tickets_queue"),
+        StateView(TicketState, name=str(_l("Ticket states")), category=category, endpoint="tickets_state"),
+        TransitionView(TicketTransition, name=str(_l("Ticket transitions")), category=category,
+                       endpoint="tickets_transition"),
+        CategoryView(TicketCategory, name=str(_l("Ticket categories")), category=category, endpoint="tickets_category"),
+        QuestionView(TicketQuestion, name=str(_l("Guided questions")), category=category, endpoint="tickets_question"),
+    ]
+
+
+__all__ = ["admin_views", "TicketQueueView", "escape"]

@@ -1,0 +1,35 @@
+"""Signals of the tickets module (extension points for other modules and integrations).
+
+Connect with ``from modules.tickets import signals; signals.ticket_created.connect(receiver)``.
+Every signal is sent inside the transaction that made the change: queue email or webhooks there
+(through the outbox), keep slow work for a background job.
+"""
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+
+def _signal(name: str, doc: str):
+    sig = _signals.signal(name, doc)
+    sig.__doc__ = doc
+    return sig
+
+
+ticket_created = _signal("ticket-created", """A customer opened a ticket.
+
+Sender: the module name, "tickets". Keyword arguments: ``ticket`` (the saved Ticket, with its number),
+``actor`` (modules.tickets.workflow.Actor), ``attachments`` (list of TicketAttachment).""")
+
+comment_added = _signal("comment-added", """A comment was added to a ticket.
+
+Sender: the module name, "tickets". Keyword arguments: ``ticket``, ``comment`` (TicketComment; its ``kind`` is
+"public", "private" — a customer's note for support only — or "internal", staff only), ``actor``.""")
+
+status_changed = _signal("status-changed", """A ticket moved to another workflow state.
+
+Sender: the module name, "tickets". Keyword arguments: ``ticket``, ``old`` and ``new`` (state keys), ``actor``,
+``history`` (the TicketHistory row). Creation sends ticket-created instead.""")
+
+ALL = [ticket_created, comment_added, status_changed]

@@ -1,0 +1,81 @@
+// Tickets: drag and drop for attachments, guided questions by category, FAQ suggestions while
+// typing the title. Every page works without this file.
+(function () {
+  "use strict";
+
+  // Drag and drop: files dropped on a zone go into its file input; on the ticket page the form
+  // is submitted at once.
+  document.querySelectorAll("[data-dropzone]").forEach(function (zone) {
+    const input = zone.querySelector("input[type=file]");
+    if (!input) { return; }
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (event) {
+        event.preventDefault();
+        zone.classList.add("is-dragover");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function () { zone.classList.remove("is-dragover"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      if (!event.dataTransfer || !event.dataTransfer.files.length) { return; }
+      input.files = event.dataTransfer.files;
+      if (zone.tagName === "FORM") { zone.requestSubmit(); }
+    });
+  });
+
+  // Guided questions: show those of the chosen category (and those for every category).
+  const category = document.getElementById("category");
+  function syncQuestions() {
+    document.querySelectorAll("[data-question-category]").forEach(function (box) {
+      const wanted = box.dataset.questionCategory;
+      box.classList.toggle("is-hidden", wanted !== "" && wanted !== category.value);
+    });
+  }
+  if (category) {
+    category.addEventListener("change", syncQuestions);
+    syncQuestions();
+  }
+
+  // FAQ suggestions for the title (only when the FAQ module offers its endpoint).
+  const box = document.querySelector("[data-suggest-url]");
+  const title = document.getElementById("title");
+  const panel = document.getElementById("faq-suggestions");
+  if (box && title && panel) {
+    const list = panel.querySelector("ul");
+    let timer = null;
+    let lastQuery = "";
+    title.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        const q = title.value.trim();
+        if (q.length < 3 || q === lastQuery) {
+          if (q.length < 3) { panel.classList.add("d-none"); }
+          return;
+        }
+        lastQuery = q;
+        const url = box.dataset.suggestUrl + (box.dataset.suggestUrl.indexOf("?") < 0 ? "?" : "&") + "q=" + encodeURIComponent(q);
+        fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+          .then(function (response) { return response.ok ? response.json() : []; })
+          .then(function (data) {
+            const items = Array.isArray(data) ? data : (data.results || data.articles || data.items || []);
+            list.replaceChildren();
+            items.slice(0, 5).forEach(function (item) {
+              const li = document.createElement("li");
+              const a = document.createElement("a");
+              a.textContent = item.title || item.question || item.name || "";
+              const href = item.url || item.link || "";
+              if (href.charAt(0) === "/" && href.charAt(1) !== "/") { a.href = href; }
+              a.target = "_blank";
+              a.rel = "noopener";
+              li.appendChild(a);
+              list.appendChild(li);
+            });
+            panel.classList.toggle("d-none", items.length === 0);
+          })
+          .catch(function () { panel.classList.add("d-none"); });
+      }, 300);
+    });
+  }
+})();

@@ -1,0 +1,371 @@
+"""Customer-side views: the request wizard, the ticket page's actions (comment, private note,
+attachments, close with rating, reopen), the dashboard panel and template helpers.
+
+The list, export and detail pages are the host's generic views with this module's templates; every
+record is reached through the scoping gate (``get_or_404`` / ``visible``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import peewee as pw
+from flask import (abort, current_app, flash, jsonify, redirect, render_template, request, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user
+from markupsafe import Markup
+
+from crm_portal.api import Contact, db, get_or_404, require, visible
+
+from . import workflow
+from .forms import CloseForm, CommentForm, ReopenForm, ticket_form
+from .models import (PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory, TicketComment,
+                     TicketHistory, TicketQuestion)
+
+UPLOAD_AREA = "tickets"
+CHOICES = {"type": TYPES, "priority": PRIORITIES, "severity": SEVERITIES}
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def choice_label(kind: str, value: Any) -> str:
+    label = CHOICES.get(kind, {}).get(value)
+    return str(label) if label is not None else ("" if value is None else str(value))
+
+
+def _other_module(name: str):
+    return current_app.extensions["crm_portal"].modules.get(name)
+
+
+def _services() -> list[Any] | None:
+    """The services of the customer's contract, or None when there is no services module."""
+    module = _other_module("services")
+    if module is None or not hasattr(module, "services_for"):
+        return None
+    try:
+        return list(module.services_for(current_user))
+    except Exception:  # another module's failure must not stop a customer from asking for help
+        current_app.logger.exception("tickets: services_for failed")
+        return None
+
+
+def _products() -> list[tuple[int, str]]:
+    module = _other_module("products")
+    if module is None or not current_user.can("products", "view"):
+        return []
+    try:
+        if hasattr(module, "products_for"):
+            rows = module.products_for(current_user)
+        else:
+            rows = visible(module).limit(200)
+        return [(int(r.id), str(getattr(r, "name", None) or r)) for r in rows]
+    except Exception:
+        current_app.logger.exception("tickets: could not list products")
+        return []
+
+
+def _may_act(ticket: Ticket, grant: Any) -> bool:
+    """Own tickets always; a colleague's only with ``comment_others``."""
+    return ticket.contact_id == current_user.contact_id or "comment_others" in grant.action_set
+
+
+def _actor() -> workflow.Actor:
+    return workflow.Actor.customer(current_user.contact)
+
+
+def _wants_json() -> bool:
+    return request.headers.get("X-Requested-With") == "fetch" or request.accept_mimetypes.best == "application/json"
+
+
+def _uploads():
+    from crm_portal import api
+
+    return api.save_upload, api.delete_stored, api.UploadRejected
+
+
+def _store_files(files) -> list[Any]:
+    """Save every uploaded file or none: on a refusal the ones already stored are removed."""
+    save_upload, delete_stored, upload_rejected = _uploads()
+    stored = []
+    try:
+        for storage in files:
+            if storage and storage.filename:
+                stored.append(save_upload(storage, UPLOAD_AREA))
+    except upload_rejected:
+        for item in stored:
+            delete_stored(item.stored_name, UPLOAD_AREA)
+        raise
+    return stored
+
+
+def _discard(stored: list[Any]) -> None:
+    delete_stored = _uploads()[1]
+    for item in stored:
+        try:
+            delete_stored(item.stored_name, UPLOAD_AREA)
+        except (OSError, ValueError):
+            current_app.logger.warning("tickets: could not remove %s", item.stored_name)
+
+
+# --- detail page context -----------------------------------------------------------------------
+def detail_context(ticket: Ticket) -> dict[str, Any]:
+    """What the ticket page shows to the current customer (3 queries)."""
+    grant = current_user.grant("tickets")
+    actions = grant.action_set if grant else frozenset()
+    me = current_user.contact_id
+    rows = list(TicketComment.select()
+                .where((TicketComment.ticket == ticket.id)
+                       & ((TicketComment.kind == "public")
+                          | ((TicketComment.kind == "private") & (TicketComment.author_contact == me))))
+                .order_by(TicketComment.created_at, TicketComment.id))
+    number = 0
+    comments = []
+    for row in rows:
+        if row.kind == "public":
+            number += 1
+            comments.append((number, row))
+        else:
+            comments.append((None, row))
+    comments.reverse()
+    history = list(TicketHistory.select().where(TicketHistory.ticket == ticket.id)
+                   .order_by(TicketHistory.created_at, TicketHistory.id))
+    attachments = list(TicketAttachment.select().where(TicketAttachment.ticket == ticket.id)
+                       .order_by(TicketAttachment.created_at, TicketAttachment.id))
+    states = workflow.states()
+    current = states.get(ticket.status)
+    final = bool(current and current.final)
+    may_act = _may_act(ticket, grant) if grant else False
+    return {
+        "comments": comments, "public_count": number, "history": history, "attachments": attachments,
+        "states": states, "state": current, "final": final,
+        "can_comment": not final and may_act and "comment" in actions,
+        "can_close": ticket.status == workflow.RESOLVED and may_act and "close" in actions,
+        "can_reopen": ticket.status == workflow.RESOLVED and may_act and "comment" in actions,
+        "overdue": False,
+        "comment_form": CommentForm(formdata=None), "close_form": CloseForm(formdata=None),
+        "reopen_form": ReopenForm(formdata=None),
+        "max_upload_mb": round(current_app.config.get("UPLOAD_MAX_BYTES", 0) / 1024 / 1024),
+    }
+
+
+def human_size(size: int | None) -> str:
+    size = int(size or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+EXTRA_LIST_ARGS = ("show", "state", "created_from", "created_to", "closed_from", "closed_to")
+
+
+def list_url(req: Any, endpoint: str = "tickets.list", **changes: Any) -> str:
+    """A list (or export) URL keeping the request's search, sort and the tickets' own filters."""
+    args = {k: request.args.get(k) for k in EXTRA_LIST_ARGS if request.args.get(k)}
+    own = {k: changes.pop(k) for k in list(changes) if k in EXTRA_LIST_ARGS}
+    args.update(req.args(**changes))
+    args.update(own)
+    return url_for(endpoint, **{k: v for k, v in args.items() if v not in (None, "")})
+
+
+def jinja_helpers() -> dict[str, Any]:
+    return {"tickets_choice": choice_label, "tickets_detail": detail_context, "tickets_size": human_size,
+            "tickets_states": workflow.states, "tickets_url": list_url}
+
+
+# --- dashboard ---------------------------------------------------------------------------------
+def _counts(query: pw.ModelSelect, keys: list[str]) -> dict[str, int]:
+    rows = (query.select(Ticket.status, pw.fn.COUNT(Ticket.id).alias("n"))
+            .where(Ticket.status.in_(keys)).group_by(Ticket.status).tuples())
+    return {status: n for status, n in rows}
+
+
+def _chart(counts: dict[str, int], states: dict[str, Any]) -> dict[str, Any]:
+    bars = [(s, counts.get(k, 0)) for k, s in states.items() if not s.final]
+    top = max([n for _, n in bars] or [0])
+    total = sum(n for _, n in bars)
+    return {"bars": [(s, n, (n / top) if top else 0) for s, n in bars], "total": total}
+
+
+def dashboard_panel(module) -> Markup | None:
+    grant = current_user.grant("tickets")
+    if grant is None:
+        return None
+    states = workflow.states()
+    keys = workflow.open_keys()
+    mine = _counts(Ticket.select().where(Ticket.contact == current_user.contact_id), keys)
+    company = None
+    if grant.scope == "company" and current_user.company_id is not None:
+        company = _chart(_counts(visible(module, query=Ticket.select()), keys), states)
+    return Markup(render_template("tickets/_dashboard.html", mine=_chart(mine, states), company=company,
+                                  mine_counts=mine, grant=grant, states=states, workflow=workflow))
+
+
+# --- routes ------------------------------------------------------------------------------------
+def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closure each
+    @bp.route("/new", methods=["GET", "POST"], endpoint="create")
+    def create():
+        grant = require(module, "create")
+        services = _services()
+        service = sub = None
+        if services:
+            service_id = request.args.get("service", type=int)
+            if service_id is None:
+                return render_template("tickets/wizard_service.html", module=module, grant=grant, services=services)
+            service = next((s for s in services if s.id == service_id), None)
+            if service is None:
+                abort(404)
+            subcategories = list(getattr(service, "subcategories", None) or [])
+            if subcategories:
+                sub_id = request.args.get("sub", type=int)
+                if sub_id is None:
+                    return render_template("tickets/wizard_subcategory.html", module=module, grant=grant,
+                                           service=service, subcategories=subcategories)
+                sub = next(((i, n) for i, n in subcategories if i == sub_id), None)
+                if sub is None:
+                    abort(404)
+        categories = list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
+                          .order_by(TicketCategory.position, TicketCategory.id))
+        questions = TicketQuestion.select().where(TicketQuestion.active == True)  # noqa: E712
+        questions = questions.where(TicketQuestion.service_id.is_null()
+                                    | (TicketQuestion.service_id == (service.id if service else -1)))
+        questions = list(questions.order_by(TicketQuestion.position, TicketQuestion.id))
+        form = ticket_form(questions)
+        form.category.choices = [(c.id, c.label) for c in categories]
+        products = _products()
+        if products:
+            form.product.choices = [(0, "—")] + products
+        else:
+            del form.product
+        status = 200
+        upload_error = None
+        if form.validate_on_submit():
+            try:
+                stored = _store_files(request.files.getlist(form.attachments.name))
+            except _uploads()[2] as exc:
+                upload_error, status = exc.message, exc.status
+            else:
+                product = None
+                if products and form.product.data:
+                    product = next(((i, n) for i, n in products if i == form.product.data), None)
+                try:
+                    with db.atomic():
+                        ticket = workflow.create_ticket(
+                            _actor(), current_user.contact, title=form.title.data, description=form.description.data,
+                            type=form.type.data, category=form.category.data, priority=form.priority.data,
+                            severity=form.severity.data,
+                            service=(service.id, service.name) if service else None, subcategory=sub,
+                            product=product, answers=form.answers(), files=stored)
+                except Exception:
+                    _discard(stored)
+                    raise
+                flash(_("Request %(number)s sent. We will answer as soon as possible.", number=ticket.number), "success")
+                return redirect(url_for("tickets.detail", record_id=ticket.id))
+        elif request.method == "POST":
+            status = 400
+        suggest_url = url_for("faq.suggest") if "faq.suggest" in current_app.view_functions else None
+        return render_template("tickets/wizard_form.html", module=module, grant=grant, form=form, service=service,
+                               sub=sub, services=services, upload_error=upload_error, suggest_url=suggest_url,
+                               max_upload_mb=round(current_app.config.get("UPLOAD_MAX_BYTES", 0) / 1024 / 1024)), status
+
+    def _ticket_for(record_id: int, action: str) -> tuple[Ticket, Any]:
+        grant = require(module, "view")
+        ticket = get_or_404(module, record_id, action=action)
+        if not _may_act(ticket, grant):
+            abort(403)
+        return ticket, grant
+
+    def _back(ticket: Ticket, anchor: str = ""):
+        return redirect(url_for("tickets.detail", record_id=ticket.id) + anchor)
+
+    def _refused(ticket: Ticket, grant: Any, message: str, status: int):
+        if _wants_json():
+            return jsonify({"ok": False, "error": message}), status
+        flash(message, "danger")
+        return render_template(module.detail_template, module=module, record=ticket, grant=grant,
+                               error=message), status
+
+    @bp.route("/<int:record_id>/comment", methods=["POST"], endpoint="comment")
+    def comment(record_id: int):
+        ticket, grant = _ticket_for(record_id, "comment")
+        form = CommentForm()
+        if not form.validate_on_submit():
+            return _refused(ticket, grant, _("Please write a comment."), 400)
+        kind = "private" if form.kind.data == "private" else "public"
+        try:
+            with db.atomic():
+                workflow.add_comment(ticket, _actor(), form.body.data, kind)
+        except workflow.TransitionRefused:
+            return _refused(ticket, grant, _("This request is closed: it can no longer be changed."), 409)
+        flash(_("Private note sent to support.") if kind == "private" else _("Comment added."), "success")
+        return _back(ticket, "#conversation")
+
+    @bp.route("/<int:record_id>/upload", methods=["POST"], endpoint="upload")
+    def upload(record_id: int):
+        ticket, grant = _ticket_for(record_id, "comment")
+        if workflow.is_final(ticket):
+            return _refused(ticket, grant, _("This request is closed: it can no longer be changed."), 409)
+        files = request.files.getlist("file")
+        if not any(f and f.filename for f in files):
+            return _refused(ticket, grant, _("Please choose a file to upload."), 400)
+        try:
+            stored = _store_files(files)
+        except _uploads()[2] as exc:
+            return _refused(ticket, grant, exc.message, exc.status)
+        try:
+            with db.atomic():
+                rows = [workflow.attach(ticket, _actor(), item) for item in stored]
+        except Exception:
+            _discard(stored)
+            raise
+        if _wants_json():
+            return jsonify({"ok": True, "files": [{"name": r.original_name, "size": r.size} for r in rows]})
+        flash(_("File attached.") if len(rows) == 1 else _("%(n)s files attached.", n=len(rows)), "success")
+        return _back(ticket, "#attachments")
+
+    @bp.route("/<int:record_id>/attachments/<int:attachment_id>", endpoint="download")
+    def download(record_id: int, attachment_id: int):
+        require(module, "view")
+        ticket = get_or_404(module, record_id)
+        row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id)
+                                           & (TicketAttachment.ticket == ticket.id))
+        if row is None:
+            abort(404)
+        from crm_portal.api import send_stored
+
+        try:
+            return send_stored(row.stored_name, UPLOAD_AREA, row.original_name, row.mimetype)
+        except (FileNotFoundError, ValueError):
+            abort(404)
+
+    @bp.route("/<int:record_id>/close", methods=["POST"], endpoint="close")
+    def close(record_id: int):
+        ticket, grant = _ticket_for(record_id, "close")
+        form = CloseForm()
+        if not form.validate_on_submit():
+            return _refused(ticket, grant, _("Please choose a rating from 1 to 5."), 400)
+        try:
+            with db.atomic():
+                workflow.close_by_customer(ticket, _actor(), form.rating.data, form.comment.data)
+        except (workflow.TransitionRefused, ValueError):
+            return _refused(ticket, grant, _("Only a resolved request can be closed."), 409)
+        flash(_("Thank you: the request is closed."), "success")
+        return _back(ticket)
+
+    @bp.route("/<int:record_id>/reopen", methods=["POST"], endpoint="reopen")
+    def reopen(record_id: int):
+        ticket, grant = _ticket_for(record_id, "comment")
+        form = ReopenForm()
+        if not form.validate_on_submit():
+            return _refused(ticket, grant, _("Please tell us what is still not working."), 400)
+        if ticket.status != workflow.RESOLVED:
+            return _refused(ticket, grant, _("Only a resolved request can be sent back to support."), 409)
+        try:
+            with db.atomic():
+                workflow.add_comment(ticket, _actor(), form.body.data, "public")
+        except workflow.TransitionRefused:
+            return _refused(ticket, grant, _("This request is closed: it can no longer be changed."), 409)
+        flash(_("Sent back to support with your comment."), "success")
+        return _back(ticket)
+
+
+__all__ = ["register", "dashboard_panel", "jinja_helpers", "detail_context", "Contact"]

@@ -1,0 +1,456 @@
+"""The ticket workflow: default states and transitions, numbering, and every change a ticket goes
+through (creation, comments, state changes, customer close, auto-close).
+
+Each function that changes a ticket expects to run inside ``db.atomic()``: the change, its history
+row, its notifications (outbox) and its signals commit or roll back together. The state keys below
+have a built-in meaning; admins may relabel them, recolour them, add states and edit transitions.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from flask import current_app, g, has_app_context
+
+from crm_portal.api import Contact, StaffUser, WorkingHours, db, utcnow
+
+from . import notifications, signals
+from .models import (Ticket, TicketAttachment, TicketCategory, TicketComment, TicketCounter, TicketHistory,
+                     TicketState, TicketTransition)
+
+log = logging.getLogger("crm_portal.tickets")
+
+OPEN = "open"
+WAITING_SUPPORT = "waiting_support"
+WAITING_CUSTOMER = "waiting_customer"
+IN_PROGRESS = "in_progress"
+PLANNED = "planned"
+WAITING_DEV = "waiting_dev"
+RESOLVED = "resolved"
+CLOSED = "closed"
+BLOCKED = "blocked"
+DISCARDED = "discarded"
+
+# key: (English, Italian, colour, final, needs date, English description, Italian description)
+DEFAULT_STATES: dict[str, tuple[str, str, str, bool, bool, str, str]] = {
+    OPEN: ("Open", "Aperto", "primary", False, False, "New request", "Nuova richiesta"),
+    WAITING_SUPPORT: ("Waiting for support", "Attesa supporto", "info", False, False,
+                      "Support is working on an answer", "In attesa di risposta dell'assistenza"),
+    WAITING_CUSTOMER: ("Waiting for customer", "Attesa cliente", "warning", False, False,
+                       "Support asked you for more information", "L'assistenza ha chiesto altre informazioni"),
+    IN_PROGRESS: ("In progress", "In corso", "indigo", False, False,
+                  "An activity is needed and under way", "È necessaria un'attività, in lavorazione"),
+    PLANNED: ("Planned", "Pianificato", "teal", False, True,
+              "Activity planned for an agreed date", "Attività pianificata a una data concordata"),
+    WAITING_DEV: ("Waiting for development", "Attesa programmazione", "purple", False, False,
+                  "With the analysis and development team", "In gestione al settore analisi e sviluppo"),
+    RESOLVED: ("Resolved", "Risolto", "success", False, False,
+               "Resolved: please confirm or tell us it is not", "Risolto: conferma la chiusura o segnalaci il contrario"),
+    CLOSED: ("Closed", "Chiuso", "secondary", True, False, "Closed", "Chiuso"),
+    BLOCKED: ("Blocked", "Bloccato", "danger", False, False,
+              "Administrative block: please contact our administration",
+              "Blocco amministrativo: contattare l'amministrazione"),
+    DISCARDED: ("Discarded", "Non considerare", "dark", True, False,
+                "Duplicate or not a support request", "Duplicato o richiesta non di assistenza"),
+}
+
+_ALL = ""
+_PR = "problem,request"
+_Q = "question"
+# (from, to, actor, types)
+DEFAULT_TRANSITIONS: list[tuple[str, str, str, str]] = [
+    (OPEN, WAITING_SUPPORT, "staff", _ALL),
+    (OPEN, WAITING_CUSTOMER, "staff", _ALL),
+    (WAITING_SUPPORT, RESOLVED, "staff", _Q),
+    (WAITING_SUPPORT, WAITING_CUSTOMER, "staff", _ALL),
+    (WAITING_SUPPORT, IN_PROGRESS, "staff", _PR),
+    (WAITING_SUPPORT, WAITING_DEV, "staff", _PR),
+    (WAITING_CUSTOMER, WAITING_SUPPORT, "staff", _ALL),
+    (WAITING_CUSTOMER, WAITING_SUPPORT, "customer", _ALL),
+    (WAITING_CUSTOMER, RESOLVED, "staff", _Q),
+    (IN_PROGRESS, PLANNED, "staff", _PR),
+    (IN_PROGRESS, WAITING_DEV, "staff", _PR),
+    (IN_PROGRESS, WAITING_CUSTOMER, "staff", _PR),
+    (IN_PROGRESS, RESOLVED, "staff", _PR),
+    (PLANNED, IN_PROGRESS, "staff", _PR),
+    (PLANNED, RESOLVED, "staff", _PR),
+    (PLANNED, WAITING_CUSTOMER, "staff", _PR),
+    (WAITING_DEV, IN_PROGRESS, "staff", _PR),
+    (WAITING_DEV, PLANNED, "staff", _PR),
+    (WAITING_DEV, RESOLVED, "staff", _PR),
+    (RESOLVED, CLOSED, "customer", _ALL),
+    (RESOLVED, WAITING_SUPPORT, "customer", _ALL),
+    (RESOLVED, CLOSED, "system", _ALL),
+    (RESOLVED, CLOSED, "staff", _ALL),
+    (RESOLVED, WAITING_SUPPORT, "staff", _ALL),
+    (BLOCKED, WAITING_SUPPORT, "staff", _ALL),
+]
+# An operator can block or discard any ticket that is not finished.
+for _key in (OPEN, WAITING_SUPPORT, WAITING_CUSTOMER, IN_PROGRESS, PLANNED, WAITING_DEV):
+    DEFAULT_TRANSITIONS.append((_key, BLOCKED, "staff", _ALL))
+for _key in (OPEN, WAITING_SUPPORT, WAITING_CUSTOMER, BLOCKED):
+    DEFAULT_TRANSITIONS.append((_key, DISCARDED, "staff", _ALL))
+
+DEFAULT_CATEGORIES = [("payroll", "Payroll", "Paghe"), ("attendance", "Attendance", "Presenze"),
+                      ("accounting", "Accounting", "Contabilità"), ("installation", "Installation", "Installazione"),
+                      ("other", "Other", "Altro")]
+
+
+def clock() -> dt.datetime:
+    """Naive UTC now; tests replace it to freeze time."""
+    return utcnow()
+
+
+_quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("tickets_quiet", default=False)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Make changes without queueing notifications (demo data, imports). Signals are still sent."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
+
+def _notify(func: Any, *args: Any) -> None:
+    if not _quiet.get():
+        func(*args)
+
+
+class TransitionRefused(Exception):
+    """A change the workflow does not allow from the ticket's current state (nothing was changed)."""
+
+
+@dataclasses.dataclass
+class Actor:
+    """Who makes a change: a customer (contact), a staff user, or the system."""
+
+    kind: str
+    name: str
+    contact: Contact | None = None
+    staff: StaffUser | None = None
+
+    @classmethod
+    def customer(cls, contact: Contact) -> "Actor":
+        return cls("customer", contact.full_name, contact=contact)
+
+    @classmethod
+    def for_staff(cls, staff: StaffUser) -> "Actor":
+        return cls("staff", staff.name or staff.email, staff=staff)
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls("system", "")
+
+
+# --- defaults ----------------------------------------------------------------------------------
+def install_defaults() -> list[str]:
+    """Create the default states, transitions, categories and the number counter where missing.
+
+    Idempotent, and never touches rows that exist (admins' changes stay)."""
+    lines = []
+    with db.atomic():
+        if TicketState.select().count() == 0:
+            for position, (key, (en, it, color, final, needs_date, d_en, d_it)) in enumerate(DEFAULT_STATES.items()):
+                TicketState.create(key=key, label_en=en, label_it=it, color=color, final=final,
+                                   needs_date=needs_date, description_en=d_en, description_it=d_it,
+                                   position=position * 10)
+            by_key = {s.key: s.id for s in TicketState.select()}
+            TicketTransition.insert_many([
+                {"from_state": by_key[a], "to_state": by_key[b], "actor": actor, "types": types}
+                for a, b, actor, types in DEFAULT_TRANSITIONS
+            ]).execute()
+            lines.append("tickets: default workflow")
+        if TicketCategory.select().count() == 0:
+            for position, (key, en, it) in enumerate(DEFAULT_CATEGORIES):
+                TicketCategory.create(key=key, label_en=en, label_it=it, position=position * 10)
+            lines.append("tickets: default categories")
+        TicketCounter.insert(name="ticket", value=0).on_conflict_ignore().execute()
+    _forget_cache()
+    return lines
+
+
+def _forget_cache() -> None:
+    if has_app_context():
+        g.pop("_tickets_states", None)
+        g.pop("_tickets_transitions", None)
+
+
+# --- states and transitions --------------------------------------------------------------------
+def states() -> dict[str, TicketState]:
+    """Every state by key, in order (one query per request)."""
+    if has_app_context() and "_tickets_states" in g:
+        return g._tickets_states
+    found = {s.key: s for s in TicketState.select().order_by(TicketState.position, TicketState.id)}
+    if has_app_context():
+        g._tickets_states = found
+    return found
+
+
+def state(key: str) -> TicketState | None:
+    return states().get(key)
+
+
+def open_keys() -> list[str]:
+    """Keys of the states a ticket is still open in (not final)."""
+    return [k for k, s in states().items() if not s.final]
+
+
+def final_keys() -> list[str]:
+    return [k for k, s in states().items() if s.final]
+
+
+def _transitions() -> list[tuple[str, str, str, frozenset[str]]]:
+    if has_app_context() and "_tickets_transitions" in g:
+        return g._tickets_transitions
+    from_alias = TicketState.alias("f")
+    to_alias = TicketState.alias("t")
+    rows = (TicketTransition.select(TicketTransition.actor, TicketTransition.types,
+                                    from_alias.key.alias("from_key"), to_alias.key.alias("to_key"))
+            .join_from(TicketTransition, from_alias, on=(TicketTransition.from_state == from_alias.id))
+            .join_from(TicketTransition, to_alias, on=(TicketTransition.to_state == to_alias.id))
+            .order_by(to_alias.position).dicts())
+    found = [(r["from_key"], r["to_key"], r["actor"],
+              frozenset(t.strip() for t in (r["types"] or "").split(",") if t.strip())) for r in rows]
+    if has_app_context():
+        g._tickets_transitions = found
+    return found
+
+
+def allowed_targets(ticket: Ticket, actor_kind: str) -> list[str]:
+    """State keys ``actor_kind`` may move ``ticket`` to from its current state."""
+    out = []
+    for src, dst, actor, types in _transitions():
+        if src == ticket.status and actor == actor_kind and (not types or ticket.type in types) and dst not in out:
+            out.append(dst)
+    return out
+
+
+def is_final(ticket: Ticket) -> bool:
+    found = state(ticket.status)
+    return bool(found and found.final)
+
+
+# --- numbering ---------------------------------------------------------------------------------
+def next_number(name: str = "ticket") -> int:
+    """The next number of counter ``name``, taken inside the caller's transaction.
+
+    The counter row is updated first: on PostgreSQL the row lock serialises concurrent creators
+    (``UPDATE … RETURNING``), on SQLite the IMMEDIATE transaction already holds the write lock. A
+    transaction that rolls back gives its number back, so numbers have no gaps.
+    """
+    if not db.in_transaction():
+        raise RuntimeError("next_number() must run inside db.atomic()")
+    database = db.obj
+    for _ in range(2):
+        update = TicketCounter.update(value=TicketCounter.value + 1).where(TicketCounter.name == name)
+        if database.returning_clause:
+            row = update.returning(TicketCounter.value).tuples().execute()
+            values = [r[0] for r in row]
+            if values:
+                return int(values[0])
+        elif update.execute():
+            return int(TicketCounter.select(TicketCounter.value).where(TicketCounter.name == name).scalar())
+        TicketCounter.insert(name=name, value=0).on_conflict_ignore().execute()
+    raise RuntimeError(f"counter {name!r} unavailable")
+
+
+def format_number(seq: int) -> str:
+    return f"TT{seq}"
+
+
+# --- changes -----------------------------------------------------------------------------------
+def _touch(ticket: Ticket, now: dt.datetime) -> None:
+    ticket.updated_at = now
+
+
+def response_due(created: dt.datetime) -> dt.datetime | None:
+    hours = current_app.config.get("TICKETS_RESPONSE_HOURS", 8) if has_app_context() else 8
+    if not hours:
+        return None
+    try:
+        working = WorkingHours.from_config(current_app.config) if has_app_context() else WorkingHours()
+    except (ValueError, TypeError, KeyError):
+        log.exception("invalid WORKING_HOURS; using Mon-Fri 9-18 Europe/Rome")
+        working = WorkingHours()
+    return working.add(created, float(hours))
+
+
+def create_ticket(actor: Actor, contact: Contact, *, title: str, description: str, type: str = "question",
+                  category: TicketCategory | int | None = None, priority: str = "medium",
+                  severity: str = "non_blocking", service: tuple[int, str] | None = None,
+                  subcategory: tuple[int, str] | None = None, product: tuple[int, str] | None = None,
+                  answers: Sequence[dict[str, str]] = (), files: Iterable[Any] = ()) -> Ticket:
+    """Open a ticket for ``contact`` (run inside ``db.atomic()``). ``files`` are stored uploads
+    (``StoredFile``) to attach."""
+    now = clock()
+    seq = next_number()
+    ticket = Ticket.create(
+        seq=seq, number=format_number(seq), title=title.strip(), description=description.strip(), type=type,
+        category=category, priority=priority, severity=severity, status=OPEN, contact=contact,
+        company=contact.company_id, requester_name=contact.full_name,
+        service_id=service[0] if service else None, service_name=service[1] if service else None,
+        subcategory_id=subcategory[0] if subcategory else None,
+        subcategory_name=subcategory[1] if subcategory else None,
+        product_id=product[0] if product else None, product_name=product[1] if product else None,
+        answers=json.dumps(list(answers), ensure_ascii=False) if answers else None,
+        created_at=now, updated_at=now, response_due_at=response_due(now),
+    )
+    TicketHistory.create(ticket=ticket, from_state=None, to_state=OPEN, actor_type=actor.kind,
+                         actor_name=actor.name, created_at=now)
+    attachments = [attach(ticket, actor, stored, touch=False) for stored in files]
+    _notify(notifications.ticket_created, ticket)
+    signals.ticket_created.send("tickets", ticket=ticket, actor=actor, attachments=attachments)
+    return ticket
+
+
+def attach(ticket: Ticket, actor: Actor, stored: Any, *, touch: bool = True) -> TicketAttachment:
+    """Record an uploaded file (a ``StoredFile``) on ``ticket``."""
+    if actor.kind == "customer" and is_final(ticket):
+        raise TransitionRefused("closed")
+    now = clock()
+    row = TicketAttachment.create(ticket=ticket, stored_name=stored.stored_name,
+                                  original_name=(stored.original_name or stored.stored_name)[:255],
+                                  size=stored.size, mimetype=stored.mimetype or "application/octet-stream",
+                                  kind=getattr(stored, "kind", None), uploaded_by=actor.name,
+                                  author_contact=actor.contact, created_at=now)
+    if touch:
+        _touch(ticket, now)
+        ticket.save(only=[Ticket.updated_at])
+    return row
+
+
+def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.date | None = None,
+                 notify: bool = True) -> TicketHistory:
+    """Move ``ticket`` to ``to_key`` if the workflow allows it for ``actor``; else TransitionRefused."""
+    if to_key not in allowed_targets(ticket, actor.kind):
+        raise TransitionRefused(to_key)
+    target = state(to_key)
+    if target is not None and target.needs_date and planned_for is None:
+        raise TransitionRefused("date")
+    now = clock()
+    old = ticket.status
+    ticket.status = to_key
+    if target is not None and target.needs_date:
+        ticket.planned_for = planned_for
+    if actor.kind == "staff" and ticket.taken_at is None:
+        ticket.taken_at = now
+        if ticket.assignee_id is None and actor.staff is not None:
+            ticket.assignee = actor.staff
+            ticket.assignee_name = actor.name
+    if to_key == RESOLVED:
+        ticket.resolved_at = now
+    elif old == RESOLVED:
+        ticket.resolved_at = None
+    if target is not None and target.final:
+        ticket.closed_at = now
+    elif ticket.closed_at is not None:
+        ticket.closed_at = None
+    _touch(ticket, now)
+    ticket.save()
+    history = TicketHistory.create(ticket=ticket, from_state=old, to_state=to_key, actor_type=actor.kind,
+                                   actor_name=actor.name, created_at=now)
+    if notify:
+        _notify(notifications.status_changed, ticket, old, to_key, actor)
+    signals.status_changed.send("tickets", ticket=ticket, old=old, new=to_key, actor=actor, history=history)
+    return history
+
+
+def take_charge(ticket: Ticket, staff: StaffUser) -> TicketHistory | None:
+    """An operator takes the ticket: it becomes theirs and, when Open, Waiting for support."""
+    actor = Actor.for_staff(staff)
+    if ticket.assignee_id is None or ticket.assignee_id != staff.id:
+        assign(ticket, staff)
+    if ticket.status == OPEN:
+        return change_state(ticket, WAITING_SUPPORT, actor)
+    return None
+
+
+def assign(ticket: Ticket, staff: StaffUser | None) -> None:
+    ticket.assignee = staff
+    ticket.assignee_name = (staff.name or staff.email) if staff else None
+    _touch(ticket, clock())
+    ticket.save(only=[Ticket.assignee, Ticket.assignee_name, Ticket.updated_at])
+
+
+def add_comment(ticket: Ticket, actor: Actor, body: str, kind: str = "public") -> TicketComment:
+    """Add a comment. A customer's comment on a ticket waiting for them or resolved sends it back
+    to support; a closed ticket accepts none from customers (TransitionRefused)."""
+    body = (body or "").strip()
+    if not body:
+        raise ValueError("empty comment")
+    if actor.kind == "customer":
+        if kind not in ("public", "private"):
+            raise ValueError("customers write public comments or private notes")
+        if is_final(ticket):
+            raise TransitionRefused("closed")
+    elif kind not in ("public", "internal"):
+        raise ValueError("staff write public replies or internal notes")
+    now = clock()
+    comment = TicketComment.create(ticket=ticket, kind=kind, body=body, author_contact=actor.contact,
+                                   author_staff=actor.staff, author_name=actor.name, created_at=now)
+    if kind == "public":
+        ticket.public_comments = Ticket.public_comments + 1
+    _touch(ticket, now)
+    ticket.save(only=[Ticket.public_comments, Ticket.updated_at] if kind == "public" else [Ticket.updated_at])
+    if kind == "public":
+        ticket.public_comments = Ticket.select(Ticket.public_comments).where(Ticket.id == ticket.id).scalar()
+    if actor.kind == "customer":
+        _notify(notifications.customer_comment, ticket, comment)
+        if ticket.status in (WAITING_CUSTOMER, RESOLVED) and WAITING_SUPPORT in allowed_targets(ticket, "customer"):
+            change_state(ticket, WAITING_SUPPORT, actor)
+    elif kind == "public":
+        _notify(notifications.public_reply, ticket, comment)
+    signals.comment_added.send("tickets", ticket=ticket, comment=comment, actor=actor)
+    return comment
+
+
+def close_by_customer(ticket: Ticket, actor: Actor, rating: int, comment: str | None = None) -> TicketHistory:
+    """'Ok, resolved': the customer closes a resolved ticket with a 1–5 satisfaction rating."""
+    if not 1 <= int(rating) <= 5:
+        raise ValueError("rating must be 1 to 5")
+    if CLOSED not in allowed_targets(ticket, "customer"):
+        raise TransitionRefused(CLOSED)
+    ticket.rating = int(rating)
+    ticket.rating_comment = (comment or "").strip() or None
+    return change_state(ticket, CLOSED, actor)
+
+
+def autoclose(now: dt.datetime | None = None, days: float | None = None, limit: int = 500) -> list[str]:
+    """Close tickets resolved more than ``days`` ago (default TICKETS_AUTOCLOSE_DAYS, 3) with no
+    customer action. Each ticket closes in its own transaction; returns the numbers closed."""
+    now = now or clock()
+    if days is None:
+        days = current_app.config.get("TICKETS_AUTOCLOSE_DAYS", 3) if has_app_context() else 3
+    cutoff = now - dt.timedelta(days=float(days))
+    due = list(Ticket.select(Ticket.id).where((Ticket.status == RESOLVED) & (Ticket.resolved_at <= cutoff))
+               .order_by(Ticket.resolved_at).limit(limit).tuples())
+    closed = []
+    actor = Actor.system()
+    for (ticket_id,) in due:
+        with db.atomic():
+            ticket = Ticket.get_or_none(Ticket.id == ticket_id)
+            if ticket is None or ticket.status != RESOLVED or ticket.resolved_at > cutoff:
+                continue  # the customer acted meanwhile
+            try:
+                change_state(ticket, CLOSED, actor)
+            except TransitionRefused:
+                continue  # an admin removed the automatic close from the workflow
+            closed.append(ticket.number)
+    if closed:
+        log.info("auto-closed %d resolved tickets: %s", len(closed), ", ".join(closed))
+    return closed
+
+
+def is_overdue(ticket: Ticket, now: dt.datetime | None = None) -> bool:
+    """Support has not taken charge by the response-time target."""
+    return bool(ticket.taken_at is None and ticket.response_due_at is not None
+                and ticket.response_due_at < (now or clock()) and not is_final(ticket))
