@@ -118,8 +118,14 @@ def _import_folder_package(folder: Path, sub: Path) -> Any:
     """Import ``folder/sub`` as a package. A folder that is itself an importable package (the
     built-in ``modules/``) keeps its real dotted name, so entry points and folder agree."""
     parent = folder.name
-    if (folder / "__init__.py").exists() and str(folder.parent) in map(str, map(_resolve, sys.path)):
-        return importlib.import_module(f"{parent}.{sub.name}")
+    if (folder / "__init__.py").exists():
+        try:
+            spec = importlib.util.find_spec(parent)
+        except (ImportError, ValueError):
+            spec = None
+        locations = {str(_resolve(p)) for p in (spec.submodule_search_locations or ())} if spec else set()
+        if str(_resolve(str(folder))) in locations:
+            return importlib.import_module(f"{parent}.{sub.name}")
     mod_name = f"crm_portal_plugins.{sub.name}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
@@ -211,6 +217,17 @@ class Registry:
                          key=lambda m: (m.position, m.name))
         self.modules = {m.name: m for m in ordered}
         return self
+
+    def fail(self, name: str, exc: BaseException, strict: bool = False) -> None:
+        """Take a module that broke while being set up out of service, recording why."""
+        self.modules.pop(name, None)
+        for state in self.states:
+            if state.name == name:
+                state.error = f"{type(exc).__name__}: {exc}"
+                state.enabled = False
+                log.error("module %s (%s) skipped: %s", name, state.source, state.error)
+        if strict:
+            raise ModuleError(f"module {name}: {exc}") from exc
 
     def get(self, name: str) -> Module | None:
         return self.modules.get(name)

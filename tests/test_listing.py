@@ -22,6 +22,8 @@ def _add_colleagues(company_id: int, count: int, prefix: str = "worker") -> None
 
 @pytest.fixture
 def anna(app, demo, client):
+    with app.app_context(), db.connection_context():
+        Contact.update(language="en").where(Contact.email == "anna@acme.example").execute()
     login(client, "anna@acme.example")
     return client
 

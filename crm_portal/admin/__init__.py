@@ -1,16 +1,19 @@
 """Flask-Admin for staff at /admin/: the core CRM records, portal configuration and every module's views."""
 from __future__ import annotations
 
-from flask import Flask, g
+from flask import Flask, flash, g
 from flask_admin import Admin
+from flask_admin.actions import action
 from flask_admin.model.form import InlineFormAdmin
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField
 from wtforms.validators import Length, Optional
 
 from ..auth import hash_password
-from ..models import (AuditEntry, Button, Company, Contact, Profile, ProfileButton, ProfileModule,
+from ..db import db
+from ..models import (AuditEntry, Button, Company, Contact, OutboxMessage, Profile, ProfileButton, ProfileModule,
                       StaffUser, new_token)
 from .fields import ActionsField, ModuleSelectField
 from .views import AdminModelView, PortalAdminIndexView
@@ -43,6 +46,52 @@ class ContactView(AdminModelView):
             model.session_token = new_token()
         elif not is_created and not model.portal_access:
             model.session_token = new_token()  # revoking access ends their sessions at once
+        was_enabled = False if is_created else bool(
+            Contact.select(Contact.portal_access).where(Contact.id == model.id).scalar())
+        model._portal_access_granted = bool(model.portal_access) and not was_enabled
+
+    # Save, audit and the invitation email in one transaction: the email exists iff the change does.
+    def create_model(self, form):
+        with db.atomic() as txn:
+            model = super().create_model(form)
+            if not model:
+                txn.rollback()
+        self._kick()
+        return model
+
+    def update_model(self, form, model):
+        with db.atomic() as txn:
+            ok = super().update_model(form, model)
+            if not ok:
+                txn.rollback()
+        self._kick()
+        return ok
+
+    def _kick(self) -> None:
+        from ..jobs import kick_delivery
+
+        kick_delivery(g.pop("_admin_outbox_ids", []))
+
+    def after_model_change(self, form, model, is_created):
+        super().after_model_change(form, model, is_created)
+        if getattr(model, "_portal_access_granted", False):
+            from ..account.service import portal_access_granted
+
+            message = portal_access_granted(model)
+            if message is not None:
+                g.setdefault("_admin_outbox_ids", []).append(message.id)
+                flash(_("An email has been queued for %(email)s.", email=model.email), "info")
+
+    @action("invite", _l("Send invitation"), _l("Send a new link to set a password to the selected contacts?"))
+    def action_invite(self, ids):
+        from ..account.service import send_invitation
+        from ..jobs import kick_delivery
+
+        with db.atomic():
+            contacts = list(Contact.select().where(Contact.id.in_(ids)))
+            messages = [send_invitation(contact) for contact in contacts]
+        kick_delivery([m.id for m in messages])
+        flash(_("Invitations queued: %(count)d.", count=len(messages)), "success")
 
 
 class StaffUserView(AdminModelView):
@@ -91,6 +140,31 @@ class AuditEntryView(AdminModelView):
     column_filters = ("actor_type", "action", "object_type", "created_at")
 
 
+class OutboxMessageView(AdminModelView):
+    """Every email of the portal and its delivery state; failed ones can be sent again. Bodies are
+    not shown: they may carry one-time links."""
+
+    roles = ("admin", "operator")
+    can_create = can_edit = False
+    column_default_sort = ("id", True)
+    column_list = ("created_at", "to_address", "subject", "template", "language", "status", "attempts",
+                   "next_attempt_at", "sent_at", "last_error")
+    column_searchable_list = ("to_address", "subject", "template")
+    column_filters = ("status", "template", "language", "created_at")
+    column_exclude_list = ("body_text", "body_html")
+    column_details_exclude_list = ("body_text", "body_html")
+    column_export_exclude_list = ("body_text", "body_html")
+
+    @action("retry", _l("Retry"), _l("Send the selected messages again?"))
+    def action_retry(self, ids):
+        from ..jobs import kick_delivery
+        from ..mail import retry
+
+        count = retry(int(i) for i in ids)
+        kick_delivery([int(i) for i in ids])
+        flash(_("Messages queued again: %(count)d.", count=count), "success")
+
+
 def init_app(app: Flask) -> Admin:
     # Created inside the factory: a module-level Admin would be shared between test applications.
     admin = Admin(
@@ -105,7 +179,15 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(ButtonView(Button, name=str(_l("Dashboard buttons")), category=portal, endpoint="core_button"))
     admin.add_view(StaffUserView(StaffUser, name=str(_l("Staff")), category=portal, endpoint="core_staff"))
     admin.add_view(AuditEntryView(AuditEntry, name=str(_l("Audit log")), category=portal, endpoint="core_audit"))
-    for module in app.extensions["crm_portal"].modules.values():
-        for view in module.admin_views():
+    admin.add_view(OutboxMessageView(OutboxMessage, name=str(_l("Email outbox")), category=portal,
+                                     endpoint="core_outbox"))
+    registry = app.extensions["crm_portal"]
+    for module in list(registry.modules.values()):
+        try:
+            views = list(module.admin_views())
+        except Exception as exc:  # named and skipped like any broken plugin
+            registry.fail(module.name, exc, app.config["MODULES_STRICT"])
+            continue
+        for view in views:
             admin.add_view(view)
     return admin

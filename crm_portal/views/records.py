@@ -43,7 +43,9 @@ def _list_view(module: Module):
         listing = ListQuery(module, visible(module))
         page = listing.page(req)
         return render_template(module.list_template, module=module, page=page, req=req, grant=grant,
-                               columns=module.columns, cell_value=cell_value)
+                               columns=module.columns, cell_value=cell_value,
+                               searchable=[c for c in module.columns if c.search],
+                               filterable=[c for c in module.columns if c.filter])
     return list_view
 
 
@@ -163,8 +165,13 @@ def module_blueprint(module: Module) -> Blueprint:
 
 def init_app(app: Flask) -> None:
     registry = app.extensions["crm_portal"]
-    for module in registry.modules.values():
-        app.register_blueprint(module_blueprint(module))
+    for module in list(registry.modules.values()):
+        try:
+            blueprint = module_blueprint(module)
+        except Exception as exc:  # a broken plugin is named and skipped, the portal still starts
+            registry.fail(module.name, exc, app.config["MODULES_STRICT"])
+            continue
+        app.register_blueprint(blueprint)
         module.init_app(app)
 
     @app.context_processor
