@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORTAL := $(VENV)/bin/crm-portal
 HOST ?= 127.0.0.1
 PORT ?= 5000
-CATALOGS := crm_portal/translations $(wildcard modules/*/translations)
+CATALOGS := crm_portal/translations crm_portal/account/translations $(wildcard modules/*/translations)
 
 .PHONY: run test venv translations extract-messages bench clean
 

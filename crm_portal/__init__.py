@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. ``config`` overrides every other source (see crm_portal.config)."""
-    from . import admin, auth, cli, config as config_mod, db, i18n, registry, security, themes
+    from . import account, admin, auth, cli, config as config_mod, db, i18n, jobs, registry, security, themes
     from .views import auth as auth_views, errors, portal, records
 
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
@@ -25,9 +25,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     themes.init_app(app)
     errors.init_app(app)
     auth_views.init_app(app)
+    account.init_app(app)
     portal.init_app(app)
     registry.init_app(app)      # discovers modules
     records.init_app(app)       # one blueprint per enabled module
     admin.init_app(app)
+    jobs.init_app(app)          # huey: email delivery and periodic jobs of the core and modules
     cli.init_app(app)
     return app

@@ -221,6 +221,18 @@ class Module:
     def init_app(self, app: "Flask") -> None:
         """Called once per application after the module's blueprint is registered."""
 
+    def periodic_tasks(self) -> Iterable[tuple[str, Any, Callable[[], Any]]]:
+        """Jobs the background worker (``crm-portal worker``) runs on a schedule.
+
+        Return ``(name, schedule, func)`` triples. ``name`` is unique within the module (the job is
+        registered as ``<module>.<name>``); ``schedule`` is a five-field crontab string
+        (``"*/5 * * * *"``: minute, hour, day, month, day of week), a mapping of
+        :func:`huey.crontab` arguments or a callable taking a datetime; ``func`` takes no arguments
+        and runs inside an application context with a database connection. Make it idempotent: a
+        run may be skipped or repeated. Email goes through :func:`queue_email` as usual.
+        """
+        return ()
+
     def connect_signals(self) -> None:
         """Connect receivers to :mod:`crm_portal.signals`. Called once per application; use ``weak=False``
         or module-level functions, and make receivers idempotent across applications."""

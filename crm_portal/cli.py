@@ -1,4 +1,5 @@
-"""The ``crm-portal`` command (also ``flask --app crm_portal``): init, migrate, demo, modules, run."""
+"""The ``crm-portal`` command (also ``flask --app crm_portal``): init, migrate, demo, modules, run,
+worker (background jobs) and send-mail."""
 from __future__ import annotations
 
 import secrets
@@ -79,8 +80,39 @@ def modules_command() -> None:
         click.echo(line)
 
 
+@click.command("send-mail")
+@with_appcontext
+def send_mail_command() -> None:
+    """Deliver the pending email of the outbox once (what the worker does every minute)."""
+    from .mail import deliver_pending
+
+    with db.connection_context():
+        counts = deliver_pending()
+    click.echo(f"sent {counts['sent']}, to retry {counts['retry']}, failed {counts['failed']}")
+
+
+@click.command("worker")
+@click.option("--workers", "-w", type=int, default=None, help="Worker threads (default: HUEY_WORKERS).")
+@click.option("--no-periodic", is_flag=True, help="Do not run the periodic jobs (run them in one worker only).")
+@with_appcontext
+def worker_command(workers: int | None, no_periodic: bool) -> None:
+    """Run the background worker: email delivery and the periodic jobs of the core and modules."""
+    import logging
+
+    huey = current_app.extensions["huey"]
+    if huey.immediate:
+        raise click.ClickException("HUEY_IMMEDIATE is on: tasks run in-process, there is nothing to consume.")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    jobs = current_app.extensions["crm_portal_jobs"]["periodic"]
+    click.echo(f"worker on {type(huey.storage).__name__}; periodic jobs: {', '.join(jobs) if not no_periodic else 'off'}")
+    consumer = huey.create_consumer(workers=workers or int(current_app.config["HUEY_WORKERS"]),
+                                    worker_type="thread", periodic=not no_periodic, check_worker_health=True)
+    consumer.run()
+
+
 def init_app(app: Flask) -> None:
-    for command in (init_command, migrate_command, demo_command, modules_command):
+    for command in (init_command, migrate_command, demo_command, modules_command, send_mail_command,
+                    worker_command):
         app.cli.add_command(command)
 
 

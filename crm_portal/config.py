@@ -42,6 +42,37 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_EMAIL": "admin@example.com",
     "SUPPORT_EMAIL": "supporto@example.com",  # staff notifications with no assigned operator
     "MAIL_FROM": "CRM Portal <noreply@example.com>",
+    # Accounts (see docs/operations.md)
+    "SELF_REGISTRATION": False,
+    "REGISTRATION_AUTO_APPROVE": "domain",  # "domain" | "domain_or_vat" | "never"
+    "REGISTRATION_PROFILE": "user",
+    "REGISTRATION_MAX_AGE": 24 * 3600,
+    "INVITE_ON_PORTAL_ACCESS": True,
+    "INVITATION_MAX_AGE": 7 * 24 * 3600,
+    "PASSWORD_RESET_MAX_AGE": 3600,
+    "PASSWORD_MIN_LENGTH": 10,
+    "ACCOUNT_EDITABLE_FIELDS": ["phone", "mobile", "language", "notify_by_email"],
+    "LOGIN_THROTTLE_ACCOUNT_LIMIT": 5,
+    "LOGIN_THROTTLE_IP_LIMIT": 20,
+    "LOGIN_THROTTLE_BASE_DELAY": 2,
+    "LOGIN_THROTTLE_MAX_DELAY": 300,
+    "LOGIN_THROTTLE_WINDOW": 3600,
+    # Email delivery and the background worker
+    "MAIL_TRANSPORT": "file",  # "file" (<instance>/mail/*.eml) | "smtp"
+    "MAIL_FILE_DIR": None,
+    "MAIL_SERVER": "localhost",
+    "MAIL_PORT": 25,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_TIMEOUT": 30,
+    "MAIL_MAX_ATTEMPTS": 8,
+    "MAIL_RETRY_DELAY": 60,
+    "MAIL_RETRY_MAX_DELAY": 6 * 3600,
+    "HUEY_URL": None,  # default: sqlite <instance>/huey.db; "redis://…" for Redis
+    "HUEY_IMMEDIATE": None,  # None: immediate (in-process) when TESTING
+    "HUEY_WORKERS": 2,
     "UPLOAD_FOLDER": None,  # default: <instance>/uploads (outside the web root)
     "UPLOAD_MAX_BYTES": 20 * 1024 * 1024,
     "UPLOAD_ALLOWED_TYPES": ["pdf", "png", "jpg", "gif", "webp", "txt", "csv", "zip",

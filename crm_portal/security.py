@@ -1,4 +1,11 @@
-"""CSRF on every form and the security headers every response carries."""
+"""CSRF on every form and the security headers every response carries.
+
+Every response: a Content-Security-Policy without inline scripts (Flask-Admin's get a per-request
+nonce), nosniff, frame denial, a same-origin referrer (emailed tokens never leak in ``Referer``) and
+HSTS over HTTPS or in production. ``Cache-Control: no-store`` on every page of a logged-in user and on
+the login, account and admin pages. Session and remember-me cookies are HttpOnly, SameSite=Lax and,
+in production, Secure (see crm_portal.config).
+"""
 from __future__ import annotations
 
 import secrets
@@ -8,6 +15,9 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
+
+#: Blueprints whose pages are never cached, logged in or not (login forms, emailed links).
+PRIVATE_BLUEPRINTS = frozenset({"auth", "account"})
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -37,8 +47,11 @@ def init_app(app: Flask) -> None:
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "same-origin")
         h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if request.is_secure:
+        if request.is_secure or app.config.get("PRODUCTION"):
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if current_user and current_user.is_authenticated and not request.path.startswith(("/static/", "/theme/")):
+        if not request.path.startswith(("/static/", "/theme/")) and (
+                request.blueprint in PRIVATE_BLUEPRINTS or request.path.startswith("/admin")
+                or (current_user and current_user.is_authenticated)):
+            # Personal pages and pages carrying one-time links never go to a shared or browser cache.
             h["Cache-Control"] = "no-store"
         return response

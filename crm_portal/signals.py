@@ -50,5 +50,23 @@ admin_record_changed = _signal("admin-record-changed", """Staff created, changed
 Sender: the model class. Keyword arguments: ``record``, ``action`` ("created", "updated" or
 "deleted"), ``staff`` (StaffPrincipal).""")
 
+change_requested = _signal("change-requested", """A contact asked, from "My data", to change data they cannot edit.
+
+Sender: the Flask app. Keyword arguments: ``contact`` (Contact), ``field`` (str: ``name``,
+``email``, ``office``, ``role``, ``company``, ``profile`` or ``other``), ``message`` (str, the
+correct data as typed). Sent inside the request's transaction. A receiver that takes the request
+over (the tickets module opens a support ticket) returns a true value, e.g. the ticket; when no
+receiver does, the host emails the request to ``SUPPORT_EMAIL``.""")
+
+password_changed = _signal("password-changed", """A contact's password was set or changed (change, reset,
+invitation accepted). Every other session of that contact has already been ended.
+
+Sender: the Flask app. Keyword arguments: ``contact`` (Contact). Sent inside the transaction.""")
+
+account_registered = _signal("account-registered", """A self-registered contact confirmed their email.
+
+Sender: the Flask app. Keyword arguments: ``contact`` (the new Contact), ``active`` (bool: False
+while the account waits for staff approval). Sent inside the transaction.""")
+
 ALL = [record_created, record_updated, user_logged_in, user_logged_out, login_failed,
-       modules_loaded, admin_record_changed]
+       modules_loaded, admin_record_changed, change_requested, password_changed, account_registered]

@@ -1,4 +1,8 @@
-"""Portal login and logout, and the language switch."""
+"""Portal login and logout, and the language switch.
+
+Failed logins are throttled per account and per IP address (:mod:`crm_portal.ratelimit`); logout
+rotates the account's session token, so a copied session or remember-me cookie dies with it.
+"""
 from __future__ import annotations
 
 from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render_template, request,
@@ -6,24 +10,46 @@ from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from .. import signals
+from .. import ratelimit, signals
 from ..audit import audit
-from ..auth import PortalUser, client_ip, needs_rehash, hash_password, safe_next, verify_password
+from ..auth import PortalUser, StaffPrincipal, client_ip, needs_rehash, hash_password, safe_next, verify_password
 from ..db import db, utcnow
 from ..forms import EmptyForm, LoginForm
-from ..models import Contact
+from ..models import Contact, StaffUser, new_token
 
 bp = Blueprint("auth", __name__)
 
 
-def _finish_login(user, remember: bool) -> None:
-    # A new session: nothing from before the login (a planted session id included) survives.
+def start_session(user, remember: bool) -> None:
+    """Log ``user`` in on a brand-new session (nothing from before, a planted session id included,
+    survives; the chosen language does)."""
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
     login_user(user, remember=remember)
+
+
+def _finish_login(user, remember: bool) -> None:
+    start_session(user, remember)
     signals.user_logged_in.send(current_app._get_current_object(), user=user, ip=client_ip())
+
+
+def throttled_response(seconds: int, render):
+    """The login page again, with 429 and ``Retry-After``."""
+    flash(_("Too many failed attempts. Please wait %(seconds)d seconds and try again.", seconds=seconds), "warning")
+    response = current_app.make_response((render(), 429))
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def rotate_session_token(user) -> None:
+    """End every session and remember-me cookie of ``user`` (server side)."""
+    with db.atomic():
+        if isinstance(user, PortalUser):
+            Contact.update(session_token=new_token()).where(Contact.id == user.contact_id).execute()
+        elif isinstance(user, StaffPrincipal):
+            StaffUser.update(session_token=new_token()).where(StaffUser.id == user.staff.id).execute()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -31,8 +57,16 @@ def login():
     if current_user.is_authenticated and not current_user.is_staff:
         return redirect(safe_next(request.args.get("next")) or url_for("portal.dashboard"))
     form = LoginForm(next=request.args.get("next", ""))
+
+    def render():
+        return render_template("auth/login.html", form=form)
+
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
+        keys = (ratelimit.account_key(email), ratelimit.ip_key(client_ip()))
+        wait = ratelimit.retry_after(keys)
+        if wait:
+            return throttled_response(wait, render)
         contact = Contact.get_or_none(Contact.email == email)
         ok = verify_password(contact.password_hash if contact else None, form.password.data)
         if ok and contact.portal_access:
@@ -42,14 +76,16 @@ def login():
                     contact.password_hash = hash_password(form.password.data)
                 contact.save()
                 audit("login", contact, user=PortalUser(contact))
+            ratelimit.record_success(keys[0])
             _finish_login(PortalUser(contact), bool(form.remember.data))
             return redirect(safe_next(form.next.data) or url_for("portal.dashboard"))
         with db.atomic():
             audit("login-failed", object_type="core_contact", object_id=contact.id if contact else None,
                   details={"email": email[:254]})
+        ratelimit.record_failure(*keys)
         signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=False)
         flash(_("Wrong email or password."), "danger")
-    return render_template("auth/login.html", form=form)
+    return render()
 
 
 @bp.route("/logout", methods=["POST"])
@@ -59,10 +95,12 @@ def logout():
         abort(400)
     user = current_user._get_current_object()
     if user.is_authenticated:
+        rotate_session_token(user)
         signals.user_logged_out.send(current_app._get_current_object(), user=user)
     logout_user()
     lang = session.get("lang")
     session.clear()
+    session["_remember"] = "clear"  # Flask-Login deletes the remember-me cookie on this response
     if lang:
         session["lang"] = lang
     flash(_("You have logged out."), "info")

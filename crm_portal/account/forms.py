@@ -1,0 +1,78 @@
+"""Forms of the account pages."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField,
+                     ValidationError)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+
+from . import passwords
+
+LANGUAGE_NAMES = [("it", "Italiano"), ("en", "English")]
+PHONE = Regexp(r"^[0-9+()./\- ]*$", message=_l("Use digits, spaces and + ( ) . / - only."))
+
+
+class StrongPassword:
+    """Checks the password policy; the form's ``account_email`` (if any) is not allowed as password."""
+
+    def __call__(self, form, field) -> None:
+        for problem in passwords.problems(field.data or "", email=getattr(form, "account_email", None)):
+            raise ValidationError(problem)
+
+
+def _new_password_fields():
+    password = PasswordField(_l("New password"), validators=[DataRequired(), StrongPassword()],
+                             render_kw={"autocomplete": "new-password"},
+                             description=_l("A long passphrase is easiest: several words you will remember."))
+    confirm = PasswordField(_l("Repeat the new password"),
+                            validators=[DataRequired(), EqualTo("password", message=_l("The two passwords do not match."))],
+                            render_kw={"autocomplete": "new-password"})
+    return password, confirm
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)],
+                       render_kw={"autocomplete": "email"})
+
+
+class SetPasswordForm(FlaskForm):
+    password, confirm = _new_password_fields()
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=passwords.MAX_LENGTH)],
+                                     render_kw={"autocomplete": "current-password"})
+    password, confirm = _new_password_fields()
+
+
+class ProfileForm(FlaskForm):
+    """What a contact may change by themselves; fields not in ``ACCOUNT_EDITABLE_FIELDS`` are removed."""
+
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40), PHONE])
+    mobile = StringField(_l("Mobile"), validators=[Optional(), Length(max=40), PHONE])
+    language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES])
+    notify_by_email = BooleanField(_l("Send me email notifications about my requests"))
+
+
+CHANGE_FIELDS = [
+    ("name", _l("Name")), ("email", _l("Email")), ("office", _l("Office")), ("role", _l("Role")),
+    ("company", _l("Company")), ("profile", _l("Profile")), ("other", _l("Something else")),
+]
+
+
+class ChangeRequestForm(FlaskForm):
+    field = SelectField(_l("What should change?"), choices=[SelectChoice(k, v) for k, v in CHANGE_FIELDS],
+                        validators=[DataRequired()])
+    message = TextAreaField(_l("The correct data"), validators=[DataRequired(), Length(max=2000)],
+                            render_kw={"rows": 4})
+
+
+class RegistrationForm(FlaskForm):
+    first_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)], render_kw={"autocomplete": "given-name"})
+    last_name = StringField(_l("Surname"), validators=[DataRequired(), Length(max=100)], render_kw={"autocomplete": "family-name"})
+    email = EmailField(_l("Work email"), validators=[DataRequired(), Email(), Length(max=254)], render_kw={"autocomplete": "email"})
+    company_name = StringField(_l("Company"), validators=[DataRequired(), Length(max=200)], render_kw={"autocomplete": "organization"})
+    vat_number = StringField(_l("VAT number"), validators=[Optional(), Length(max=32), Regexp(r"^[A-Za-z0-9 .\-]*$")])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40), PHONE])

@@ -1,0 +1,149 @@
+"""Background jobs on huey: email delivery and the periodic jobs of the core and of modules.
+
+Storage: ``HUEY_URL`` (``redis://…``/``rediss://…`` → Redis, ``sqlite:///path`` → SQLite file,
+``memory://`` → in-process) or, by default, SQLite at ``<instance>/huey.db``. With ``REDIS_URL`` set
+and no ``HUEY_URL``, Redis is used. In tests (``TESTING``) tasks run immediately in-process unless
+``HUEY_IMMEDIATE`` says otherwise.
+
+Periodic jobs: the core delivers pending email every minute (so a message whose enqueue was lost
+still goes out) and prunes old account tokens and login counters daily; a module adds its own with
+:meth:`crm_portal.api.Module.periodic_tasks`. ``crm-portal worker`` runs the consumer.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+
+from .db import db, utcnow
+
+log = logging.getLogger("crm_portal.jobs")
+
+
+@contextmanager
+def app_db_context(app: Flask) -> Iterator[None]:
+    """An application context with a database connection, reusing one that is already open."""
+    with app.app_context():
+        opened = db.is_closed()
+        if opened:
+            db.connect()
+        try:
+            yield
+        finally:
+            if opened and not db.is_closed():
+                db.close()
+
+
+def parse_schedule(schedule: Any) -> Callable[[dt.datetime], bool]:
+    """A huey schedule from a five-field crontab string (``"*/5 * * * *"``), a mapping of
+    :func:`huey.crontab` arguments, or a callable taking a datetime."""
+    if callable(schedule):
+        return schedule
+    if isinstance(schedule, dict):
+        return crontab(strict=True, **schedule)
+    fields = str(schedule).split()
+    if len(fields) != 5:
+        raise ValueError(f"schedule {schedule!r}: expected 'minute hour day month day-of-week'")
+    minute, hour, day, month, day_of_week = fields
+    return crontab(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week, strict=True)
+
+
+def make_huey(app: Flask) -> Huey:
+    config = app.config
+    name = "crm_portal"
+    immediate = config.get("HUEY_IMMEDIATE")
+    if immediate is None:
+        immediate = bool(app.testing) and not config.get("HUEY_URL")
+    url = config.get("HUEY_URL") or config.get("REDIS_URL")
+    if immediate:
+        return MemoryHuey(name, immediate=True, results=False)
+    if url and url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey(name, url=url, results=False)
+    if url and url.startswith("memory://"):
+        return MemoryHuey(name, results=False)
+    if url and url.startswith("sqlite:///"):
+        filename = url[len("sqlite:///"):]
+    elif url:
+        raise ValueError(f"HUEY_URL {url!r}: use redis://…, sqlite:///path or memory://")
+    else:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        filename = str(Path(app.instance_path) / "huey.db")
+    return SqliteHuey(name, filename=filename, results=False)
+
+
+def prune(now: dt.datetime | None = None) -> None:
+    """Forget account tokens older than a month and login counters quiet for a day."""
+    from .models import AccountToken, LoginThrottle
+
+    now = now or utcnow()
+    with db.atomic():
+        AccountToken.delete().where(AccountToken.created_at < now - dt.timedelta(days=30)).execute()
+        LoginThrottle.delete().where(LoginThrottle.last_failure_at < now - dt.timedelta(days=1)).execute()
+
+
+def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
+    from .mail import deliver_pending
+
+    return [
+        ("core.deliver_mail", "* * * * *", deliver_pending),
+        ("core.prune", "17 3 * * *", prune),
+    ]
+
+
+def init_app(app: Flask) -> Huey:
+    """Create the application's huey, its email task and every periodic job."""
+    huey = make_huey(app)
+
+    @huey.task(name="core.deliver_message")
+    def deliver_message(message_ids: list[int]) -> None:
+        from .mail import deliver_one
+
+        with app_db_context(app):
+            for message_id in message_ids:
+                try:
+                    deliver_one(message_id)
+                except Exception:  # noqa: BLE001 - the periodic run retries it
+                    log.exception("email %s: delivery error", message_id)
+
+    jobs = [(name, schedule, func, "core") for name, schedule, func in core_periodic_tasks()]
+    for module in app.extensions["crm_portal"].modules.values():
+        for name, schedule, func in module.periodic_tasks():
+            jobs.append((f"{module.name}.{name}", schedule, func, module.name))
+    for name, schedule, func, owner in jobs:
+        _register_periodic(app, huey, name, schedule, func)
+
+    app.extensions["huey"] = huey
+    app.extensions["crm_portal_jobs"] = {"deliver_message": deliver_message,
+                                         "periodic": [name for name, *_ in jobs]}
+    return huey
+
+
+def _register_periodic(app: Flask, huey: Huey, name: str, schedule: Any, func: Callable[[], Any]) -> None:
+    validate = parse_schedule(schedule)
+
+    def run() -> None:
+        with app_db_context(app):
+            func()
+
+    run.__name__ = name.replace(".", "_")
+    huey.periodic_task(validate, name=name)(run)
+
+
+def kick_delivery(message_ids: list[int] | None = None) -> None:
+    """Ask the worker to send these outbox messages now (call after the transaction commits).
+
+    Losing this request is harmless: the periodic job sends every pending message within a minute.
+    """
+    ids = [m for m in (message_ids or []) if m is not None]
+    if not ids:
+        return
+    try:
+        current_app.extensions["crm_portal_jobs"]["deliver_message"](ids)
+    except Exception:  # noqa: BLE001 - the queue is down: the periodic job will catch up
+        log.exception("could not enqueue delivery of %s", ids)
