@@ -27,8 +27,18 @@ def database_url(tmp_path) -> str:
     return PG_URL or f"sqlite:///{tmp_path / 'test.db'}"
 
 
+_pg_schema_reset = False
+
+
 def _empty_postgres() -> None:
-    tables = db.obj.get_tables()
+    """Empty every table but the schema history (the tables stay, so their steps stay applied).
+    The first time in a run, start from an empty schema so no table of an older run lingers."""
+    global _pg_schema_reset
+    if not _pg_schema_reset:
+        db.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        _pg_schema_reset = True
+        return
+    tables = [t for t in db.obj.get_tables() if t != "core_migration_history"]
     if tables:
         db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
 
@@ -48,7 +58,6 @@ def make_app(tmp_path, **overrides: Any) -> Flask:
     app = create_app(config)
     with db.connection_context():
         if PG_URL:
-            upgrade(app.extensions["crm_portal"])
             _empty_postgres()
         upgrade(app.extensions["crm_portal"])
     return app
