@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import filetype
-from flask import Response, abort, current_app, send_file
+from flask import Response, abort, current_app
 from flask_babel import gettext as _
 
 __all__ = ["UploadRejected", "StoredFile", "save_upload", "send_stored", "delete_stored", "stored_path",
@@ -267,8 +267,16 @@ def send_stored(stored_name: str, area: str, download_name: str, mimetype: str |
         safe = f"{base}; charset=utf-8"
     else:
         safe = base
-    response = send_file(path, mimetype=safe, as_attachment=True, download_name="download",
-                         conditional=True, max_age=0)
+    size = path.stat().st_size
+
+    def stream():
+        # Opened lazily and closed by the generator, even when the client goes away mid-download.
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
+    response = Response(stream(), content_type=safe, direct_passthrough=True)
+    response.headers["Content-Length"] = str(size)
     response.headers["Content-Disposition"] = content_disposition(download_name)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
