@@ -310,3 +310,9 @@ def test_company_scope_sees_only_own_company(app, demo, client, email):
     login(client, email)
     text = client.get("/quotes/?per_page=100").text
     assert "P-2025-010" in text and "P-2025-001" not in text
+
+
+def test_valid_until_badges(app, demo, client):
+    login(client, "anna@acme.example")
+    page = client.get("/quotes/?per_page=100")
+    assert page.text.count("badge text-bg-secondary") >= 2  # P-2025-003 and P-2025-004 are past their date
