@@ -1,0 +1,247 @@
+"""Login lifecycle: same answer for bad credentials, safe redirects, sessions that die on logout and
+password change, throttling of failed logins, cookies and CSRF."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conftest import csrf_token, login, make_app, staff_login
+from crm_portal import ratelimit
+from crm_portal.db import db, utcnow
+from crm_portal.models import AuditEntry, Contact, LoginThrottle
+
+SESSION_COOKIE = "crm_portal_session"
+REMEMBER_COOKIE = "crm_portal_remember"
+
+
+def cookie(client, name):
+    found = client.get_cookie(name, domain="portal.test")
+    return found.value if found else None
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    state = {"now": utcnow()}
+    monkeypatch.setattr(ratelimit, "now", lambda: state["now"])
+    return state
+
+
+def test_wrong_password_and_unknown_email_answer_the_same(app, demo):
+    client = app.test_client()
+    wrong = client.post("/login", data={"email": "carla@globex.example", "password": "nope"})
+    unknown = client.post("/login", data={"email": "nobody@globex.example", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 200
+    assert "Wrong email or password." in wrong.text and "Wrong email or password." in unknown.text
+    assert wrong.text.replace("carla@globex.example", "X") == unknown.text.replace("nobody@globex.example", "X")
+    with app.app_context(), db.connection_context():
+        assert AuditEntry.select().where(AuditEntry.action == "login-failed").count() == 2
+
+
+@pytest.mark.parametrize("data", [
+    {"email": "", "password": "demo"},
+    {"email": "carla@globex.example", "password": ""},
+    {"email": "c" * 250 + "@globex.example", "password": "demo"},
+    {"email": "carla@globex.example", "password": "x" * 1025},
+])
+def test_login_field_errors(app, demo, data):
+    response = app.test_client().post("/login", data=data)
+    assert response.status_code == 200 and "invalid-feedback" in response.text
+    assert cookie(app.test_client(), SESSION_COOKIE) is None
+
+
+@pytest.mark.parametrize("target", [
+    "//evil.com", "/\\evil.com", "\\\\evil.com", "https://x@evil.com", "https://evil.com/", "javascript:alert(1)",
+    "http:evil.com", " //evil.com", "\t//evil.com", "//evil.com/%2f..", "evil.com",
+])
+def test_next_outside_the_site_is_ignored(app, demo, target):
+    client = app.test_client()
+    response = client.post("/login", data={"email": "carla@globex.example", "password": "demo", "next": target})
+    assert response.status_code == 302
+    assert response.location in ("/", "http://portal.test/")
+
+
+def test_next_inside_the_site_is_followed(app, demo):
+    client = app.test_client()
+    response = client.post("/login", data={"email": "carla@globex.example", "password": "demo", "next": "/me?x=1"})
+    assert response.location.endswith("/me?x=1")
+
+
+def test_captured_cookies_die_at_logout(app, demo):
+    client = app.test_client()
+    client.post("/login", data={"email": "carla@globex.example", "password": "demo", "remember": "y"})
+    session_value, remember_value = cookie(client, SESSION_COOKIE), cookie(client, REMEMBER_COOKIE)
+    assert session_value and remember_value
+    response = client.post("/logout")
+    assert response.status_code == 302
+    assert cookie(client, REMEMBER_COOKIE) is None  # the browser is told to drop it
+
+    thief = app.test_client()
+    thief.set_cookie(SESSION_COOKIE, session_value, domain="portal.test")
+    assert thief.get("/me").status_code == 302
+    thief = app.test_client()
+    thief.set_cookie(REMEMBER_COOKIE, remember_value, domain="portal.test")
+    assert thief.get("/me").status_code == 302
+
+
+def test_captured_cookies_die_at_password_change(app, demo):
+    client = app.test_client()
+    client.post("/login", data={"email": "carla@globex.example", "password": "demo", "remember": "y"})
+    session_value, remember_value = cookie(client, SESSION_COOKIE), cookie(client, REMEMBER_COOKIE)
+    new = "a brand new passphrase 42"
+    assert client.post("/me/password", data={"current_password": "demo", "password": new, "confirm": new}).status_code == 302
+    assert client.get("/me").status_code == 200
+    assert cookie(client, REMEMBER_COOKIE) not in (None, remember_value)  # a fresh remember-me cookie
+    for name, value in ((SESSION_COOKIE, session_value), (REMEMBER_COOKIE, remember_value)):
+        thief = app.test_client()
+        thief.set_cookie(name, value, domain="portal.test")
+        assert thief.get("/me").status_code == 302
+
+
+def test_remember_me_alone_logs_in(app, demo):
+    client = app.test_client()
+    client.post("/login", data={"email": "carla@globex.example", "password": "demo", "remember": "y"})
+    other = app.test_client()
+    other.set_cookie(REMEMBER_COOKIE, cookie(client, REMEMBER_COOKIE), domain="portal.test")
+    assert other.get("/me").status_code == 200
+
+
+def test_disabled_contact_is_logged_out_on_next_request(app, demo):
+    client = app.test_client()
+    login(client, "carla@globex.example")
+    assert client.get("/me").status_code == 200
+    with app.app_context(), db.connection_context():
+        Contact.update(portal_access=False).where(Contact.email == "carla@globex.example").execute()
+    assert client.get("/me").status_code == 302
+
+
+def test_cookie_flags(app, demo):
+    client = app.test_client()
+    response = client.post("/login", data={"email": "carla@globex.example", "password": "demo", "remember": "y"})
+    headers = response.headers.getlist("Set-Cookie")
+    for name in (SESSION_COOKIE, REMEMBER_COOKIE):
+        [header] = [h for h in headers if h.startswith(name + "=")]
+        assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" not in header
+    [remember] = [h for h in headers if h.startswith(REMEMBER_COOKIE + "=")]
+    expires = dt.datetime.strptime(remember.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT")
+    assert abs((expires - utcnow()) - dt.timedelta(days=30)) < dt.timedelta(minutes=5)
+
+
+def test_cookies_are_secure_in_production(tmp_path):
+    from crm_portal.demo import load_demo
+
+    app = make_app(tmp_path, PRODUCTION=True)
+    with app.app_context(), db.connection_context():
+        load_demo(app)
+    client = app.test_client()
+    response = client.post("/login", data={"email": "carla@globex.example", "password": "demo", "remember": "y"},
+                           base_url="https://portal.test")
+    headers = response.headers.getlist("Set-Cookie")
+    assert len(headers) >= 2 and all("Secure" in h for h in headers)
+
+
+# --- throttling ---------------------------------------------------------------------------------
+
+def test_account_throttle_then_owner_gets_back_in(app, demo, clock):
+    attacker = app.test_client()
+    limit = app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"]
+    for _ in range(limit):
+        assert attacker.post("/login", data={"email": "carla@globex.example", "password": "guess"}).status_code == 200
+    blocked = attacker.post("/login", data={"email": "carla@globex.example", "password": "guess"})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) >= 1
+    # even the right password waits (no oracle), but only for a short while
+    owner = app.test_client()
+    assert owner.post("/login", data={"email": "carla@globex.example", "password": "demo"}).status_code == 429
+    # other accounts are not affected
+    login(app.test_client(), "anna@acme.example")
+
+    clock["now"] += dt.timedelta(seconds=app.config["LOGIN_THROTTLE_MAX_DELAY"] + 1)
+    login(owner, "carla@globex.example")
+    with app.app_context(), db.connection_context():
+        assert LoginThrottle.get_or_none(LoginThrottle.key == ratelimit.account_key("carla@globex.example")) is None
+
+
+def test_delay_grows_and_is_capped(app, demo, clock):
+    client = app.test_client()
+    limit, base, cap = (app.config[k] for k in ("LOGIN_THROTTLE_ACCOUNT_LIMIT", "LOGIN_THROTTLE_BASE_DELAY",
+                                                "LOGIN_THROTTLE_MAX_DELAY"))
+    waits = []
+    for _ in range(limit + 30):
+        response = client.post("/login", data={"email": "carla@globex.example", "password": "guess"})
+        if response.status_code == 429:
+            waits.append(int(response.headers["Retry-After"]))
+            clock["now"] += dt.timedelta(seconds=waits[-1])
+    assert waits[0] == base and waits[1] == 2 * base
+    assert waits == sorted(waits) and max(waits) == cap
+
+
+def test_unknown_email_is_throttled_like_a_known_one(app, demo, clock):
+    client = app.test_client()
+    limit = app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"]
+    codes = [client.post("/login", data={"email": "ghost@globex.example", "password": "x"}).status_code
+             for _ in range(limit + 1)]
+    assert codes == [200] * limit + [429]
+
+
+def test_ip_throttle(tmp_path, clock):
+    app = make_app(tmp_path, LOGIN_THROTTLE_IP_LIMIT=4, LOGIN_THROTTLE_ACCOUNT_LIMIT=100)
+    client = app.test_client()
+    for n in range(4):
+        assert client.post("/login", data={"email": f"u{n}@x.example", "password": "x"}).status_code == 200
+    assert client.post("/login", data={"email": "u9@x.example", "password": "x"}).status_code == 429
+    other_ip = client.post("/login", data={"email": "u9@x.example", "password": "x"},
+                           environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other_ip.status_code == 200
+
+
+def test_quiet_window_resets_counter(app, demo, clock):
+    client = app.test_client()
+    limit = app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"]
+    for _ in range(limit - 1):
+        client.post("/login", data={"email": "carla@globex.example", "password": "guess"})
+    clock["now"] += dt.timedelta(seconds=app.config["LOGIN_THROTTLE_WINDOW"] + 1)
+    for _ in range(limit - 1):
+        assert client.post("/login", data={"email": "carla@globex.example", "password": "guess"}).status_code == 200
+
+
+def test_staff_login_is_throttled(app, demo, clock):
+    client = app.test_client()
+    limit = app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"]
+    for _ in range(limit):
+        assert client.post("/admin/login", data={"email": "admin@example.com", "password": "guess"}).status_code == 200
+    assert client.post("/admin/login", data={"email": "admin@example.com", "password": "demo"}).status_code == 429
+    # the portal account of the same address is a different key
+    clock["now"] += dt.timedelta(seconds=app.config["LOGIN_THROTTLE_MAX_DELAY"] + 1)
+    staff_login(client)
+
+
+def test_staff_logout_kills_captured_cookie(app, demo):
+    client = app.test_client()
+    staff_login(client)
+    captured = cookie(client, SESSION_COOKIE)
+    assert client.post("/admin/logout").status_code == 302
+    thief = app.test_client()
+    thief.set_cookie(SESSION_COOKIE, captured, domain="portal.test")
+    assert thief.get("/admin/").status_code == 302
+
+
+# --- CSRF ---------------------------------------------------------------------------------------
+
+def test_csrf_is_enforced(tmp_path):
+    from crm_portal.demo import load_demo
+
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    with app.app_context(), db.connection_context():
+        load_demo(app)
+    client = app.test_client()
+    assert client.post("/login", data={"email": "carla@globex.example", "password": "demo"}).status_code == 400
+    token = csrf_token(client.get("/login").text)
+    response = client.post("/login", data={"email": "carla@globex.example", "password": "demo", "csrf_token": token})
+    assert response.status_code == 302
+    assert client.post("/logout").status_code == 400            # no token: refused, still logged in
+    assert client.get("/me").status_code == 200
+    assert client.post("/forgot-password", data={"email": "carla@globex.example"}).status_code == 400
+    assert client.post("/me/password", data={"current_password": "demo"}).status_code == 400
+    page = client.get("/me")
+    assert client.post("/logout", data={"csrf_token": csrf_token(page.text)}).status_code == 302
+    assert client.get("/me").status_code == 302
