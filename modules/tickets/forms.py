@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import (HiddenField, MultipleFileField, RadioField, SelectField, StringField, TextAreaField)
+from wtforms import HiddenField, MultipleFileField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from crm_portal.api import _l
@@ -16,19 +17,21 @@ from .models import PRIORITIES, SEVERITIES, TYPES, TicketQuestion
 MAX_TEXT = 20000
 
 
-def _choices(mapping) -> list[tuple[str, Any]]:
-    return list(mapping.items())
+def choices(pairs) -> list[SelectChoice]:
+    """``SelectChoice`` items from a mapping or (value, label) pairs."""
+    items = pairs.items() if hasattr(pairs, "items") else pairs
+    return [SelectChoice(value, label) for value, label in items]
 
 
 class TicketForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)],
                         description=_l("A short summary of the problem or of what you need."),
                         render_kw={"maxlength": 200, "autocomplete": "off"})
-    type = SelectField(_l("Type"), choices=_choices(TYPES), default="question")
+    type = SelectField(_l("Type"), choices=choices(TYPES), default="question")
     category = SelectField(_l("Category"), coerce=int, validators=[InputRequired()])
-    priority = SelectField(_l("Priority"), choices=_choices(PRIORITIES), default="medium",
+    priority = SelectField(_l("Priority"), choices=choices(PRIORITIES), default="medium",
                            description=_l("How urgent it is for you."))
-    severity = SelectField(_l("Severity"), choices=_choices(SEVERITIES), default="non_blocking",
+    severity = SelectField(_l("Severity"), choices=choices(SEVERITIES), default="non_blocking",
                            description=_l("Whether it stops your work."))
     product = SelectField(_l("Related product"), coerce=int, validators=[Optional()])
     description = TextAreaField(_l("Description"), validators=[DataRequired(), Length(max=MAX_TEXT)],
@@ -83,8 +86,8 @@ class CommentForm(FlaskForm):
 
 class CloseForm(FlaskForm):
     rating = RadioField(_l("How satisfied are you?"), coerce=int, validators=[InputRequired()],
-                        choices=[(5, _l("5 – Very satisfied")), (4, _l("4 – Satisfied")), (3, _l("3 – Neutral")),
-                                 (2, _l("2 – Unsatisfied")), (1, _l("1 – Very unsatisfied"))])
+                        choices=choices([(5, _l("5 – Very satisfied")), (4, _l("4 – Satisfied")), (3, _l("3 – Neutral")),
+                                         (2, _l("2 – Unsatisfied")), (1, _l("1 – Very unsatisfied"))]))
     comment = TextAreaField(_l("Comment (optional)"), validators=[Optional(), Length(max=MAX_TEXT)],
                             render_kw={"rows": 2})
 
@@ -92,9 +95,3 @@ class CloseForm(FlaskForm):
 class ReopenForm(FlaskForm):
     body = TextAreaField(_l("What is still not working?"), validators=[DataRequired(), Length(max=MAX_TEXT)],
                          render_kw={"rows": 3})
-
-
-class SearchForm(FlaskForm):
-    """Only for rendering the closed-tickets search; the list reads request.args."""
-
-    number = StringField(_l("Number"))

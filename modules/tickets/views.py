@@ -17,7 +17,7 @@ from markupsafe import Markup
 from crm_portal.api import Contact, db, get_or_404, require, visible
 
 from . import workflow
-from .forms import CloseForm, CommentForm, ReopenForm, ticket_form
+from .forms import CloseForm, CommentForm, ReopenForm, choices, ticket_form
 from .models import (PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory, TicketComment,
                      TicketHistory, TicketQuestion)
 
@@ -230,10 +230,10 @@ def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closu
                                     | (TicketQuestion.service_id == (service.id if service else -1)))
         questions = list(questions.order_by(TicketQuestion.position, TicketQuestion.id))
         form = ticket_form(questions)
-        form.category.choices = [(c.id, c.label) for c in categories]
+        form.category.choices = choices([(c.id, c.label) for c in categories])
         products = _products()
         if products:
-            form.product.choices = [(0, "—")] + products
+            form.product.choices = choices([(0, "—")] + products)
         else:
             del form.product
         status = 200
