@@ -241,6 +241,17 @@ def test_notifications_share_the_transaction(ctx):
     assert TicketComment.select().count() == 0 and TicketHistory.select().count() == 1
 
 
+def test_requester_can_turn_notifications_off(ctx):
+    person = contact("bruno@acme.example")
+    if not hasattr(person, "notify_by_email"):
+        pytest.skip("contacts have no notification preference in this build")
+    Contact.update(notify_by_email=False).where(Contact.id == person.id).execute()
+    ticket = new_ticket()
+    with db.atomic():
+        workflow.take_charge(ticket, staff())
+    assert outbox("bruno@acme.example") == []
+
+
 def test_emails_in_the_recipients_language(ctx):
     carla = contact("carla@globex.example")  # English
     with db.atomic():
@@ -633,3 +644,10 @@ def test_postgres_uses_update_returning(app, demo):
 
 
 __all__ = ["make_app", "FileStorage"]
+
+
+def test_autoclose_is_a_periodic_job_of_the_worker(app):
+    jobs = app.extensions.get("crm_portal_jobs")
+    if jobs is None:
+        pytest.skip("no background worker in this build")
+    assert "tickets.autoclose" in jobs["periodic"]

@@ -32,8 +32,10 @@ def _state_label(key: str | None, language: str | None) -> str:
 
 
 def _requester(ticket: "Ticket") -> tuple[str | None, str | None, str]:
+    """Address, language and name of the requester; no address when they turned notifications off."""
     contact = ticket.contact
-    return contact.email, contact.language, contact.full_name
+    wants = getattr(contact, "notify_by_email", True) is not False
+    return (contact.email if wants else None), contact.language, contact.full_name
 
 
 def ticket_created(ticket: "Ticket") -> None:
