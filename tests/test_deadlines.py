@@ -164,7 +164,7 @@ def test_list_query_count_is_constant(app, demo, client, queries):
 def test_admin_crud(app, demo, client):
     staff_login(client)
     acme = demo["companies"]["acme"]
-    form = {"company": str(acme.id), "contact": "", "title": "Audit GDPR", "kind": "intervention",
+    form = {"company": str(acme.id), "contact": "__None", "title": "Audit GDPR", "kind": "intervention",
             "due_date": "2031-05-01", "description": "", "reference": "", "done": ""}
     assert client.post("/admin/deadlines_deadline/new/", data=form).status_code == 302
     with app.app_context(), db.connection_context():

@@ -167,8 +167,8 @@ def test_admin_crud_with_file(app, demo, client):
     staff_login(client)
     acme = demo["companies"]["acme"]
     response = client.post("/admin/documents_document/new/", data={
-        "title": "Price list", "description": "", "public": "", "company": str(acme.id), "contact": "",
-        "folder": "", "product_code": "", "upload": (io.BytesIO(PDF), "listino.pdf"),
+        "title": "Price list", "description": "", "public": "", "company": str(acme.id), "contact": "__None",
+        "folder": "__None", "product_code": "", "upload": (io.BytesIO(PDF), "listino.pdf"),
     }, content_type="multipart/form-data")
     assert response.status_code == 302
     with app.app_context(), db.connection_context():

@@ -199,7 +199,7 @@ def test_list_query_count_is_constant(app, demo, client, queries):
 def test_admin_crud_keeps_index(app, demo, client):
     staff_login(client)
     acme = demo["companies"]["acme"]
-    form = {"category": "", "language": "en", "title": "Scanner drivers", "body": "Install the *scanner* driver.",
+    form = {"category": "__None", "language": "en", "title": "Scanner drivers", "body": "Install the *scanner* driver.",
             "public": "", "published": "y", "position": "0",
             "company_links-0-id": "", "company_links-0-company": str(acme.id)}
     assert client.post("/admin/faq_article/new/", data=form).status_code == 302

@@ -96,7 +96,7 @@ def test_list_query_count_is_constant(app, demo, client, queries):
 def test_admin_crud(app, demo, client):
     staff_login(client)
     acme = demo["companies"]["acme"]
-    form = {"company": str(acme.id), "contact": "", "name": "Switch 24p", "code": "SW-24", "version": "",
+    form = {"company": str(acme.id), "contact": "__None", "name": "Switch 24p", "code": "SW-24", "version": "",
             "quantity": "3", "serial": "SW-XYZ", "serial_company_only": "y", "support_end": "2030-01-31",
             "notes": ""}
     assert client.post("/admin/products_product/new/", data=form).status_code == 302

@@ -270,7 +270,7 @@ def test_admin_crud_recomputes_totals(app, demo, client):
     acme = demo["companies"]["acme"]
     today = dt.date.today()
     form = {
-        "number": "ADM-1", "company": str(acme.id), "contact": "", "subject": "From the admin",
+        "number": "ADM-1", "company": str(acme.id), "contact": "__None", "subject": "From the admin",
         "date": today.isoformat(), "valid_until": (today + dt.timedelta(days=30)).isoformat(),
         "status": "sent", "currency": "EUR", "notes": "",
         "lines-0-position": "0", "lines-0-product_code": "", "lines-0-description": "Work",
