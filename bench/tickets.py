@@ -111,7 +111,7 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
         ticket_sql = ("INSERT INTO tickets_ticket (id, seq, number, title, description, type, category_id, priority, "
                       "severity, status, contact_id, company_id, requester_name, service_id, service_name, "
                       "assignee_name, hours_spent, created_at, updated_at, response_due_at, taken_at, resolved_at, "
-                      "closed_at, public_comments) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                      "closed_at, public_comments, search_text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
         comment_sql = ("INSERT INTO tickets_comment (ticket_id, kind, body, author_contact_id, author_name, created_at) "
                        "VALUES (?,?,?,?,?,?)")
         target_count = min(TARGET_TICKETS, total)
@@ -129,18 +129,21 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
                     updated = now - dt.timedelta(hours=rng.randrange(1, 48))
                     created = min(created, updated)
                 words = rng.sample(WORDS, 5)
+                title = " ".join(words).capitalize()
+                service = rng.choice(("Assistenza gestionale", "Assistenza sistemistica", None))
                 ticket_comments = rng.randrange(0, 2 * COMMENTS_PER_TICKET + 1)
                 fmt = "%Y-%m-%d %H:%M:%S"
                 tickets.append((
-                    seq, seq, f"TT{seq}", " ".join(words).capitalize(), "Descrizione: " + " ".join(rng.sample(WORDS, 12)),
+                    seq, seq, f"TT{seq}", title, "Descrizione: " + " ".join(rng.sample(WORDS, 12)),
                     rng.choice(("question", "problem", "request")), rng.choice(categories),
                     rng.choice(("urgent", "medium", "low")), rng.choice(("blocking", "non_blocking")), status,
-                    contact_id, company, name, None, rng.choice(("Assistenza gestionale", "Assistenza sistemistica", None)),
+                    contact_id, company, name, None, service,
                     None if status == "open" else rng.choice(("Olga Operatrice", "Stefano Supporto")), 0,
                     created.strftime(fmt), updated.strftime(fmt), (created + dt.timedelta(hours=8)).strftime(fmt),
                     None if status == "open" else (created + dt.timedelta(hours=2)).strftime(fmt),
                     updated.strftime(fmt) if status == "resolved" else None,
                     updated.strftime(fmt) if status in final else None, ticket_comments,
+                    " ".join(p for p in (f"tt{seq}", title, name, service) if p).lower(),
                 ))
                 for c in range(ticket_comments):
                     comments.append((seq, "public", "Commento " + " ".join(rng.sample(WORDS, 8)),

@@ -156,6 +156,9 @@ class Ticket(BaseModel):
     rating = pw.SmallIntegerField(null=True)
     rating_comment = pw.TextField(null=True)
     public_comments = pw.IntegerField(default=0)
+    #: Lower-case number, title, requester and service: what the list's global search reads (one
+    #: LIKE per row instead of one per column).
+    search_text = pw.TextField(default="")
 
     class Meta:
         table_name = "tickets_ticket"
@@ -171,6 +174,10 @@ class Ticket(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
+
+    def refresh_search_text(self) -> None:
+        parts = (self.number, self.title, self.requester_name, self.service_name, self.subcategory_name)
+        self.search_text = " ".join(str(p) for p in parts if p).lower()
 
     @property
     def answer_list(self) -> list[dict[str, str]]:

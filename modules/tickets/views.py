@@ -22,6 +22,7 @@ from .models import (PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, Ti
                      TicketHistory, TicketQuestion)
 
 UPLOAD_AREA = "tickets"
+SEARCH_COLUMNS = ("number", "title", "requester_name", "service_name")
 CHOICES = {"type": TYPES, "priority": PRIORITIES, "severity": SEVERITIES}
 
 
@@ -155,7 +156,8 @@ def human_size(size: int | None) -> str:
     return f"{size} B"
 
 
-EXTRA_LIST_ARGS = ("show", "state", "created_from", "created_to", "closed_from", "closed_to")
+EXTRA_LIST_ARGS = ("show", "state", "created_from", "created_to", "closed_from", "closed_to",
+                   "s_number", "s_title", "s_requester_name", "s_service_name")
 
 
 def list_url(req: Any, endpoint: str = "tickets.list", **changes: Any) -> str:
@@ -169,7 +171,8 @@ def list_url(req: Any, endpoint: str = "tickets.list", **changes: Any) -> str:
 
 def jinja_helpers() -> dict[str, Any]:
     return {"tickets_choice": choice_label, "tickets_detail": detail_context, "tickets_size": human_size,
-            "tickets_states": workflow.states, "tickets_url": list_url}
+            "tickets_states": workflow.states, "tickets_url": list_url,
+            "tickets_search_columns": ["s_" + name for name in SEARCH_COLUMNS]}
 
 
 # --- dashboard ---------------------------------------------------------------------------------

@@ -304,6 +304,8 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
         answers=json.dumps(list(answers), ensure_ascii=False) if answers else None,
         created_at=now, updated_at=now, response_due_at=response_due(now),
     )
+    ticket.refresh_search_text()
+    ticket.save(only=[Ticket.search_text])
     TicketHistory.create(ticket=ticket, from_state=None, to_state=OPEN, actor_type=actor.kind,
                          actor_name=actor.name, created_at=now)
     attachments = [attach(ticket, actor, stored, touch=False) for stored in files]
