@@ -118,8 +118,12 @@ class TicketsModule(Module):
         Column(Ticket.updated_at, _l("Last update"), sort=True),
     ]
     list_template = "tickets/list.html"
-    migrations = [Migration("0002_search_text", lambda migrator: [
-        migrator.add_column("tickets_ticket", "search_text", Ticket.search_text)])]
+    migrations = [
+        Migration("0002_search_text", lambda migrator: [
+            migrator.add_column("tickets_ticket", "search_text", Ticket.search_text)]),
+        Migration("0003_search_index", lambda migrator: [
+            migrator.add_index("tickets_ticket", ("company_id", "search_text"), False)]),
+    ]
     detail_template = "tickets/detail.html"
 
     # --- scoping -----------------------------------------------------------------------------
