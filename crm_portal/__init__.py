@@ -17,6 +17,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     config_mod.load(app, config)
+    if app.config["PROXY_FIX"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_FIX"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     i18n.init_app(app)

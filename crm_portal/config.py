@@ -16,6 +16,7 @@ SECRET_FILE = "secret_key"
 DEFAULTS: dict[str, Any] = {
     "PORTAL_NAME": "CRM Portal",
     "PRODUCTION": False,
+    "PROXY_FIX": 0,  # number of reverse proxies in front (X-Forwarded-For/-Proto/-Host trusted from them)
     "DATABASE_URL": None,  # default: sqlite:///<instance>/crm_portal.db
     "MODULE_FOLDERS": [str(PROJECT_ROOT / "modules")],
     "MODULES_ENABLED": None,  # None: every discovered module

@@ -7,8 +7,6 @@ from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel
 from flask_login import current_user
 
-babel = Babel()
-
 
 def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
@@ -33,7 +31,8 @@ def add_translation_directory(app: Flask, folder: Path) -> None:
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
-    babel.init_app(app, locale_selector=select_locale)
+    # One Babel per application: its translation cache then holds exactly this app's catalogues.
+    Babel(app, locale_selector=select_locale)
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale

@@ -205,3 +205,13 @@ def test_cli_init_demo_modules(tmp_path):
     assert runner.invoke(args=["migrate"]).output.strip() == "schema up to date"
     modules = runner.invoke(args=["modules"])
     assert "contacts" in modules.output and "enabled" in modules.output
+
+
+def test_every_public_api_name_is_in_plugins_doc():
+    from pathlib import Path
+
+    from crm_portal import api
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
+    for name in api.__all__:
+        assert f"`{name}" in doc, f"crm_portal.api.{name} is not documented in docs/plugins.md"
