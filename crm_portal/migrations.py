@@ -20,9 +20,16 @@ def _contact_notify_by_email(migrator: SchemaMigrator) -> list:
     return [migrator.add_column(Contact._meta.table_name, "notify_by_email", Contact.notify_by_email)]
 
 
+def _contact_sort_indexes(migrator: SchemaMigrator):
+    """Index the contact columns the contacts list sorts on."""
+    return [migrator.add_index("core_contact", (column,), False)
+            for column in ("first_name", "office", "role")] + [migrator.add_index("core_company", ("city",), False)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
+    Migration("0002_contact_sort_indexes", _contact_sort_indexes),
 )
 
 

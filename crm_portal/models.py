@@ -30,7 +30,7 @@ class Company(BaseModel):
     name = pw.CharField(max_length=200, index=True)
     vat_number = pw.CharField(max_length=32, null=True, index=True)
     address = pw.CharField(max_length=200, null=True)
-    city = pw.CharField(max_length=100, null=True)
+    city = pw.CharField(max_length=100, null=True, index=True)
     postal_code = pw.CharField(max_length=16, null=True)
     province = pw.CharField(max_length=64, null=True)
     country = pw.CharField(max_length=64, null=True)
@@ -64,13 +64,13 @@ class Profile(Localized, BaseModel):
 class Contact(BaseModel):
     """A CRM contact; with portal access on, also a portal user."""
 
-    first_name = pw.CharField(max_length=100)
+    first_name = pw.CharField(max_length=100, index=True)
     last_name = pw.CharField(max_length=100, index=True)
     email = pw.CharField(max_length=254, unique=True)
     phone = pw.CharField(max_length=40, null=True)
     mobile = pw.CharField(max_length=40, null=True)
-    office = pw.CharField(max_length=100, null=True)
-    role = pw.CharField(max_length=100, null=True)
+    office = pw.CharField(max_length=100, null=True, index=True)
+    role = pw.CharField(max_length=100, null=True, index=True)
     company = pw.ForeignKeyField(Company, backref="contacts", null=True, index=True, on_delete="SET NULL")
     language = pw.CharField(max_length=5, null=True, choices=[(c, c) for c in LANGUAGES])
     portal_access = pw.BooleanField(default=False, index=True)

@@ -215,3 +215,23 @@ def test_every_public_api_name_is_in_plugins_doc():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
     for name in api.__all__:
         assert f"`{name}" in doc, f"crm_portal.api.{name} is not documented in docs/plugins.md"
+
+
+def test_core_schema_steps_upgrade_an_old_database(tmp_path):
+    """A database made before the core's schema steps gets them from `crm-portal migrate`."""
+    from crm_portal.migrations import CORE_MIGRATIONS, upgrade
+    from crm_portal.models import MigrationHistory
+
+    app = make_app(tmp_path)
+    with app.app_context(), db.connection_context():
+        names = {m.name for m in CORE_MIGRATIONS}
+        assert {h.name for h in MigrationHistory.select().where(MigrationHistory.module == "core")} == names
+        for index in ("core_contact_first_name", "core_contact_office", "core_contact_role", "core_company_city"):
+            db.execute_sql(f'DROP INDEX "{index}"')
+        db.execute_sql("ALTER TABLE core_contact DROP COLUMN notify_by_email")
+        MigrationHistory.delete().where(MigrationHistory.module == "core").execute()
+        lines = upgrade(app.extensions["crm_portal"])
+        assert [f"core: applied {n}" for n in sorted(names)] == sorted(l for l in lines if l.startswith("core"))
+        indexed = {i.name for i in db.get_indexes("core_contact")} | {i.name for i in db.get_indexes("core_company")}
+        assert {"core_contact_first_name", "core_contact_office", "core_company_city"} <= indexed
+        assert "notify_by_email" in {c.name for c in db.get_columns("core_contact")}
