@@ -21,10 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from flask_admin.base import BaseView
     from playhouse.migrate import SchemaMigrator
 
-    from .auth import PortalUser
-
 __all__ = [
-    "API_VERSION", "Module", "Column", "Field", "Section", "Button", "Migration", "DemoContext",
+    "API_VERSION", "Module", "Column", "date_badge", "Field", "Section", "Button", "Migration", "DemoContext",
     "BaseModel", "Company", "Contact", "AuditEntry", "db", "utcnow", "_l", "SCOPES", "ACTIONS",
     "AdminModelView", "visible", "get_or_404", "require", "current_portal_user", "audit",
     "queue_email", "external_url", "PortalUser", "UploadRejected", "StoredFile", "save_upload",
@@ -43,13 +41,20 @@ ACTIONS = ("view", "create", "edit", "export")
 Formatter = Callable[[Any, Any], Any]
 
 
+Choices = Mapping[Any, Any] | Callable[[], Mapping[Any, Any]]
+Badge = Mapping[Any, str] | Callable[[Any, Any], str | None]
+
+
 @dataclasses.dataclass(frozen=True)
 class Column:
     """A column of a module's list page.
 
     ``field`` is a field of the module's record. For a foreign key, ``display`` names the attribute of
     the related row to show, search and sort on (the related table is joined, never queried per row).
-    ``choices`` maps stored values to (translatable) labels; ``badge`` maps values to Bootstrap colours.
+    ``choices`` maps stored values to (translatable) labels: a mapping, or a function returning one
+    (for choices kept in a table; it is called once per request). ``badge`` gives the Bootstrap
+    colour of a value's badge: a mapping, or a function ``(value, row) -> colour or None`` (see
+    :func:`date_badge`).
     """
 
     field: pw.Field
@@ -59,8 +64,8 @@ class Column:
     filter: bool = False
     display: str | None = None
     link: bool = False
-    choices: Mapping[Any, Any] | None = None
-    badge: Mapping[Any, str] | None = None
+    choices: Choices | None = None
+    badge: Badge | None = None
     format: Formatter | None = None
 
     @property
@@ -76,9 +81,45 @@ class Column:
         return isinstance(self.field, pw.ForeignKeyField)
 
     def choice_map(self) -> Mapping[Any, Any]:
+        if callable(self.choices):
+            from flask import g, has_request_context
+
+            if not has_request_context():
+                return self.choices()
+            cache = g.setdefault("_crm_column_choices", {})
+            if id(self) not in cache:
+                cache[id(self)] = self.choices()
+            return cache[id(self)]
         if self.choices is not None:
             return self.choices
         return dict(self.field.choices or ())
+
+    def badge_for(self, value: Any, row: Any = None) -> str | None:
+        """The badge colour for ``value`` (of ``row``), or ``None`` to show it plain."""
+        if self.badge is None or value is None:
+            return None
+        if callable(self.badge):
+            return self.badge(value, row)
+        return self.badge.get(value)
+
+
+def date_badge(soon_days: int, *, past: str | None = "danger", soon: str | None = "warning") -> Callable[[Any, Any], str | None]:
+    """A ``Column.badge`` for dates: ``past`` colour before today, ``soon`` within ``soon_days``."""
+    import datetime as dt
+
+    def colour(value: Any, row: Any = None) -> str | None:
+        if not isinstance(value, dt.date):
+            return None
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        today = dt.date.today()
+        if value < today:
+            return past
+        if value <= today + dt.timedelta(days=soon_days):
+            return soon
+        return None
+
+    return colour
 
 
 @dataclasses.dataclass(frozen=True)

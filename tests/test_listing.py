@@ -123,3 +123,30 @@ def test_other_company_rows_never_counted(app, demo, client):
     page = client.get("/contacts/").text
     assert "Showing 1 to 2 of 2" in page
     assert "acme.example" not in page
+
+
+def test_date_badge_and_computed_choices(app):
+    import datetime as dt
+
+    from crm_portal.api import Column, date_badge
+
+    badge = date_badge(30)
+    today = dt.date.today()
+    assert badge(today - dt.timedelta(days=1)) == "danger"
+    assert badge(today + dt.timedelta(days=30)) == "warning"
+    assert badge(today + dt.timedelta(days=31)) is None
+    assert badge("not a date") is None
+    assert date_badge(7, past="secondary")(today - dt.timedelta(days=3)) == "secondary"
+
+    calls = []
+
+    def choices():
+        calls.append(1)
+        return {"a": "Alpha"}
+
+    column = Column(Contact.office, "Office", choices=choices, badge={"x": "info"})
+    with app.test_request_context():
+        assert column.choice_map() == {"a": "Alpha"}
+        assert column.choice_map() == {"a": "Alpha"}
+        assert len(calls) == 1  # computed once per request, not once per row
+    assert column.badge_for("x") == "info" and column.badge_for("y") is None and column.badge_for(None) is None

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Mapping
-from typing import Any
 
 import click
 import peewee as pw
@@ -25,8 +23,8 @@ from flask_babel import force_locale, gettext as _
 from flask.cli import with_appcontext
 from icalendar import Calendar, Event
 
-from crm_portal.api import (AdminModelView, BaseModel, Button, Column, Company, Contact, DemoContext, Field,
-                            Module, PortalUser, Section, _l, audit, current_portal_user, db, external_url,
+from crm_portal.api import (AdminModelView, BaseModel, Button, Column, Company, Contact, DemoContext, Field, Module,
+                            PortalUser, Section, _l, audit, current_portal_user, date_badge, db, external_url,
                             queue_email, utcnow, visible)
 
 __all__ = ["DeadlinesModule", "Deadline", "CalendarToken", "DeadlineReminder", "queue_due_reminders"]
@@ -95,38 +93,6 @@ class DeadlineReminder(BaseModel):
         indexes = ((("deadline", "contact", "due_date"), True),)
 
 
-class DueBadge(Mapping):
-    """Badge colours for a due date: overdue → red, within 30 days → amber."""
-
-    def _colour(self, value):
-        if not isinstance(value, dt.date):
-            return None
-        today = dt.date.today()
-        if value < today:
-            return "danger"
-        if value <= today + dt.timedelta(days=SOON_DAYS):
-            return "warning"
-        return None
-
-    def __getitem__(self, value):
-        colour = self._colour(value)
-        if colour is None:
-            raise KeyError(value)
-        return colour
-
-    def __contains__(self, value):
-        return self._colour(value) is not None
-
-    def __bool__(self):
-        return True
-
-    def __iter__(self):
-        return iter(())
-
-    def __len__(self):
-        return 0
-
-
 class DeadlineAdmin(AdminModelView):
     roles = ("admin", "operator")
     column_list = ("company", "contact", "title", "kind", "due_date", "done")
@@ -160,7 +126,7 @@ class DeadlinesModule(Module):
     actions = ("view", "export")
     list_template = "deadlines/list.html"
     columns = [
-        Column(Deadline.due_date, _l("Date"), sort=True, badge=DueBadge()),
+        Column(Deadline.due_date, _l("Date"), sort=True, badge=date_badge(SOON_DAYS)),
         Column(Deadline.title, _l("Deadline"), search=True, sort=True, link=True),
         Column(Deadline.kind, _l("Type"), sort=True, filter=True, choices=KIND_LABELS),
         Column(Deadline.reference, _l("Reference"), search=True),

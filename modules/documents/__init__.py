@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping
 from typing import Any
 
 import peewee as pw
@@ -80,25 +79,6 @@ class Document(BaseModel):
         return self.title or self.original_name
 
 
-class FolderChoices(Mapping):
-    """The folders as ``{id: label}``, read when the list page draws its folder filter."""
-
-    def _load(self) -> dict[int, str]:
-        return {f.id: f.label for f in Folder.select().order_by(Folder.position, Folder.name_en)}
-
-    def __getitem__(self, key):
-        return self._load()[key]
-
-    def __iter__(self):
-        return iter(self._load())
-
-    def __len__(self):
-        return len(self._load())
-
-    def items(self):
-        return self._load().items()
-
-
 def human_size(value: Any, row: Any = None) -> str:
     size = int(value or 0)
     for unit in ("B", "KB", "MB", "GB"):
@@ -152,6 +132,11 @@ class DocumentAdmin(AdminModelView):
         super().after_model_delete(model)
 
 
+def folder_choices() -> dict[int, str]:
+    """The folders as ``{id: label}`` for the list filter."""
+    return {f.id: f.label for f in Folder.select().order_by(Folder.position, Folder.name_en)}
+
+
 class DocumentsModule(Module):
     name = "documents"
     label = _l("Documents")
@@ -168,7 +153,7 @@ class DocumentsModule(Module):
     columns = [
         Column(Document.title, _l("Title"), search=True, sort=True, link=True),
         Column(Document.folder, _l("Folder"), display="name_en", sort=True, filter=True,
-               choices=FolderChoices(), format=lambda folder, row: folder.label),
+               choices=folder_choices, format=lambda folder, row: folder.label),
         Column(Document.product_code, _l("Product"), search=True, sort=True),
         Column(Document.kind, _l("Type"), sort=True, format=lambda value, row: (value or "").upper()),
         Column(Document.size, _l("Size"), sort=True, format=human_size),

@@ -8,7 +8,6 @@ public or restricted to the companies staff list. Bodies are Markdown, rendered 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import markdown as md
@@ -38,25 +37,6 @@ def render_markdown(text: str | None) -> Markup:
     html = md.markdown(text or "", extensions=["extra", "sane_lists"], output_format="html")
     clean = nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
     return Markup(clean)
-
-
-class CategoryChoices(Mapping):
-    """The categories as ``{id: label}`` for the list filter (read when the page is drawn)."""
-
-    def _load(self) -> dict[int, str]:
-        return {c.id: c.label for c in Category.select().order_by(Category.position, Category.name_en)}
-
-    def __getitem__(self, key):
-        return self._load()[key]
-
-    def __iter__(self):
-        return iter(self._load())
-
-    def __len__(self):
-        return len(self._load())
-
-    def items(self):
-        return self._load().items()
 
 
 def _user_language() -> str:
@@ -89,6 +69,11 @@ class CategoryAdmin(AdminModelView):
     column_list = ("name_en", "name_it", "position")
 
 
+def category_choices() -> dict[int, str]:
+    """The categories as ``{id: label}`` for the list filter."""
+    return {c.id: c.label for c in Category.select().order_by(Category.position, Category.name_en)}
+
+
 class FaqModule(Module):
     name = "faq"
     label = _l("FAQ")
@@ -104,7 +89,7 @@ class FaqModule(Module):
     columns = [
         Column(Article.title, _l("Question"), search=True, sort=True, link=True),
         Column(Article.category, _l("Category"), display="name_en", sort=True, filter=True,
-               choices=CategoryChoices(), format=lambda category, row: category.label),
+               choices=category_choices, format=lambda category, row: category.label),
         Column(Article.language, _l("Language"), filter=True, choices=LANGUAGE_LABELS),
         Column(Article.updated_at, _l("Updated"), sort=True),
     ]

@@ -15,8 +15,8 @@ from flask import current_app, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from crm_portal.api import (AdminModelView, BaseModel, Button, Column, Company, Contact, DemoContext, Field,
-                            Module, Section, _l)
+from crm_portal.api import (AdminModelView, BaseModel, Button, Column, Company, Contact, DemoContext, Field, Module,
+                            Section, _l, date_badge)
 
 __all__ = ["ProductsModule", "Product", "CompanySetting", "serial_visible"]
 
@@ -72,32 +72,6 @@ def _serial(value: Any, row: Product) -> Any:
     return value if serial_visible(row, current_user) else _("Visible to your company's administrators only")
 
 
-class SupportBadge(dict):
-    """Badge colours for a support end date: past → red, within 60 days → amber."""
-
-    def _colour(self, value):
-        if not isinstance(value, dt.date):
-            return None
-        today = dt.date.today()
-        if value < today:
-            return "danger"
-        if value <= today + dt.timedelta(days=60):
-            return "warning"
-        return None
-
-    def __contains__(self, value):
-        return self._colour(value) is not None
-
-    def __bool__(self):
-        return True  # the list template tests the mapping before looking values up
-
-    def __getitem__(self, value):
-        colour = self._colour(value)
-        if colour is None:
-            raise KeyError(value)
-        return colour
-
-
 class ProductAdmin(AdminModelView):
     roles = ("admin", "operator")
     column_list = ("company", "contact", "name", "code", "version", "quantity", "support_end",
@@ -129,7 +103,7 @@ class ProductsModule(Module):
         Column(Product.code, _l("Code"), search=True, sort=True),
         Column(Product.version, _l("Version"), search=True),
         Column(Product.quantity, _l("Quantity"), sort=True),
-        Column(Product.support_end, _l("Support until"), sort=True, badge=SupportBadge()),
+        Column(Product.support_end, _l("Support until"), sort=True, badge=date_badge(60)),
         Column(Product.contact, _l("Assigned to"), display="last_name", sort=True, search=True,
                format=lambda contact, row: contact.full_name),
     ]

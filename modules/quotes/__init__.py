@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
 from decimal import Decimal
 
 from flask import Response, current_app, flash, redirect, render_template, url_for
@@ -21,7 +20,8 @@ from wtforms.validators import Length, Optional
 
 from crm_portal import signals
 from crm_portal.api import (AdminModelView, Button, Column, DemoContext, Field, Module, Section, _l, audit,
-                            current_portal_user, db, external_url, get_or_404, queue_email, require, utcnow)
+                            current_portal_user, date_badge, db, external_url, get_or_404, queue_email, require,
+                            utcnow)
 
 from .models import CUSTOMER_STATUSES, STATUS_LABELS, Quote, QuoteLine, money
 from .pdf import render_quote_pdf
@@ -29,38 +29,6 @@ from .pdf import render_quote_pdf
 __all__ = ["QuotesModule", "Quote", "QuoteLine", "money"]
 
 COMMENT_MAX = 2000
-
-
-class ExpiryBadge(Mapping):
-    """Badge colours for a ``valid_until`` date: red once it is past, amber within 7 days."""
-
-    def _colour(self, value):
-        if not isinstance(value, dt.date):
-            return None
-        today = dt.date.today()
-        if value < today:
-            return "secondary"
-        if value <= today + dt.timedelta(days=7):
-            return "warning"
-        return None
-
-    def __getitem__(self, value):
-        colour = self._colour(value)
-        if colour is None:
-            raise KeyError(value)
-        return colour
-
-    def __contains__(self, value):
-        return self._colour(value) is not None
-
-    def __bool__(self):
-        return True  # the list template tests the mapping before looking values up
-
-    def __iter__(self):
-        return iter(())
-
-    def __len__(self):
-        return 0
 
 
 def _quantity(value) -> str:
@@ -119,7 +87,7 @@ class QuotesModule(Module):
         Column(Quote.number, _l("Number"), search=True, sort=True, link=True),
         Column(Quote.subject, _l("Subject"), search=True, sort=True),
         Column(Quote.date, _l("Date"), sort=True),
-        Column(Quote.valid_until, _l("Valid until"), sort=True, badge=ExpiryBadge()),
+        Column(Quote.valid_until, _l("Valid until"), sort=True, badge=date_badge(7, past="secondary")),
         Column(Quote.status, _l("Status"), sort=True, format=_status_label),
         Column(Quote.contact, _l("Addressed to"), display="last_name", search=True, sort=True,
                format=lambda contact, row: contact.full_name),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import peewee as pw
@@ -20,24 +20,14 @@ from .models import MODELS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketCategor
 LIST_ENDPOINTS = ("tickets.list", "tickets.export")
 
 
-class StateLabels(Mapping):
-    """State key → label in the current language, read from the state table (once per request)."""
-
-    def __getitem__(self, key: str) -> str:
-        return workflow.states()[key].label
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(workflow.states())
-
-    def __len__(self) -> int:
-        return len(workflow.states())
+def state_labels() -> dict[str, str]:
+    """State key → label in the current language, from the state table."""
+    return {key: state.label for key, state in workflow.states().items()}
 
 
-class StateColours(StateLabels):
-    """State key → badge colour."""
-
-    def __getitem__(self, key: str) -> str:
-        return workflow.states()[key].color
+def state_colour(key: str, row: Any = None) -> str | None:
+    state = workflow.states().get(key)
+    return state.color if state is not None else None
 
 
 def parse_date(value: Any):
@@ -112,7 +102,7 @@ class TicketsModule(Module):
         Column(Ticket.title, _l("Title"), sort=True, link=True),
         Column(Ticket.requester_name, _l("Requester"), sort=True),
         Column(Ticket.service_name, _l("Service"), sort=True),
-        Column(Ticket.status, _l("Status"), sort=True, filter=True, choices=StateLabels(), badge=StateColours()),
+        Column(Ticket.status, _l("Status"), sort=True, filter=True, choices=state_labels, badge=state_colour),
         Column(Ticket.priority, _l("Priority"), sort=True, filter=True, choices=PRIORITIES),
         Column(Ticket.assignee_name, _l("Assigned to"), sort=True),
         Column(Ticket.updated_at, _l("Last update"), sort=True),
