@@ -207,6 +207,12 @@ class Module:
     company_field: ClassVar[pw.Field | None] = None
 
     columns: ClassVar[Sequence[Column]] = ()
+    #: A lower-cased text field holding everything a record can be found by; when set, the list's
+    #: global search matches every word in it (one indexed column) instead of OR-ing the columns.
+    search_field: ClassVar[pw.Field | None] = None
+    #: Query-string parameters of the module's own list filters (tabs, date ranges …): the list
+    #: keeps them in its links and export, and hands them to :meth:`filter_list`.
+    list_params: ClassVar[Sequence[str]] = ()
     #: Default ordering of the list, a column name with an optional leading ``-``.
     default_sort: ClassVar[str | None] = None
     detail: ClassVar[Sequence[Section]] = ()
@@ -293,6 +299,11 @@ class Module:
 
     def demo_data(self, ctx: DemoContext) -> None:
         """Create realistic demo records for ``crm-portal demo``."""
+
+    def filter_list(self, query: pw.ModelSelect, params: Mapping[str, str], user: "PortalUser") -> pw.ModelSelect:
+        """Apply the module's own list filters: ``params`` holds the request's values of
+        ``list_params``. Called on the already scoped query, for the list page and its CSV export."""
+        return query
 
     def base_query(self) -> pw.ModelSelect:
         """The unscoped query over ``record``; the gate narrows it."""

@@ -59,6 +59,7 @@ class ListRequest:
     q: str = ""
     searches: dict[str, str] = dataclasses.field(default_factory=dict)
     filters: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    extra: dict[str, str] = dataclasses.field(default_factory=dict)
     sort: str | None = None
     descending: bool = False
     page: int = 1
@@ -78,6 +79,10 @@ class ListRequest:
                 values = [v for v in args.getlist(f"f_{col.name}") if v != ""]
                 if values:
                     req.filters[col.name] = values
+        for name in module.list_params:
+            value = (args.get(name) or "").strip()[:MAX_TERM]
+            if value:
+                req.extra[name] = value
         sortable = {c.name for c in module.columns if c.sort}
         sort = args.get("sort")
         if sort in sortable:
@@ -98,6 +103,7 @@ class ListRequest:
             out["q"] = self.q
         out.update({f"s_{k}": v for k, v in self.searches.items()})
         out.update({f"f_{k}": v for k, v in self.filters.items()})
+        out.update(self.extra)
         if self.sort:
             out["sort"] = self.sort
             out["dir"] = "desc" if self.descending else "asc"
@@ -125,12 +131,14 @@ def _like_escape(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _contains(expr: Any, term: str) -> pw.Expression:
-    """Case-insensitive substring match with LIKE wildcards in ``term`` taken literally."""
-    pattern = f"%{_like_escape(term)}%"
+def _contains(expr: Any, term: str, *, lower: bool = True) -> pw.Expression:
+    """Case-insensitive substring match with LIKE wildcards in ``term`` taken literally. With
+    ``lower=False`` the column is compared as it is (already lower-cased text), so an index on it
+    can serve the match."""
+    pattern = f"%{_like_escape(term)}%".lower()
+    lhs = pw.fn.LOWER(pw.Cast(expr, "TEXT")) if lower else expr
     # "ILIKE" is peewee's portable case-insensitive LIKE (LIKE on SQLite, ILIKE on PostgreSQL).
-    return pw.Expression(pw.fn.LOWER(pw.Cast(expr, "TEXT")), "ILIKE",
-                         pw.NodeList((pw.Value(pattern.lower()), pw.SQL("ESCAPE '\\'"))))
+    return pw.Expression(lhs, "ILIKE", pw.NodeList((pw.Value(pattern), pw.SQL("ESCAPE '\\'"))))
 
 
 class ListQuery:
@@ -162,7 +170,10 @@ class ListQuery:
         query = self.query
         cols = {c.name: c for c in self.module.columns}
         searchable = [c for c in self.module.columns if c.search]
-        if req.q and searchable:
+        if req.q and self.module.search_field is not None:
+            for word in req.q.lower().split()[:10]:
+                query = query.where(_contains(self.module.search_field, word, lower=False))
+        elif req.q and searchable:
             for word in req.q.split()[:10]:
                 clause = None
                 for col in searchable:
@@ -189,6 +200,10 @@ class ListQuery:
                 query = query.where(field.in_(converted))
             else:
                 query = query.where(pw.SQL("1 = 0"))
+        if self.module.list_params:
+            from flask_login import current_user
+
+            query = self.module.filter_list(query, req.extra, current_user)
         return query
 
     def ordered(self, query: pw.ModelSelect, req: ListRequest) -> pw.ModelSelect:

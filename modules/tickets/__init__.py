@@ -10,14 +10,12 @@ from typing import Any
 
 import peewee as pw
 from flask import current_app, has_request_context, request
-from flask_login import current_user
 
 from crm_portal.api import Button, Column, Migration, Module, _l, db
 
 from . import workflow
 from .models import MODELS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketCategory
 
-LIST_ENDPOINTS = ("tickets.list", "tickets.export")
 
 
 def state_labels() -> dict[str, str]:
@@ -39,33 +37,10 @@ def parse_date(value: Any):
         return None
 
 
-#: Columns with a search box of their own (``s_<name>``); ``q`` searches them all.
-SEARCH_COLUMNS = ("number", "title", "requester_name", "service_name")
-MAX_TERM = 200
-
-
-def _like(term: str) -> str:
-    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _contains(field: Any, term: str) -> pw.Expression:
-    # "ILIKE" is peewee's portable case-insensitive LIKE (LIKE on SQLite, ILIKE on PostgreSQL).
-    return pw.Expression(field, "ILIKE", pw.NodeList((pw.Value(_like(term)), pw.SQL("ESCAPE '\\'"))))
-
-
 def list_filters(query: pw.ModelSelect, args: Mapping[str, Any], user: Any) -> pw.ModelSelect:
-    """The tickets list's own filters: global search ``q`` (every word in number, title, requester
-    or service, through ``search_text``), per-column search ``s_<column>``, ``show`` (mine/all),
+    """The tickets list's own filters (``TicketsModule.list_params``): ``show`` (mine/all),
     ``state`` (open/closed) and the created/closed date ranges (``created_from`` … ``closed_to``)."""
     import datetime as dt
-
-    for word in (args.get("q") or "").strip()[:MAX_TERM].split()[:10]:
-        query = query.where(_contains(Ticket.search_text, word))
-    for name in SEARCH_COLUMNS:
-        term = (args.get(f"s_{name}") or "").strip()[:MAX_TERM]
-        if term:
-            query = query.where(_contains(getattr(Ticket, name), term))
 
     if args.get("show") == "mine":
         query = query.where(Ticket.contact == user.contact_id)
@@ -95,19 +70,21 @@ class TicketsModule(Module):
     company_field = Ticket.company
     actions = ("view", "create", "comment", "comment_others", "close", "export")
     default_sort = "-updated_at"
-    #: The list template (tickets/list.html) draws these cells itself; keep the two in step. Searching
-    #: is done by ``list_filters`` (see SEARCH_COLUMNS), not by the generic column search.
+    #: The list template (tickets/list.html) draws these cells itself; keep the two in step.
     columns = [
-        Column(Ticket.number, _l("Number"), link=True),
-        Column(Ticket.title, _l("Title"), sort=True, link=True),
-        Column(Ticket.requester_name, _l("Requester"), sort=True),
-        Column(Ticket.service_name, _l("Service"), sort=True),
+        Column(Ticket.number, _l("Number"), search=True, link=True),
+        Column(Ticket.title, _l("Title"), search=True, sort=True, link=True),
+        Column(Ticket.requester_name, _l("Requester"), search=True, sort=True),
+        Column(Ticket.service_name, _l("Service"), search=True, sort=True),
         Column(Ticket.status, _l("Status"), sort=True, filter=True, choices=state_labels, badge=state_colour),
         Column(Ticket.priority, _l("Priority"), sort=True, filter=True, choices=PRIORITIES),
         Column(Ticket.assignee_name, _l("Assigned to"), sort=True),
         Column(Ticket.updated_at, _l("Last update"), sort=True),
     ]
     list_template = "tickets/list.html"
+    #: The global search reads one lower-cased column (number, title, requester and service).
+    search_field = Ticket.search_text
+    list_params = ("show", "state", "created_from", "created_to", "closed_from", "closed_to")
     migrations = [
         Migration("0002_search_text", lambda migrator: [
             migrator.add_column("tickets_ticket", "search_text", Ticket.search_text)]),
@@ -117,10 +94,11 @@ class TicketsModule(Module):
     detail_template = "tickets/detail.html"
 
     # --- scoping -----------------------------------------------------------------------------
+    def filter_list(self, query: pw.ModelSelect, params: Mapping[str, str], user: Any) -> pw.ModelSelect:
+        return list_filters(query, params, user)
+
     def base_query(self) -> pw.ModelSelect:
         if has_request_context():
-            if request.endpoint in LIST_ENDPOINTS:
-                return list_filters(Ticket.select(), request.args, current_user)
             if request.endpoint == "tickets.detail":
                 return (Ticket.select(Ticket, TicketCategory)
                         .join(TicketCategory, pw.JOIN.LEFT_OUTER, on=(Ticket.category == TicketCategory.id))

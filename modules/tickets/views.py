@@ -22,7 +22,6 @@ from .models import (PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, Ti
                      TicketHistory, TicketQuestion)
 
 UPLOAD_AREA = "tickets"
-SEARCH_COLUMNS = ("number", "title", "requester_name", "service_name")
 CHOICES = {"type": TYPES, "priority": PRIORITIES, "severity": SEVERITIES}
 
 
@@ -156,23 +155,9 @@ def human_size(size: int | None) -> str:
     return f"{size} B"
 
 
-EXTRA_LIST_ARGS = ("show", "state", "created_from", "created_to", "closed_from", "closed_to",
-                   "s_number", "s_title", "s_requester_name", "s_service_name")
-
-
-def list_url(req: Any, endpoint: str = "tickets.list", **changes: Any) -> str:
-    """A list (or export) URL keeping the request's search, sort and the tickets' own filters."""
-    args = {k: request.args.get(k) for k in EXTRA_LIST_ARGS if request.args.get(k)}
-    own = {k: changes.pop(k) for k in list(changes) if k in EXTRA_LIST_ARGS}
-    args.update(req.args(**changes))
-    args.update(own)
-    return url_for(endpoint, **{k: v for k, v in args.items() if v not in (None, "")})
-
-
 def jinja_helpers() -> dict[str, Any]:
     return {"tickets_choice": choice_label, "tickets_detail": detail_context, "tickets_size": human_size,
-            "tickets_states": workflow.states, "tickets_url": list_url,
-            "tickets_search_columns": ["s_" + name for name in SEARCH_COLUMNS]}
+            "tickets_states": workflow.states}
 
 
 # --- dashboard ---------------------------------------------------------------------------------
