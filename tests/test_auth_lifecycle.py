@@ -252,3 +252,19 @@ def test_csrf_is_enforced(tmp_path):
     page = client.get("/me")
     assert client.post("/logout", data={"csrf_token": csrf_token(page.text)}).status_code == 302
     assert client.get("/me").status_code == 302
+
+
+def test_password_hashes_use_owasp_argon2id_and_old_ones_are_upgraded(app, demo, client):
+    from argon2 import PasswordHasher
+
+    from crm_portal.auth import hash_password
+    from crm_portal.db import db
+    from crm_portal.models import Contact
+
+    assert hash_password("x" * 12).startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    with app.app_context(), db.connection_context():
+        Contact.update(password_hash=PasswordHasher(memory_cost=65536, time_cost=3, parallelism=4).hash("demo")) \
+            .where(Contact.email == "bruno@acme.example").execute()
+    assert client.post("/login", data={"email": "bruno@acme.example", "password": "demo"}).status_code == 302
+    with app.app_context(), db.connection_context():
+        assert Contact.get(Contact.email == "bruno@acme.example").password_hash.startswith("$argon2id$v=19$m=19456")
