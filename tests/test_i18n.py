@@ -87,3 +87,17 @@ def test_default_locale_when_browser_says_nothing(tmp_path):
 
     app = make_app(tmp_path, BABEL_DEFAULT_LOCALE="it")
     assert "Accedi al portale clienti" in app.test_client().get("/login").text
+
+
+def test_catalogues_agree_on_shared_messages():
+    """Module catalogues are merged into one: a message translated two ways would show either."""
+    seen: dict[str, dict[str, str]] = {}
+    for path in _catalogues():
+        with path.open("rb") as f:
+            for message in read_po(f):
+                if message.id and message.string:
+                    key = message.id if isinstance(message.id, str) else message.id[0]
+                    value = message.string if isinstance(message.string, str) else message.string[0]
+                    seen.setdefault(key, {}).setdefault(value, str(path.relative_to(ROOT)))
+    clashes = {k: v for k, v in seen.items() if len(v) > 1}
+    assert not clashes, f"translated differently in different catalogues: {clashes}"
