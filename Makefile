@@ -20,9 +20,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 translations: venv
 	@for dir in $(CATALOGS); do $(VENV)/bin/pybabel compile --statistics -d $$dir || exit 1; done
 
+# The background worker (email delivery, periodic jobs) runs beside the development server and
+# stops with it; emails are written as .eml files to instance/mail.
 run: translations
 	@test -f instance/crm_portal.db || { $(PORTAL) init --admin-password demo && $(PORTAL) demo; }
 	@echo "CRM Portal on http://$(HOST):$(PORT)/ — demo logins: anna@acme.example, bruno@acme.example, carla@globex.example (password: demo); staff at /admin/ as admin@example.com (demo)"
+	@echo "Emails are written to $(CURDIR)/instance/mail/ (open the .eml files to follow their links); worker log: instance/worker.log"
+	@$(PORTAL) worker > instance/worker.log 2>&1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PORTAL) run --host $(HOST) --port $(PORT)
 
 # SQLite always; PostgreSQL too when CRM_PORTAL_TEST_DATABASE_URL names a server (CI sets it).
