@@ -651,3 +651,15 @@ def test_autoclose_is_a_periodic_job_of_the_worker(app):
     if jobs is None:
         pytest.skip("no background worker in this build")
     assert "tickets.autoclose" in jobs["periodic"]
+
+
+def test_demo_resolved_tickets_wait_for_the_customer(app, demo):
+    """The demo keeps resolved tickets for the close-with-rating journey: auto-close leaves them."""
+    from modules.tickets import workflow as wf
+    from modules.tickets.models import Ticket
+
+    with app.test_request_context(), db.connection_context():
+        resolved = Ticket.select().where(Ticket.status == wf.RESOLVED).count()
+        assert resolved >= 2
+        assert wf.autoclose() == []
+        assert Ticket.select().where(Ticket.status == wf.RESOLVED).count() == resolved
