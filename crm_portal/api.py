@@ -258,7 +258,7 @@ class Module:
 
     def admin_views(self) -> Iterable["BaseView"]:
         """Flask-Admin views for staff. The default is one :class:`AdminModelView` per model."""
-        category = str(self.label) if self.label else self.name
+        category = self.label or self.name
         return [AdminModelView(model, name=model.__name__, category=category,
                                endpoint=f"{self.name}_{model.__name__.lower()}") for model in self.models]
 

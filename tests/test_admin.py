@@ -110,3 +110,11 @@ def test_admin_pages_escape_user_text(app, demo, client):
     bruno = demo["contacts"]["bruno"]
     page = client.get(f"/admin/core_contact/details/?id={bruno.id}").text
     assert "<img src=x onerror=alert(1)>" not in page
+
+
+def test_admin_menu_speaks_the_staff_language(app, demo, client):
+    staff_login(client)
+    italian = client.get("/admin/", headers={"Accept-Language": "it"}).text
+    assert "Aziende" in italian and "Portale" in italian and "Registro attività" in italian
+    english = client.get("/admin/", headers={"Accept-Language": "en"}).text
+    assert "Companies" in english and "Audit log" in english

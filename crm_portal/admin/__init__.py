@@ -171,15 +171,15 @@ def init_app(app: Flask) -> Admin:
         app, name=app.config["PORTAL_NAME"], index_view=PortalAdminIndexView(url="/admin"),
         theme=Bootstrap4Theme(swatch="default"), csp_nonce_generator=lambda: g.get("csp_nonce", ""),
     )
-    crm = str(_l("CRM"))
-    portal = str(_l("Portal"))
-    admin.add_view(CompanyView(Company, name=str(_l("Companies")), category=crm, endpoint="core_company"))
-    admin.add_view(ContactView(Contact, name=str(_l("Contacts")), category=crm, endpoint="core_contact"))
-    admin.add_view(ProfileView(Profile, name=str(_l("Profiles")), category=portal, endpoint="core_profile"))
-    admin.add_view(ButtonView(Button, name=str(_l("Dashboard buttons")), category=portal, endpoint="core_button"))
-    admin.add_view(StaffUserView(StaffUser, name=str(_l("Staff")), category=portal, endpoint="core_staff"))
-    admin.add_view(AuditEntryView(AuditEntry, name=str(_l("Audit log")), category=portal, endpoint="core_audit"))
-    admin.add_view(OutboxMessageView(OutboxMessage, name=str(_l("Email outbox")), category=portal,
+    crm = _l("CRM")
+    portal = _l("Portal")
+    admin.add_view(CompanyView(Company, name=_l("Companies"), category=crm, endpoint="core_company"))
+    admin.add_view(ContactView(Contact, name=_l("Contacts"), category=crm, endpoint="core_contact"))
+    admin.add_view(ProfileView(Profile, name=_l("Profiles"), category=portal, endpoint="core_profile"))
+    admin.add_view(ButtonView(Button, name=_l("Dashboard buttons"), category=portal, endpoint="core_button"))
+    admin.add_view(StaffUserView(StaffUser, name=_l("Staff"), category=portal, endpoint="core_staff"))
+    admin.add_view(AuditEntryView(AuditEntry, name=_l("Audit log"), category=portal, endpoint="core_audit"))
+    admin.add_view(OutboxMessageView(OutboxMessage, name=_l("Email outbox"), category=portal,
                                      endpoint="core_outbox"))
     registry = app.extensions["crm_portal"]
     for module in list(registry.modules.values()):

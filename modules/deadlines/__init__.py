@@ -157,9 +157,9 @@ class DeadlinesModule(Module):
                        description=_l("Renewals, expiries and due dates"))]
 
     def admin_views(self):
-        category = str(_l("Deadlines"))
-        return [DeadlineAdmin(Deadline, name=str(_l("Deadlines")), category=category, endpoint="deadlines_deadline"),
-                CalendarTokenAdmin(CalendarToken, name=str(_l("Calendar feeds")), category=category,
+        category = _l("Deadlines")
+        return [DeadlineAdmin(Deadline, name=_l("Deadlines"), category=category, endpoint="deadlines_deadline"),
+                CalendarTokenAdmin(CalendarToken, name=_l("Calendar feeds"), category=category,
                                    endpoint="deadlines_calendartoken")]
 
     def periodic_tasks(self):

@@ -194,10 +194,10 @@ class DocumentsModule(Module):
                        description=_l("Manuals, contracts and shared files"))]
 
     def admin_views(self):
-        category = str(_l("Documents"))
-        return [DocumentAdmin(Document, name=str(_l("Documents")), category=category,
+        category = _l("Documents")
+        return [DocumentAdmin(Document, name=_l("Documents"), category=category,
                               endpoint="documents_document"),
-                FolderAdmin(Folder, name=str(_l("Folders")), category=category, endpoint="documents_folder")]
+                FolderAdmin(Folder, name=_l("Folders"), category=category, endpoint="documents_folder")]
 
     def template_hook(self, hook, **context):
         if hook == "list.actions" and context.get("module") is self and current_user.can(self.name, "upload"):

@@ -114,9 +114,9 @@ class FaqModule(Module):
                        description=_l("Answers, guides and how-tos"))]
 
     def admin_views(self):
-        category = str(_l("FAQ"))
-        return [ArticleAdmin(Article, name=str(_l("Articles")), category=category, endpoint="faq_article"),
-                CategoryAdmin(Category, name=str(_l("Categories")), category=category, endpoint="faq_category")]
+        category = _l("FAQ")
+        return [ArticleAdmin(Article, name=_l("Articles"), category=category, endpoint="faq_article"),
+                CategoryAdmin(Category, name=_l("Categories"), category=category, endpoint="faq_category")]
 
     # --- search ------------------------------------------------------------------------------
     def search(self, text: str, language: str, *, any_word: bool = False, prefix: bool = False,

@@ -125,9 +125,9 @@ class ProductsModule(Module):
                        description=_l("Your products, licences and support dates"))]
 
     def admin_views(self):
-        category = str(_l("Products and licences"))
-        return [ProductAdmin(Product, name=str(_l("Products")), category=category, endpoint="products_product"),
-                CompanySettingAdmin(CompanySetting, name=str(_l("Company settings")), category=category,
+        category = _l("Products and licences")
+        return [ProductAdmin(Product, name=_l("Products"), category=category, endpoint="products_product"),
+                CompanySettingAdmin(CompanySetting, name=_l("Company settings"), category=category,
                                     endpoint="products_company_setting")]
 
     def register_views(self, bp):

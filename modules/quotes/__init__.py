@@ -114,7 +114,7 @@ class QuotesModule(Module):
                        description=_l("Review and accept our quotes"))]
 
     def admin_views(self):
-        return [QuoteAdmin(Quote, name=str(_l("Quotes")), category=str(_l("Quotes")),
+        return [QuoteAdmin(Quote, name=_l("Quotes"), category=_l("Quotes"),
                            endpoint="quotes_quote")]
 
     # --- views -----------------------------------------------------------------------------

@@ -130,7 +130,7 @@ class ServicesModule(Module):
                        description=_l("Services and hours in your contract"))]
 
     def admin_views(self):
-        return [ServiceAdmin(Service, name=str(_l("Contracted services")), category=str(_l("Contracts")),
+        return [ServiceAdmin(Service, name=_l("Contracted services"), category=_l("Contracts"),
                              endpoint="services_service")]
 
     # --- public method for other modules (tickets) ----------------------------------------

@@ -313,14 +313,14 @@ class QuestionView(AdminModelView):
 
 
 def admin_views(module) -> list[Any]:
-    category = str(_l("Helpdesk"))
+    category = _l("Helpdesk")
     return [
-        TicketQueueView(name=str(_l("Ticket queue")), category=category, endpoint="tickets_queue"),
-        StateView(TicketState, name=str(_l("Ticket states")), category=category, endpoint="tickets_state"),
-        TransitionView(TicketTransition, name=str(_l("Ticket transitions")), category=category,
+        TicketQueueView(name=_l("Ticket queue"), category=category, endpoint="tickets_queue"),
+        StateView(TicketState, name=_l("Ticket states"), category=category, endpoint="tickets_state"),
+        TransitionView(TicketTransition, name=_l("Ticket transitions"), category=category,
                        endpoint="tickets_transition"),
-        CategoryView(TicketCategory, name=str(_l("Ticket categories")), category=category, endpoint="tickets_category"),
-        QuestionView(TicketQuestion, name=str(_l("Guided questions")), category=category, endpoint="tickets_question"),
+        CategoryView(TicketCategory, name=_l("Ticket categories"), category=category, endpoint="tickets_category"),
+        QuestionView(TicketQuestion, name=_l("Guided questions"), category=category, endpoint="tickets_question"),
     ]
 
 
