@@ -110,6 +110,11 @@ def test_admin_decides_what_is_editable(tmp_path):
 
 
 def test_change_request_goes_to_support_without_tickets(app, demo, client):
+    from crm_portal.models import ProfileModule
+
+    with app.app_context(), db.connection_context():  # bruno's profile without the tickets module
+        ProfileModule.delete().where((ProfileModule.profile == contact("bruno@acme.example").profile_id)
+                                     & (ProfileModule.module == "tickets")).execute()
     login(client, "bruno@acme.example")
     response = client.post("/me/request", data={"req-field": "role", "req-message": "Now I am the CFO"})
     assert response.status_code == 302

@@ -663,3 +663,19 @@ def test_demo_resolved_tickets_wait_for_the_customer(app, demo):
         assert resolved >= 2
         assert wf.autoclose() == []
         assert Ticket.select().where(Ticket.status == wf.RESOLVED).count() == resolved
+
+
+def test_my_data_change_request_opens_a_ticket(app, demo, client):
+    from modules.tickets.models import Ticket
+
+    login(client, "bruno@acme.example")
+    response = client.post("/me/request", data={"req-field": "role", "req-message": "Ora sono il <b>CFO</b>"})
+    assert response.status_code == 302
+    with app.app_context(), db.connection_context():
+        ticket = Ticket.select().order_by(Ticket.id.desc()).first()
+        assert ticket.title == "Modifica dei miei dati: Ruolo"  # in bruno's language
+        assert ticket.description == "Ora sono il <b>CFO</b>" and ticket.type == "request"
+        assert ticket.contact_id == demo["contacts"]["bruno"].id
+        assert not OutboxMessage.select().where(OutboxMessage.template == "change-request").exists()
+    page = client.get(f"/tickets/{ticket.id}").text
+    assert "Ora sono il &lt;b&gt;CFO&lt;/b&gt;" in page

@@ -124,6 +124,13 @@ class TicketsModule(Module):
 
         return admin_views(self)
 
+    def connect_signals(self) -> None:
+        from crm_portal import signals
+
+        from .change_requests import open_change_request
+
+        signals.change_requested.connect(open_change_request, weak=False)
+
     def template_hook(self, hook: str, **context: Any) -> Any:
         if hook == "dashboard.after-buttons":
             from .views import dashboard_panel
