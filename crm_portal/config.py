@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_MIN_LENGTH": 10,
     "ACCOUNT_EDITABLE_FIELDS": ["phone", "mobile", "language", "notify_by_email"],
     "LOGIN_THROTTLE_ACCOUNT_LIMIT": 5,
+    "MAIL_REQUEST_IP_LIMIT": 10,  # password-reset / registration requests per IP address per window
     "LOGIN_THROTTLE_IP_LIMIT": 20,
     "LOGIN_THROTTLE_BASE_DELAY": 2,
     "LOGIN_THROTTLE_MAX_DELAY": 300,

@@ -51,25 +51,42 @@ def retry_after(keys: Iterable[str], at: dt.datetime | None = None) -> int:
     return max((math.ceil(w) for w in waits), default=0)
 
 
+def _count(key: str, limit: int, at: dt.datetime) -> None:
+    _, _, base, cap, window = _limits()
+    LoginThrottle.insert(key=key, failures=0, last_failure_at=at).on_conflict_ignore().execute()
+    query = LoginThrottle.select().where(LoginThrottle.key == key)
+    if is_postgres():
+        query = query.for_update()
+    row = query.get()
+    quiet = (at - row.last_failure_at).total_seconds() > window
+    failures = 1 if quiet else row.failures + 1
+    blocked_until = None
+    if failures >= limit:
+        delay = min(base * 2 ** (failures - limit), cap)
+        blocked_until = at + dt.timedelta(seconds=delay)
+    LoginThrottle.update(failures=failures, last_failure_at=at, blocked_until=blocked_until) \
+        .where(LoginThrottle.id == row.id).execute()
+
+
 def record_failure(account: str, ip: str, at: dt.datetime | None = None) -> None:
     """Count a failed attempt against the account key and the IP key."""
     at = at or now()
-    account_limit, ip_limit, base, cap, window = _limits()
+    account_limit, ip_limit, *_ = _limits()
     with db.atomic():
         for key, limit in ((account, account_limit), (ip, ip_limit)):
-            LoginThrottle.insert(key=key, failures=0, last_failure_at=at).on_conflict_ignore().execute()
-            query = LoginThrottle.select().where(LoginThrottle.key == key)
-            if is_postgres():
-                query = query.for_update()
-            row = query.get()
-            quiet = (at - row.last_failure_at).total_seconds() > window
-            failures = 1 if quiet else row.failures + 1
-            blocked_until = None
-            if failures >= limit:
-                delay = min(base * 2 ** (failures - limit), cap)
-                blocked_until = at + dt.timedelta(seconds=delay)
-            LoginThrottle.update(failures=failures, last_failure_at=at, blocked_until=blocked_until) \
-                .where(LoginThrottle.id == row.id).execute()
+            _count(key, limit, at)
+
+
+def mail_request_key(ip: str | None) -> str:
+    """The key of the forms that send email to an address typed by anyone (password reset,
+    registration): limited per IP address so the portal cannot be used to flood mailboxes."""
+    return f"mail-ip:{(ip or 'unknown')[:64]}"
+
+
+def record_mail_request(ip: str | None, at: dt.datetime | None = None) -> None:
+    """Count one such request from ``ip`` (``MAIL_REQUEST_IP_LIMIT`` per window, then the growing delay)."""
+    with db.atomic():
+        _count(mail_request_key(ip), int(current_app.config["MAIL_REQUEST_IP_LIMIT"]), at or now())
 
 
 def record_success(account: str) -> None:
@@ -82,4 +99,5 @@ def clear(keys: Iterable[str]) -> None:
         LoginThrottle.delete().where(LoginThrottle.key.in_(list(keys))).execute()
 
 
-__all__ = ["account_key", "ip_key", "retry_after", "record_failure", "record_success", "clear", "now"]
+__all__ = ["account_key", "ip_key", "retry_after", "record_failure", "record_success", "clear", "now",
+           "mail_request_key", "record_mail_request"]

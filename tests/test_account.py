@@ -522,3 +522,16 @@ def test_tokens_table_rows(app, demo, client):
     with app.app_context(), db.connection_context():
         rows = list(AccountToken.select().order_by(AccountToken.id))
         assert len(rows) == 2 and rows[0].revoked_at is not None and rows[1].revoked_at is None
+
+
+def test_password_reset_requests_are_limited_per_address(app, demo, client):
+    app.config["MAIL_REQUEST_IP_LIMIT"] = 3
+    for _ in range(3):
+        assert client.post("/forgot-password", data={"email": "nobody@example.org"}).status_code == 200
+    refused = client.post("/forgot-password", data={"email": "bruno@acme.example"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert outbox(app, "password-reset") == []  # nothing sent while refused
+    other = app.test_client()
+    assert other.post("/forgot-password", data={"email": "bruno@acme.example"},
+                      environ_base={"REMOTE_ADDR": "10.9.8.7"}).status_code == 200
+    assert len(outbox(app, "password-reset")) == 1

@@ -5,7 +5,9 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from werkzeug.exceptions import TooManyRequests
 
+from .. import ratelimit
 from ..audit import audit
 from ..auth import PortalUser, current_portal_user, load_contact, verify_password
 from ..db import db
@@ -128,10 +130,20 @@ def change_password():
 
 # --- forgotten password, reset, invitation ---------------------------------------------------------
 
+def _mail_flood_guard() -> None:
+    """429 with ``Retry-After`` when this address asked for too many emails lately; else count it."""
+    ip = request.remote_addr
+    wait = ratelimit.retry_after([ratelimit.mail_request_key(ip)])
+    if wait:
+        raise TooManyRequests(retry_after=wait)
+    ratelimit.record_mail_request(ip)
+
+
 @bp.route("/forgot-password", methods=["GET", "POST"])
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
+        _mail_flood_guard()
         email = form.email.data.strip().lower()
         contact = Contact.get_or_none(Contact.email == email)
         message = None
@@ -194,6 +206,7 @@ def register():
     _registration_enabled()
     form = RegistrationForm()
     if form.validate_on_submit():
+        _mail_flood_guard()
         email = form.email.data.strip().lower()
         language = str(request.accept_languages.best_match(current_app.config["LANGUAGES"])
                        or current_app.config["BABEL_DEFAULT_LOCALE"])

@@ -55,10 +55,10 @@ def init_app(app: Flask) -> None:
         if exc.code is None or exc.code < 400:
             return exc
         title, message = messages.get(exc.code, (lambda: exc.name, lambda: exc.description or ""))
-        response = render_error(exc.code, title(), message())
-        if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
-            return response[0], 405, {"Allow": ", ".join(exc.valid_methods)}
-        return response
+        body, code = render_error(exc.code, title(), message())
+        # Keep what the exception says about retrying (Retry-After) or the methods allowed (Allow).
+        headers = {k: v for k, v in exc.get_headers() if k in ("Retry-After", "Allow", "WWW-Authenticate")}
+        return body, code, headers
 
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
