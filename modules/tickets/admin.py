@@ -272,15 +272,9 @@ class TicketQueueView(AdminModelView):
 
     @expose("/work/<int:id>/attachments/<int:attachment_id>", methods=("GET",))
     def download(self, id: int, attachment_id: int):
-        from crm_portal.api import send_stored
+        from .views import send_attachment
 
-        row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id) & (TicketAttachment.ticket == id))
-        if row is None:
-            abort(404)
-        try:
-            return send_stored(row.stored_name, UPLOAD_AREA, row.original_name, row.mimetype)
-        except (FileNotFoundError, ValueError):
-            abort(404)
+        return send_attachment(id, attachment_id)
 
 
 class StateView(AdminModelView):

@@ -146,6 +146,19 @@ def detail_context(ticket: Ticket) -> dict[str, Any]:
     }
 
 
+def send_attachment(ticket_id: int, attachment_id: int):
+    """Download one attachment of a ticket the caller has already been allowed to see (404 otherwise)."""
+    from crm_portal.api import send_stored
+
+    row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id) & (TicketAttachment.ticket == ticket_id))
+    if row is None:
+        abort(404)
+    try:
+        return send_stored(row.stored_name, UPLOAD_AREA, row.original_name, row.mimetype)
+    except (FileNotFoundError, ValueError):
+        abort(404)
+
+
 def human_size(size: int | None) -> str:
     size = int(size or 0)
     for unit in ("B", "KB", "MB", "GB"):
@@ -314,16 +327,7 @@ def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closu
     def download(record_id: int, attachment_id: int):
         require(module, "view")
         ticket = get_or_404(module, record_id)
-        row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id)
-                                           & (TicketAttachment.ticket == ticket.id))
-        if row is None:
-            abort(404)
-        from crm_portal.api import send_stored
-
-        try:
-            return send_stored(row.stored_name, UPLOAD_AREA, row.original_name, row.mimetype)
-        except (FileNotFoundError, ValueError):
-            abort(404)
+        return send_attachment(ticket.id, attachment_id)
 
     @bp.route("/<int:record_id>/close", methods=["POST"], endpoint="close")
     def close(record_id: int):
