@@ -377,6 +377,13 @@ def test_customer_journey_through_the_views(app, demo, client):
     assert download.status_code == 200 and download.data == PNG
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert download.headers["X-Content-Type-Options"] == "nosniff"
+    download.close()
+    operator = app.test_client()
+    staff_login(operator, "operatore@example.com")
+    from_admin = operator.get(f"/admin/tickets_queue/work/{ticket.id}/attachments/{attachment.id}")
+    assert from_admin.status_code == 200 and from_admin.data == PNG
+    from_admin.close()
+    assert operator.get(f"/admin/tickets_queue/work/{ticket.id}/attachments/{attachment.id + 99}").status_code == 404
 
     assert client.post(f"/tickets/{ticket.id}/comment", data={"body": "Also the PDF export"}).status_code == 302
     assert client.post(f"/tickets/{ticket.id}/comment", data={"body": "Between us: urgent", "kind": "private"}).status_code == 302
