@@ -20,24 +20,41 @@ from ..models import Contact, StaffUser, new_token
 bp = Blueprint("auth", __name__)
 
 
-def start_session(user, remember: bool) -> None:
-    """Log ``user`` in on a brand-new session (nothing from before, a planted session id included,
-    survives; the chosen language does)."""
+def _fresh_session() -> None:
+    """Empty the session, keeping only the language the visitor chose."""
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
+
+
+def start_session(user, remember: bool) -> None:
+    """Log ``user`` in on a brand-new session (nothing from before, a planted session id included,
+    survives; the chosen language does)."""
+    _fresh_session()
     login_user(user, remember=remember)
 
 
-def _finish_login(user, remember: bool) -> None:
+def finish_login(user, remember: bool) -> None:
+    """Start the session of a user who just proved who they are, and announce it."""
     start_session(user, remember)
     signals.user_logged_in.send(current_app._get_current_object(), user=user, ip=client_ip())
 
 
-def throttled_response(seconds: int, render):
+def end_session(user) -> None:
+    """Log ``user`` out everywhere: their token rotates, so a copied session or remember-me cookie
+    dies too, and this browser keeps only its language."""
+    if user.is_authenticated:
+        rotate_session_token(user)
+        signals.user_logged_out.send(current_app._get_current_object(), user=user)
+    logout_user()
+    _fresh_session()
+    session["_remember"] = "clear"  # Flask-Login deletes the remember-me cookie on this response
+
+
+def throttled_response(seconds: int, render, category: str = "warning"):
     """The login page again, with 429 and ``Retry-After``."""
-    flash(_("Too many failed attempts. Please wait %(seconds)d seconds and try again.", seconds=seconds), "warning")
+    flash(_("Too many failed attempts. Please wait %(seconds)d seconds and try again.", seconds=seconds), category)
     response = current_app.make_response((render(), 429))
     response.headers["Retry-After"] = str(seconds)
     return response
@@ -77,7 +94,7 @@ def login():
                 contact.save()
                 audit("login", contact, user=PortalUser(contact))
             ratelimit.record_success(keys[0])
-            _finish_login(PortalUser(contact), bool(form.remember.data))
+            finish_login(PortalUser(contact), bool(form.remember.data))
             return redirect(safe_next(form.next.data) or url_for("portal.dashboard"))
         with db.atomic():
             audit("login-failed", object_type="core_contact", object_id=contact.id if contact else None,
@@ -93,16 +110,7 @@ def logout():
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
-    user = current_user._get_current_object()
-    if user.is_authenticated:
-        rotate_session_token(user)
-        signals.user_logged_out.send(current_app._get_current_object(), user=user)
-    logout_user()
-    lang = session.get("lang")
-    session.clear()
-    session["_remember"] = "clear"  # Flask-Login deletes the remember-me cookie on this response
-    if lang:
-        session["lang"] = lang
+    end_session(current_user._get_current_object())
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))
 
