@@ -18,6 +18,10 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCTION": False,
     "PROXY_FIX": 0,  # number of reverse proxies in front (X-Forwarded-For/-Proto/-Host trusted from them)
     "DATABASE_URL": None,  # default: sqlite:///<instance>/crm_portal.db
+    "DATABASE_LOCK_RETRIES": 2,  # SQLite: a request still locked out after the busy timeout runs again
+    # Every link in an email is built from this base URL, never from the request's Host.
+    "EXTERNAL_URL": None,  # e.g. "https://portal.example.com"; required in production
+    "TRUSTED_HOSTS": None,  # e.g. ["portal.example.com"]: requests for any other Host get 400
     "MODULE_FOLDERS": [str(PROJECT_ROOT / "modules")],
     "MODULES_ENABLED": None,  # None: every discovered module
     "MODULES_DISABLED": [],

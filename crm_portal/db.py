@@ -6,14 +6,41 @@ declared at import time, before any configuration exists.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import Any
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import peewee
-from flask import Flask, g
+from flask import Flask, g, request
 from playhouse.db_url import connect, register_database
 
-db = peewee.DatabaseProxy()
+log = logging.getLogger("crm_portal.db")
+T = TypeVar("T")
+
+
+class PortalDatabaseProxy(peewee.DatabaseProxy):
+    """The shared proxy. A savepoint opened outside any transaction opens a real transaction
+    instead, so it too starts ``BEGIN IMMEDIATE`` on SQLite rather than an implicit deferred one."""
+
+    def savepoint(self):  # type: ignore[override]
+        if self.obj is not None and self.obj.transaction_depth() == 0:
+            return self.transaction()
+        return super().savepoint()
+
+
+db = PortalDatabaseProxy()
+
+#: SQLite's answers when another connection holds the lock longer than the busy timeout.
+LOCK_ERRORS = ("database is locked", "database table is locked", "database schema is locked")
+
+
+def is_lock_contention(exc: BaseException) -> bool:
+    """Whether ``exc`` says another writer held the database lock (busy, not broken)."""
+    return isinstance(exc, peewee.OperationalError) and any(m in str(exc).lower() for m in LOCK_ERRORS)
 
 
 def utcnow() -> dt.datetime:
@@ -24,8 +51,11 @@ def utcnow() -> dt.datetime:
 class PortalSqliteDatabase(peewee.SqliteDatabase):
     """SQLite tuned for a web server: WAL, foreign keys, a busy timeout, IMMEDIATE writes.
 
-    A write transaction that starts DEFERRED can fail with "database is locked" when it upgrades
-    its read lock; starting it IMMEDIATE makes concurrent writers queue on the busy timeout instead.
+    A transaction that starts DEFERRED and writes after reading fails at once with "database is
+    locked" when another writer got there first (SQLite cannot wait without risking a deadlock).
+    Every transaction therefore starts ``BEGIN IMMEDIATE``, whichever path opens it (the proxy's
+    ``atomic()``, ``transaction()``, a savepoint outside a transaction, the database object itself):
+    writers queue on the busy timeout instead of failing.
     """
 
     def __init__(self, database: str, **kwargs: Any) -> None:
@@ -37,21 +67,29 @@ class PortalSqliteDatabase(peewee.SqliteDatabase):
         kwargs.setdefault("timeout", 10)
         super().__init__(database, pragmas=pragmas, **kwargs)
 
-    def atomic(self, *args: Any, **kwargs: Any):  # type: ignore[override]
-        if not args and "lock_type" not in kwargs:
-            kwargs["lock_type"] = "IMMEDIATE"
-        return super().atomic(*args, **kwargs)
+    def begin(self, lock_type: str | None = None) -> None:  # type: ignore[override]
+        super().begin(lock_type or "IMMEDIATE")
+
+    def savepoint(self):  # type: ignore[override]
+        if self.transaction_depth() == 0:
+            return self.transaction()
+        return super().savepoint()
 
 
 register_database(PortalSqliteDatabase, "sqlite")
 
 
 class BaseModel(peewee.Model):
-    """Base of every table, host and module alike."""
+    """Base of every table, host and module alike.
+
+    ``save()`` writes only the columns that changed: a save on an older copy of a row never
+    overwrites what another request changed meanwhile in other columns.
+    """
 
     class Meta:
         database = db
         legacy_table_names = False
+        only_save_dirty = True
 
     def __str__(self) -> str:  # admin select boxes and audit labels
         for attr in ("name", "title", "number", "email"):
@@ -77,9 +115,44 @@ def bind(url: str) -> peewee.Database:
     return database
 
 
+def retry_on_lock(func: Callable[[], T], *, attempts: int = 3, delay: float = 0.05) -> T:
+    """Run ``func`` (which opens its own transaction) again when SQLite still reports lock
+    contention after its busy timeout; any other error, or the last attempt's, propagates."""
+    for attempt in range(attempts):
+        try:
+            return func()
+        except peewee.OperationalError as exc:
+            if attempt + 1 >= attempts or not is_lock_contention(exc) or db.in_transaction():
+                raise
+            log.warning("database busy, attempt %d of %d: %s", attempt + 1, attempts, exc)
+            time.sleep(delay * (2 ** attempt) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _rewind_uploads() -> None:
+    for storage in request.files.values():
+        with contextlib.suppress(OSError, ValueError):
+            storage.stream.seek(0)
+
+
 def init_app(app: Flask) -> None:
-    """Bind the database from configuration and open/close a connection around each request."""
+    """Bind the database from configuration and open/close a connection around each request.
+
+    A request whose transaction still finds the database locked after the busy timeout is run
+    again (``DATABASE_LOCK_RETRIES`` times): its transaction rolled back, so nothing is doubled.
+    """
     bind(app.config["DATABASE_URL"])
+    dispatch = app.dispatch_request
+    retries = int(app.config.get("DATABASE_LOCK_RETRIES", 2))
+
+    def dispatch_with_retry() -> Any:
+        def attempt() -> Any:
+            _rewind_uploads()
+            return dispatch()
+
+        return retry_on_lock(attempt, attempts=retries + 1)
+
+    app.dispatch_request = dispatch_with_retry  # type: ignore[method-assign]
 
     @app.before_request
     def _open_connection() -> None:

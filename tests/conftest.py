@@ -2,12 +2,17 @@
 
 SQLite by default (a new file per test). With ``CRM_PORTAL_TEST_DATABASE_URL`` set, the same tests
 run on that PostgreSQL database: tables are created as needed and emptied before each test.
+
+CSRF protection is on, as in production. The test client (:class:`CsrfClient`) sends a valid token
+with every unsafe request, the way a browser submits the token of the form it shows; a test that
+checks the guard itself passes ``csrf=False`` to send none.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +48,37 @@ def _empty_postgres() -> None:
         db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
 
 
+class CsrfClient(FlaskClient):
+    """A test client that sends the session's CSRF token (``X-CSRFToken``) with unsafe requests.
+
+    ``client.post(url, data=…, csrf=False)`` sends none: for the tests of the CSRF guard itself.
+    """
+
+    def open(self, *args: Any, csrf: bool = True, **kwargs: Any):  # type: ignore[override]
+        method = (kwargs.get("method") or "GET").upper()
+        if csrf and method not in ("GET", "HEAD", "OPTIONS", "TRACE") and self.application.config.get(
+                "WTF_CSRF_ENABLED", True):
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token())
+            base_url = kwargs.get("base_url") or ""
+            if base_url.startswith("https://"):
+                headers.setdefault("Referer", base_url.rstrip("/") + "/")  # as a browser sends it over HTTPS
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+    def csrf_token(self) -> str:
+        """A valid token for this client's session (created in the session when it has none)."""
+        from itsdangerous import URLSafeTimedSerializer
+
+        app = self.application
+        field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        with self.session_transaction() as session:
+            raw = session.get(field)
+            if raw is None:
+                raw = session[field] = secrets.token_hex(20)
+        return URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps(raw)
+
+
 def make_app(tmp_path, **overrides: Any) -> Flask:
     """A configured application with its schema ready and no rows (for tests that need options)."""
     config = {
@@ -50,12 +86,12 @@ def make_app(tmp_path, **overrides: Any) -> Flask:
         "SECRET_KEY": "test-secret",
         "DATABASE_URL": database_url(tmp_path),
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "WTF_CSRF_ENABLED": False,
         "SERVER_NAME": "portal.test",
         "BABEL_DEFAULT_LOCALE": "en",
     }
     config.update(overrides)
     app = create_app(config)
+    app.test_client_class = CsrfClient
     with db.connection_context():
         if PG_URL:
             _empty_postgres()
@@ -141,4 +177,4 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
-__all__ = ["login", "staff_login", "make_app", "csrf_token", "QueryCounter", "pw"]
+__all__ = ["login", "staff_login", "make_app", "csrf_token", "CsrfClient", "QueryCounter", "pw"]

@@ -234,23 +234,20 @@ def test_staff_logout_kills_captured_cookie(app, demo):
 
 # --- CSRF ---------------------------------------------------------------------------------------
 
-def test_csrf_is_enforced(tmp_path):
-    from crm_portal.demo import load_demo
-
-    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
-    with app.app_context(), db.connection_context():
-        load_demo(app)
-    client = app.test_client()
-    assert client.post("/login", data={"email": "carla@globex.example", "password": "demo"}).status_code == 400
+def test_csrf_is_enforced(app, demo, client):
+    """Posts without the form's token are refused (the client sends none with ``csrf=False``)."""
+    assert client.post("/login", data={"email": "carla@globex.example", "password": "demo"},
+                       csrf=False).status_code == 400
     token = csrf_token(client.get("/login").text)
-    response = client.post("/login", data={"email": "carla@globex.example", "password": "demo", "csrf_token": token})
+    response = client.post("/login", data={"email": "carla@globex.example", "password": "demo", "csrf_token": token},
+                           csrf=False)
     assert response.status_code == 302
-    assert client.post("/logout").status_code == 400            # no token: refused, still logged in
+    assert client.post("/logout", csrf=False).status_code == 400            # no token: refused, still logged in
     assert client.get("/me").status_code == 200
-    assert client.post("/forgot-password", data={"email": "carla@globex.example"}).status_code == 400
-    assert client.post("/me/password", data={"current_password": "demo"}).status_code == 400
+    assert client.post("/forgot-password", data={"email": "carla@globex.example"}, csrf=False).status_code == 400
+    assert client.post("/me/password", data={"current_password": "demo"}, csrf=False).status_code == 400
     page = client.get("/me")
-    assert client.post("/logout", data={"csrf_token": csrf_token(page.text)}).status_code == 302
+    assert client.post("/logout", data={"csrf_token": csrf_token(page.text)}, csrf=False).status_code == 302
     assert client.get("/me").status_code == 302
 
 

@@ -6,6 +6,8 @@ from flask import Flask, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from ..db import is_lock_contention
+
 
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
@@ -13,7 +15,7 @@ def _wants_json() -> bool:
 
 
 OUTAGE_MARKERS = (
-    "unable to open database", "database is locked", "disk i/o error", "could not connect",
+    "unable to open database", "disk i/o error", "could not connect",
     "connection refused", "server closed the connection", "connection already closed",
     "terminating connection", "the database system is", "timeout expired", "no route to host",
     "could not translate host name",
@@ -21,7 +23,11 @@ OUTAGE_MARKERS = (
 
 
 def is_outage(exc: Exception) -> bool:
-    """Whether a database error means "unreachable or busy" rather than a bad statement."""
+    """Whether a database error means "unreachable" rather than a bad statement. Lock contention
+    is not an outage: requests wait for the lock and are retried (crm_portal.db), never shown
+    the outage page."""
+    if is_lock_contention(exc):
+        return False
     if isinstance(exc, peewee.InterfaceError):
         return True
     text = str(exc).lower()
@@ -65,7 +71,7 @@ def init_app(app: Flask) -> None:
     def _database_down(exc: Exception):
         if not is_outage(exc):
             raise exc  # a bug, not an outage: the 500 handler logs it with its traceback
-        app.logger.error("database unavailable: %s", exc)
+        app.logger.error("database unavailable: %s", exc, exc_info=exc)
         title, message = messages[503]
         return render_error(503, title(), message())
 
