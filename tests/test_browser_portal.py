@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
+from live_server import serve
 
 CHROMIUM = os.environ.get("CRM_PORTAL_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -20,14 +19,9 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-b
 
 
 @pytest.fixture
-def portal_url(app, demo) -> Iterator[str]:
-    app.config["SERVER_NAME"] = None
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+def portal_url(app, demo, tmp_path) -> Iterator[str]:
+    with serve(app, tmp_path=tmp_path) as server:
+        yield server.url
 
 
 @pytest.fixture
