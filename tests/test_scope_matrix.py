@@ -2,20 +2,27 @@
 company's record}, through every route that reads records.
 
 The viewer is always bruno@acme.example; the test rewrites his profile's grant on the module. A
-module joins the matrix with a file in tests/scope_cases/ defining:
+record in scope answers 200 with its own content (detail page, list row, CSV row); a record out of
+scope answers 404 and shows nowhere. A module joins the matrix with a file in tests/scope_cases/
+defining:
 
 - ``MODULE``: the module name;
 - ``records(demo)``: ids of bruno's own record, a colleague's (anna's) and another company's (carla's);
-- ``marker(record_id, demo)``: text identifying that record in the list page and the CSV export;
+- ``marker(record_id, demo)``: text identifying that record in its detail page, the list page and
+  the CSV export (and in none of them when the record is out of scope);
+- optional ``content(record_id, demo)``: text of the record that its detail page shows below the
+  heading, where ``marker`` is only in the heading (default: ``marker``);
 - optional ``EXPECTED``: {scope: {which: visible?}} where it differs from the default;
-- optional ``ROUTES``: extra (method, url with ``{id}``, form data) that read or act on one record —
-  comment, download, close … — each of which must answer 404 for a record out of scope;
+- optional ``ROUTES``: :class:`scope_cases.Route` entries for the routes that read or act on one
+  record — comment, download, close … — each answering its own status in scope and 404 out of scope;
 - optional ``ACTIONS``: the actions to grant (default: every action the module declares).
 """
 from __future__ import annotations
 
+import html
 import importlib
 import pkgutil
+import re
 
 import pytest
 
@@ -45,6 +52,71 @@ def _set_grant(app, module_name: str, scope: str, actions) -> None:
                                  actions=",".join(actions))
 
 
+# The parts of a page that name the record without showing it: a detail page whose body failed to
+# render still has them.
+_HEADINGS = re.compile(r"<title>.*?</title>|<nav aria-label=\"breadcrumb\">.*?</nav>|<h1[ >].*?</h1>", re.S)
+
+
+def _page_body(page: str) -> str:
+    """The page's text but its title, breadcrumbs and heading, unescaped."""
+    return html.unescape(_HEADINGS.sub("", page))
+
+
+def _check_detail(client, case, record_id: int, content: str, expected: bool) -> None:
+    detail = client.get(f"/{case.MODULE}/{record_id}")
+    if expected:
+        assert detail.status_code == 200, f"/{case.MODULE}/{record_id} answered {detail.status_code}"
+        shown = content in _page_body(detail.text)
+        assert shown, f"the detail page does not show {content!r}"
+    else:
+        assert detail.status_code == 404
+        assert content not in html.unescape(detail.text)
+
+
+def _check_list(client, case, scope: str, marker: str, expected: bool) -> None:
+    listing = client.get(f"/{case.MODULE}/?per_page=100")
+    if scope == "hidden":
+        assert listing.status_code == 404
+        assert marker not in listing.text
+    else:
+        assert listing.status_code == 200
+        shown = marker in _page_body(listing.text)
+        assert shown == expected, f"list page: {marker!r} shown={shown}"
+
+
+def _check_export(client, case, scope: str, actions, marker: str, expected: bool) -> None:
+    export = client.get(f"/{case.MODULE}/export.csv")
+    if scope == "hidden":
+        assert export.status_code == 404
+    elif "export" not in actions:
+        assert export.status_code == 403
+    else:
+        assert export.status_code == 200
+        assert export.mimetype == "text/csv"
+        rows = export.text.splitlines()[1:]  # past the header
+        exported = any(marker in row for row in rows)
+        assert exported == expected, f"CSV: {marker!r} exported={exported}"
+    if export.status_code != 200:
+        assert marker not in export.text
+
+
+def _check_routes(app, client, case, record_id: int, expected: bool) -> None:
+    for route in getattr(case, "ROUTES", ()):
+        with app.app_context(), db.connection_context():
+            if route.prepare is not None:
+                route.prepare(record_id)
+            url = route.path(record_id)
+        response = client.open(url, method=route.method, data=route.form())
+        if not expected:
+            assert response.status_code == 404, f"{route.method} {url} leaked a record out of scope"
+            continue
+        assert response.status_code == route.status, (
+            f"{route.method} {url} answered {response.status_code}, not {route.status}")
+        if route.check is not None:
+            with app.app_context(), db.connection_context():
+                route.check(response, record_id)
+
+
 @pytest.mark.parametrize("case,scope,which", PARAMS,
                          ids=[f"{c.MODULE}-{s}-{w}" for c, s, w in PARAMS])
 def test_scope_matrix(app, demo, client, case, scope, which):
@@ -57,28 +129,10 @@ def test_scope_matrix(app, demo, client, case, scope, which):
     with app.app_context(), db.connection_context():
         record_id = case.records(demo)[which]
         marker = case.marker(record_id, demo)
+        content = getattr(case, "content", case.marker)(record_id, demo)
     login(client, "bruno@acme.example")
 
-    detail = client.get(f"/{case.MODULE}/{record_id}")
-    assert detail.status_code == (200 if expected else 404)
-
-    listing = client.get(f"/{case.MODULE}/?per_page=100")
-    if scope == "hidden":
-        assert listing.status_code == 404
-    else:
-        assert listing.status_code == 200
-        assert (marker in listing.text) == expected
-
-    export = client.get(f"/{case.MODULE}/export.csv")
-    if scope == "hidden" or "export" not in actions:
-        assert export.status_code in (403, 404)
-    else:
-        assert export.status_code == 200
-        assert (marker in export.text) == expected
-
-    for method, url, data in getattr(case, "ROUTES", ()):
-        response = client.open(url.format(id=record_id), method=method, data=data or {})
-        if not expected:
-            assert response.status_code == 404, f"{method} {url} leaked a record out of scope"
-        else:
-            assert response.status_code != 404, f"{method} {url} hid a record in scope"
+    _check_detail(client, case, record_id, content, expected)
+    _check_list(client, case, scope, marker, expected)
+    _check_export(client, case, scope, actions, marker, expected)
+    _check_routes(app, client, case, record_id, expected)

@@ -1,6 +1,17 @@
+from scope_cases import Route
+
 MODULE = "documents"
 
-ROUTES = [("GET", "/documents/{id}/download", None)]
+
+def _is_the_file(response, record_id):
+    from modules.documents import Document
+
+    document = Document.get_by_id(record_id)
+    assert len(response.data) == document.size
+    assert "attachment" in response.headers["Content-Disposition"]
+
+
+ROUTES = [Route("GET", "/documents/{id}/download", 200, check=_is_the_file)]
 
 
 def records(demo):

@@ -1,3 +1,5 @@
+from scope_cases import Route
+
 MODULE = "faq"
 
 # Articles are public or restricted to companies, not to contacts: "own" and "colleague" are two
@@ -7,7 +9,18 @@ EXPECTED = {
     "company": {"own": True, "colleague": True, "other": False},
 }
 
-ROUTES = [("POST", "/faq/{id}/feedback", {"helpful": "1"})]
+
+
+def _vote_recorded(response, record_id):
+    from crm_portal.models import Contact
+    from modules.faq.models import Feedback
+
+    bruno = Contact.get(Contact.email == "bruno@acme.example")
+    vote = Feedback.get((Feedback.article == record_id) & (Feedback.contact == bruno))
+    assert vote.helpful is True
+
+
+ROUTES = [Route("POST", "/faq/{id}/feedback", 302, {"helpful": "1"}, check=_vote_recorded)]
 
 
 def records(demo):
@@ -26,3 +39,12 @@ def marker(record_id, demo):
     from modules.faq import Article
 
     return Article.get_by_id(record_id).title
+
+
+def content(record_id, demo):
+    """The body's opening words, before any markdown markup (the heading shows the title)."""
+    import re
+
+    from modules.faq import Article
+
+    return re.split(r"[*_`\[]", Article.get_by_id(record_id).body)[0].strip()

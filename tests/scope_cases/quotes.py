@@ -1,10 +1,41 @@
+from scope_cases import Route
+
 MODULE = "quotes"
 
+
+def _sent(record_id):
+    """Back to "sent" (the demo state of the three quotes), so that accept and reject both apply."""
+    from modules.quotes import Quote
+
+    Quote.update(status="sent", decided_by=None, decided_at=None, decision_comment=None).where(
+        Quote.id == record_id).execute()
+
+
+def _decided(status):
+    def check(response, record_id):
+        from modules.quotes import Quote
+
+        assert Quote.get_by_id(record_id).status == status
+    return check
+
+
+def _shows_number(response, record_id):
+    from modules.quotes import Quote
+
+    assert Quote.get_by_id(record_id).number in response.text
+
+
+def _is_pdf(response, record_id):
+    assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF")
+
+
 ROUTES = [
-    ("GET", "/quotes/{id}/print", None),
-    ("GET", "/quotes/{id}/pdf", None),
-    ("POST", "/quotes/{id}/accept", {"comment": "ok"}),
-    ("POST", "/quotes/{id}/reject", {"comment": "no"}),
+    Route("GET", "/quotes/{id}/print", 200, check=_shows_number),
+    Route("GET", "/quotes/{id}/pdf", 200, check=_is_pdf),
+    Route("POST", "/quotes/{id}/accept", 302, {"comment": "ok"}, prepare=_sent, check=_decided("accepted")),
+    Route("POST", "/quotes/{id}/reject", 302, {"comment": "no"}, prepare=_sent, check=_decided("rejected")),
+    # Decided already: the route is reached and refuses the change.
+    Route("POST", "/quotes/{id}/accept", 409, {"comment": "again"}, check=_decided("rejected")),
 ]
 
 
