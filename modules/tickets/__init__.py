@@ -53,8 +53,8 @@ def list_filters(query: pw.ModelSelect, args: Mapping[str, Any], user: Any) -> p
         start, end = parse_date(args.get(f"{name}_from")), parse_date(args.get(f"{name}_to"))
         if start:
             query = query.where(field >= dt.datetime.combine(start, dt.time()))
-        if end:
-            query = query.where(field < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+        if end:  # the whole last day (no "next day": 9999-12-31 has none)
+            query = query.where(field <= dt.datetime.combine(end, dt.time.max))
     return query
 
 
@@ -153,7 +153,8 @@ class TicketsModule(Module):
         app.config.setdefault("TICKETS_AUTOCLOSE_DAYS", 3)
         app.config.setdefault("TICKETS_RESPONSE_HOURS", 8)
         app.config.setdefault("TICKETS_AUTOCLOSE_INTERVAL", 60)
-        app.config.setdefault("TICKETS_LAZY_AUTOCLOSE", True)
+        app.config.setdefault("TICKETS_AUTOCLOSE_IN_REQUESTS", "auto")
+        autoclose_setting(app)  # a misspelt value stops the start-up, not every request
         state = {"installed": False, "last_autoclose": 0.0, "lock": threading.Lock()}
         app.extensions["tickets"] = state
 
@@ -163,7 +164,7 @@ class TicketsModule(Module):
                 return None
             if not state["installed"]:
                 ensure_installed(state)
-            if app.config["TICKETS_LAZY_AUTOCLOSE"]:
+            if autoclose_in_requests(app):
                 lazy_autoclose(app, state)
             return None
 
@@ -191,6 +192,35 @@ def ensure_installed(state: dict[str, Any]) -> None:
         state["installed"] = True
     except (pw.OperationalError, pw.ProgrammingError, pw.IntegrityError, pw.InternalError):
         current_app.logger.debug("tickets: defaults not installed yet", exc_info=True)
+
+
+_SETTING_WORDS = {"auto": None, "true": True, "yes": True, "on": True, "1": True,
+                  "false": False, "no": False, "off": False, "0": False}
+
+
+def autoclose_setting(app) -> bool | None:
+    """TICKETS_AUTOCLOSE_IN_REQUESTS as True, False or None ("auto"); ValueError when unknown."""
+    value = app.config.get("TICKETS_AUTOCLOSE_IN_REQUESTS", "auto")
+    if isinstance(value, bool):
+        return value
+    key = str(value).strip().lower()
+    if key not in _SETTING_WORDS:
+        raise ValueError(f"TICKETS_AUTOCLOSE_IN_REQUESTS = {value!r}: use \"auto\", true or false")
+    return _SETTING_WORDS[key]
+
+
+def autoclose_in_requests(app) -> bool:
+    """Whether web requests run the auto-close. "auto": only when no worker can run the periodic
+    job, i.e. the task queue runs in this process (immediate or in-memory huey, as in tests and
+    development without a worker); with a real queue the worker closes tickets and customers'
+    requests never pay for it."""
+    setting = autoclose_setting(app)
+    if setting is not None:
+        return setting
+    from huey import MemoryHuey
+
+    huey = app.extensions.get("huey")
+    return huey is None or bool(huey.immediate) or isinstance(huey, MemoryHuey)
 
 
 def lazy_autoclose(app, state: dict[str, Any]) -> None:

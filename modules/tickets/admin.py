@@ -22,7 +22,7 @@ from crm_portal.api import AdminModelView, Company, StaffUser, _l, audit, curren
 
 from . import workflow
 from .models import (COMMENT_KINDS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory,
-                     TicketComment, TicketHistory, TicketQuestion, TicketState, TicketTransition)
+                     TicketComment, TicketHistory, TicketQuestion, TicketState, TicketTransition, is_valid_id)
 
 UPLOAD_AREA = "tickets"
 
@@ -82,10 +82,13 @@ class AssigneeFilter(FilterEqual):
     def __init__(self) -> None:
         super().__init__(Ticket.assignee, str(_l("Assigned to")), options=_staff_options)
 
+    def validate(self, value):
+        return value == "none" or is_valid_id(value)  # Flask-Admin drops (and flashes) anything else
+
     def apply(self, query, value):
         if value == "none":
             return query.where(Ticket.assignee.is_null())
-        return query.where(Ticket.assignee == value)
+        return query.where(Ticket.assignee == int(value))
 
     def get_options(self, view):
         return [("none", str(_l("Nobody")))] + _staff_options()
@@ -156,7 +159,7 @@ class TicketQueueView(AdminModelView):
 
     # --- work page -----------------------------------------------------------------------
     def _ticket(self, ticket_id: int) -> Ticket:
-        ticket = Ticket.get_or_none(Ticket.id == ticket_id)
+        ticket = Ticket.get_or_none(Ticket.id == ticket_id) if is_valid_id(ticket_id) else None
         if ticket is None:
             abort(404)
         return ticket
@@ -188,12 +191,20 @@ class TicketQueueView(AdminModelView):
     def _done(self, ticket: Ticket):
         return redirect(url_for(".work", id=ticket.id))
 
+    def _changed(self, ticket: Ticket):
+        """Another request changed the ticket after this one read it: nothing was saved."""
+        flash(_("This request was changed meanwhile: reload the page and try again."), "error")
+        return self._done(ticket)
+
     @expose("/work/<int:id>/take", methods=("POST",))
     def take(self, id: int):
         ticket = self._ticket(id)
-        with db.atomic():
-            workflow.take_charge(ticket, self._staff())
-            audit("ticket-taken", ticket)
+        try:
+            with db.atomic():
+                workflow.take_charge(ticket, self._staff())
+                audit("ticket-taken", ticket)
+        except workflow.TicketChanged:
+            return self._changed(ticket)
         flash(_("You are handling %(number)s.", number=ticket.number), "success")
         return self._done(ticket)
 
@@ -203,16 +214,17 @@ class TicketQueueView(AdminModelView):
         raw = request.form.get("assignee", "")
         staff = None
         if raw:
-            try:
+            if is_valid_id(raw):
                 staff = StaffUser.get_or_none((StaffUser.id == int(raw)) & (StaffUser.active == True))  # noqa: E712
-            except ValueError:
-                staff = None
             if staff is None:
                 flash(_("Unknown operator."), "error")
                 return self._done(ticket)
-        with db.atomic():
-            workflow.assign(ticket, staff)
-            audit("ticket-assigned", ticket, details={"assignee": staff.email if staff else None})
+        try:
+            with db.atomic():
+                workflow.assign(ticket, staff)
+                audit("ticket-assigned", ticket, details={"assignee": staff.email if staff else None})
+        except workflow.TicketChanged:
+            return self._changed(ticket)
         flash(_("Assignment saved."), "success")
         return self._done(ticket)
 
@@ -246,21 +258,26 @@ class TicketQueueView(AdminModelView):
         if not (body or target or hours is not None or planned_for):
             flash(_("Nothing to save."), "warning")
             return self._done(ticket)
+        # The state the operator saw on the work page: every write below happens only while the
+        # ticket is still in it, so a change made meanwhile (a customer's close or reply) is not
+        # answered by a decision taken without seeing it.
+        seen = request.form.get("expected_status") or ticket.status
+        if seen != ticket.status:
+            return self._changed(ticket)
         try:
             with db.atomic():
                 if body:
-                    workflow.add_comment(ticket, actor, body, kind)
-                if target and target != ticket.status:
-                    workflow.change_state(ticket, target, actor, planned_for=planned_for)
-                elif planned_for and ticket.status == workflow.PLANNED:
-                    ticket.planned_for = planned_for
-                    ticket.save(only=[Ticket.planned_for])
+                    workflow.add_comment(ticket, actor, body, kind, expected=seen)
+                if target and target != seen:
+                    workflow.change_state(ticket, target, actor, planned_for=planned_for, expected=seen)
+                elif planned_for and seen == workflow.PLANNED:
+                    workflow.plan(ticket, planned_for, expected=seen)
                 if hours is not None:
-                    ticket.hours_spent = Ticket.hours_spent + hours
-                    ticket.updated_at = workflow.clock()
-                    ticket.save(only=[Ticket.hours_spent, Ticket.updated_at])
+                    workflow.add_hours(ticket, hours)
                 audit("ticket-updated", ticket, details={"status": target or None, "comment": kind if body else None,
                                                          "hours": str(hours) if hours is not None else None})
+        except workflow.TicketChanged:
+            return self._changed(ticket)
         except workflow.TransitionRefused as exc:
             if str(exc) == "date":
                 flash(_("Choose the date the activity is planned for."), "error")

@@ -20,6 +20,20 @@ COLORS = {"primary": "#0d6efd", "info": "#0dcaf0", "warning": "#ffc107", "indigo
           "danger": "#dc3545", "secondary": "#6c757d", "dark": "#212529", "pink": "#d63384"}
 
 
+#: Ids are INTEGER columns (32 bits on PostgreSQL): a larger number in a URL or form names no row,
+#: and handing it to the database would fail ("integer out of range", SQLite's OverflowError).
+MAX_ID = 2**31 - 1
+
+
+def is_valid_id(value: object) -> bool:
+    """Whether ``value`` (an int or a string of digits) can be the id of a row."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return False
+    return 0 < number <= MAX_ID
+
+
 class LabelMixin:
     """Rows with ``label_en`` / ``label_it``: ``label`` in the current language, ``label_for(lang)``."""
 

@@ -19,7 +19,7 @@ from crm_portal.api import Contact, db, get_or_404, require, visible
 from . import workflow
 from .forms import CloseForm, CommentForm, ReopenForm, choices, ticket_form
 from .models import (PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory, TicketComment,
-                     TicketHistory, TicketQuestion)
+                     TicketHistory, TicketQuestion, is_valid_id)
 
 UPLOAD_AREA = "tickets"
 CHOICES = {"type": TYPES, "priority": PRIORITIES, "severity": SEVERITIES}
@@ -150,6 +150,8 @@ def send_attachment(ticket_id: int, attachment_id: int):
     """Download one attachment of a ticket the caller has already been allowed to see (404 otherwise)."""
     from crm_portal.api import send_stored
 
+    if not (is_valid_id(ticket_id) and is_valid_id(attachment_id)):
+        abort(404)
     row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id) & (TicketAttachment.ticket == ticket_id))
     if row is None:
         abort(404)
@@ -281,9 +283,19 @@ def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closu
     def _refused(ticket: Ticket, grant: Any, message: str, status: int):
         if _wants_json():
             return jsonify({"ok": False, "error": message}), status
+        if status == 409:  # show the ticket as it is now, not the copy the refused change was based on
+            ticket = get_or_404(module, ticket.id)
         flash(message, "danger")
         return render_template(module.detail_template, module=module, record=ticket, grant=grant,
                                error=message), status
+
+    def _conflict(ticket: Ticket, grant: Any, exc: workflow.TransitionRefused, message: str):
+        """409 for a refused change: "changed meanwhile" when another request got there first."""
+        if isinstance(exc, workflow.TicketChanged):
+            message = _("This request was changed meanwhile: reload the page and try again.")
+        elif str(exc) == "closed":
+            message = _("This request is closed: it can no longer be changed.")
+        return _refused(ticket, grant, message, 409)
 
     @bp.route("/<int:record_id>/comment", methods=["POST"], endpoint="comment")
     def comment(record_id: int):
@@ -295,8 +307,8 @@ def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closu
         try:
             with db.atomic():
                 workflow.add_comment(ticket, _actor(), form.body.data, kind)
-        except workflow.TransitionRefused:
-            return _refused(ticket, grant, _("This request is closed: it can no longer be changed."), 409)
+        except workflow.TransitionRefused as exc:
+            return _conflict(ticket, grant, exc, _("This request is closed: it can no longer be changed."))
         flash(_("Private note sent to support.") if kind == "private" else _("Comment added."), "success")
         return _back(ticket, "#conversation")
 
@@ -315,6 +327,9 @@ def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closu
         try:
             with db.atomic():
                 rows = [workflow.attach(ticket, _actor(), item) for item in stored]
+        except workflow.TransitionRefused as exc:  # closed after the check above
+            _discard(stored)
+            return _conflict(ticket, grant, exc, _("This request is closed: it can no longer be changed."))
         except Exception:
             _discard(stored)
             raise
@@ -338,8 +353,10 @@ def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closu
         try:
             with db.atomic():
                 workflow.close_by_customer(ticket, _actor(), form.rating.data, form.comment.data)
-        except (workflow.TransitionRefused, ValueError):
-            return _refused(ticket, grant, _("Only a resolved request can be closed."), 409)
+        except workflow.TransitionRefused as exc:
+            return _conflict(ticket, grant, exc, _("Only a resolved request can be closed."))
+        except ValueError:
+            return _refused(ticket, grant, _("Please choose a rating from 1 to 5."), 400)
         flash(_("Thank you: the request is closed."), "success")
         return _back(ticket)
 
@@ -349,13 +366,11 @@ def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closu
         form = ReopenForm()
         if not form.validate_on_submit():
             return _refused(ticket, grant, _("Please tell us what is still not working."), 400)
-        if ticket.status != workflow.RESOLVED:
-            return _refused(ticket, grant, _("Only a resolved request can be sent back to support."), 409)
         try:
             with db.atomic():
-                workflow.add_comment(ticket, _actor(), form.body.data, "public")
-        except workflow.TransitionRefused:
-            return _refused(ticket, grant, _("This request is closed: it can no longer be changed."), 409)
+                workflow.reopen(ticket, _actor(), form.body.data)
+        except workflow.TransitionRefused as exc:
+            return _conflict(ticket, grant, exc, _("Only a resolved request can be sent back to support."))
         flash(_("Sent back to support with your comment."), "success")
         return _back(ticket)
 

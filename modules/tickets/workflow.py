@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from flask import current_app, g, has_app_context
+from peewee import Case, fn
 
 from crm_portal.api import Contact, StaffUser, WorkingHours, db, utcnow
 
@@ -129,6 +130,11 @@ class TransitionRefused(Exception):
     """A change the workflow does not allow from the ticket's current state (nothing was changed)."""
 
 
+class TicketChanged(TransitionRefused):
+    """The ticket is no longer as the caller read it (another request changed it meanwhile):
+    nothing was changed; reload it and decide again."""
+
+
 @dataclasses.dataclass
 class Actor:
     """Who makes a change: a customer (contact), a staff user, or the system."""
@@ -227,9 +233,13 @@ def _transitions() -> list[tuple[str, str, str, frozenset[str]]]:
 
 def allowed_targets(ticket: Ticket, actor_kind: str) -> list[str]:
     """State keys ``actor_kind`` may move ``ticket`` to from its current state."""
+    return _targets(ticket.status, ticket.type, actor_kind)
+
+
+def _targets(from_key: str, ticket_type: str, actor_kind: str) -> list[str]:
     out = []
     for src, dst, actor, types in _transitions():
-        if src == ticket.status and actor == actor_kind and (not types or ticket.type in types) and dst not in out:
+        if src == from_key and actor == actor_kind and (not types or ticket_type in types) and dst not in out:
             out.append(dst)
     return out
 
@@ -268,9 +278,11 @@ def format_number(seq: int) -> str:
 
 
 # --- changes -----------------------------------------------------------------------------------
-def _touch(ticket: Ticket, now: dt.datetime) -> None:
-    ticket.updated_at = now
-
+# Every change below writes with a conditional UPDATE on the row (``WHERE id = ? AND <what the
+# caller expects>``) instead of saving a copy read earlier: a copy can be stale (read before the
+# transaction, or before another request committed), and saving it would undo the other change.
+# Once that UPDATE succeeded, this transaction holds the row's write lock, so the copy is reloaded
+# from the database and every later decision in the same transaction is made on current data.
 
 def response_due(created: dt.datetime) -> dt.datetime | None:
     hours = current_app.config.get("TICKETS_RESPONSE_HOURS", 8) if has_app_context() else 8
@@ -284,6 +296,28 @@ def response_due(created: dt.datetime) -> dt.datetime | None:
     return working.add(created, float(hours))
 
 
+def _reload(ticket: Ticket) -> None:
+    """Copy the row's current values into ``ticket`` (the caller's copy may be stale)."""
+    fresh = Ticket.get_or_none(Ticket.id == ticket.id)
+    if fresh is None:
+        raise TicketChanged("deleted")
+    assignee = ticket.assignee_id
+    ticket.__data__.update(fresh.__data__)
+    if ticket.assignee_id != assignee:
+        ticket.__rel__.pop("assignee", None)
+    ticket._dirty.clear()
+
+
+def _update_row(ticket: Ticket, values: dict[Any, Any], *conditions: Any,
+                refused: type[TransitionRefused] | None = None) -> None:
+    """``UPDATE`` ticket's row with ``values`` only where ``conditions`` still hold, then reload it.
+
+    No row matched: ``refused`` (default :class:`TicketChanged`) is raised and nothing was written."""
+    if Ticket.update(values).where(Ticket.id == ticket.id, *conditions).execute() == 0:
+        raise (refused or TicketChanged)(ticket.status)
+    _reload(ticket)
+
+
 def create_ticket(actor: Actor, contact: Contact, *, title: str, description: str, type: str = "question",
                   category: TicketCategory | int | None = None, priority: str = "medium",
                   severity: str = "non_blocking", service: tuple[int, str] | None = None,
@@ -293,7 +327,7 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
     (``StoredFile``) to attach."""
     now = clock()
     seq = next_number()
-    ticket = Ticket.create(
+    ticket = Ticket(
         seq=seq, number=format_number(seq), title=title.strip(), description=description.strip(), type=type,
         category=category, priority=priority, severity=severity, status=OPEN, contact=contact,
         company=contact.company_id, requester_name=contact.full_name,
@@ -305,7 +339,7 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
         created_at=now, updated_at=now, response_due_at=response_due(now),
     )
     ticket.refresh_search_text()
-    ticket.save(only=[Ticket.search_text])
+    ticket.save(force_insert=True)
     TicketHistory.create(ticket=ticket, from_state=None, to_state=OPEN, actor_type=actor.kind,
                          actor_name=actor.name, created_at=now)
     attachments = [attach(ticket, actor, stored, touch=False) for stored in files]
@@ -314,50 +348,61 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
     return ticket
 
 
+def _open_for_customer(actor: Actor) -> list[Any]:
+    """The row condition a customer's change needs: the ticket is not in a final state."""
+    return [Ticket.status.not_in(final_keys())] if actor.kind == "customer" else []
+
+
 def attach(ticket: Ticket, actor: Actor, stored: Any, *, touch: bool = True) -> TicketAttachment:
-    """Record an uploaded file (a ``StoredFile``) on ``ticket``."""
+    """Record an uploaded file (a ``StoredFile``) on ``ticket``. Customers attach nothing to a
+    ticket that is (or meanwhile became) final: TransitionRefused."""
     if actor.kind == "customer" and is_final(ticket):
         raise TransitionRefused("closed")
     now = clock()
-    row = TicketAttachment.create(ticket=ticket, stored_name=stored.stored_name,
-                                  original_name=(stored.original_name or stored.stored_name)[:255],
-                                  size=stored.size, mimetype=stored.mimetype or "application/octet-stream",
-                                  kind=getattr(stored, "kind", None), uploaded_by=actor.name,
-                                  author_contact=actor.contact, created_at=now)
     if touch:
-        _touch(ticket, now)
-        ticket.save(only=[Ticket.updated_at])
-    return row
+        _update_row(ticket, {Ticket.updated_at: now}, *_open_for_customer(actor), refused=TransitionRefused)
+    return TicketAttachment.create(ticket=ticket, stored_name=stored.stored_name,
+                                   original_name=(stored.original_name or stored.stored_name)[:255],
+                                   size=stored.size, mimetype=stored.mimetype or "application/octet-stream",
+                                   kind=getattr(stored, "kind", None), uploaded_by=actor.name,
+                                   author_contact=actor.contact, created_at=now)
 
 
 def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.date | None = None,
-                 notify: bool = True) -> TicketHistory:
-    """Move ``ticket`` to ``to_key`` if the workflow allows it for ``actor``; else TransitionRefused."""
-    if to_key not in allowed_targets(ticket, actor.kind):
+                 notify: bool = True, expected: str | None = None, extra: dict[Any, Any] | None = None,
+                 where: Sequence[Any] = ()) -> TicketHistory:
+    """Move ``ticket`` from ``expected`` (default: the state of the caller's copy) to ``to_key``.
+
+    The workflow must allow the move for ``actor`` (else TransitionRefused); the row is written
+    only if it is still in ``expected`` and matches the conditions in ``where`` (else
+    :class:`TicketChanged`). ``extra`` holds more columns to write in the same statement (the
+    customer's rating)."""
+    old = ticket.status if expected is None else expected
+    if to_key not in _targets(old, ticket.type, actor.kind):
         raise TransitionRefused(to_key)
     target = state(to_key)
     if target is not None and target.needs_date and planned_for is None:
         raise TransitionRefused("date")
     now = clock()
-    old = ticket.status
-    ticket.status = to_key
-    if target is not None and target.needs_date:
-        ticket.planned_for = planned_for
-    if actor.kind == "staff" and ticket.taken_at is None:
-        ticket.taken_at = now
-        if ticket.assignee_id is None and actor.staff is not None:
-            ticket.assignee = actor.staff
-            ticket.assignee_name = actor.name
+    values: dict[Any, Any] = {Ticket.status: to_key, Ticket.updated_at: now,
+                              Ticket.closed_at: now if target is not None and target.final else None}
     if to_key == RESOLVED:
-        ticket.resolved_at = now
+        values[Ticket.resolved_at] = now
     elif old == RESOLVED:
-        ticket.resolved_at = None
-    if target is not None and target.final:
-        ticket.closed_at = now
-    elif ticket.closed_at is not None:
-        ticket.closed_at = None
-    _touch(ticket, now)
-    ticket.save()
+        values[Ticket.resolved_at] = None
+    if target is not None and target.needs_date:
+        values[Ticket.planned_for] = planned_for
+    if actor.kind == "staff":
+        # The first operator who moves an untaken ticket takes it (and, if nobody has it, gets it);
+        # decided in SQL on the row's current values, not on the copy's.
+        untaken = Ticket.taken_at.is_null()
+        values[Ticket.taken_at] = fn.COALESCE(Ticket.taken_at, now)
+        if actor.staff is not None:
+            nobody = untaken & Ticket.assignee.is_null()
+            values[Ticket.assignee] = Case(None, [(nobody, actor.staff.id)], Ticket.assignee)
+            values[Ticket.assignee_name] = Case(None, [(nobody, actor.name)], Ticket.assignee_name)
+    values.update(extra or {})
+    _update_row(ticket, values, Ticket.status == old, *where)
     history = TicketHistory.create(ticket=ticket, from_state=old, to_state=to_key, actor_type=actor.kind,
                                    actor_name=actor.name, created_at=now)
     if notify:
@@ -367,25 +412,43 @@ def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.d
 
 
 def take_charge(ticket: Ticket, staff: StaffUser) -> TicketHistory | None:
-    """An operator takes the ticket: it becomes theirs and, when Open, Waiting for support."""
+    """An operator takes the ticket: it becomes theirs and, when Open, Waiting for support.
+
+    Decided on the caller's copy: if the ticket left Open meanwhile, TicketChanged (and the
+    assignment is rolled back with the transaction)."""
     actor = Actor.for_staff(staff)
+    was_open = ticket.status == OPEN
     if ticket.assignee_id is None or ticket.assignee_id != staff.id:
         assign(ticket, staff)
-    if ticket.status == OPEN:
-        return change_state(ticket, WAITING_SUPPORT, actor)
+    if was_open:
+        return change_state(ticket, WAITING_SUPPORT, actor, expected=OPEN)
     return None
 
 
 def assign(ticket: Ticket, staff: StaffUser | None) -> None:
-    ticket.assignee = staff
-    ticket.assignee_name = (staff.name or staff.email) if staff else None
-    _touch(ticket, clock())
-    ticket.save(only=[Ticket.assignee, Ticket.assignee_name, Ticket.updated_at])
+    """Give the ticket to ``staff`` (None: nobody). Writes only the assignment columns."""
+    _update_row(ticket, {Ticket.assignee: staff.id if staff else None,
+                         Ticket.assignee_name: (staff.name or staff.email) if staff else None,
+                         Ticket.updated_at: clock()})
 
 
-def add_comment(ticket: Ticket, actor: Actor, body: str, kind: str = "public") -> TicketComment:
+def plan(ticket: Ticket, planned_for: dt.date, *, expected: str | None = None) -> None:
+    """Move the date of a Planned ticket (TicketChanged if it is no longer in ``expected``)."""
+    _update_row(ticket, {Ticket.planned_for: planned_for, Ticket.updated_at: clock()},
+                Ticket.status == (expected or ticket.status))
+
+
+def add_hours(ticket: Ticket, hours: Any) -> None:
+    """Add ``hours`` to the time spent, in SQL: two operators' hours both count."""
+    _update_row(ticket, {Ticket.hours_spent: Ticket.hours_spent + hours, Ticket.updated_at: clock()})
+
+
+def add_comment(ticket: Ticket, actor: Actor, body: str, kind: str = "public", *,
+                expected: str | None = None) -> TicketComment:
     """Add a comment. A customer's comment on a ticket waiting for them or resolved sends it back
-    to support; a closed ticket accepts none from customers (TransitionRefused)."""
+    to support; a closed ticket accepts none from customers (TransitionRefused). With
+    ``expected``, the comment is written only while the ticket is in that state (else
+    TicketChanged). The public comment count is incremented in SQL."""
     body = (body or "").strip()
     if not body:
         raise ValueError("empty comment")
@@ -397,14 +460,20 @@ def add_comment(ticket: Ticket, actor: Actor, body: str, kind: str = "public") -
     elif kind not in ("public", "internal"):
         raise ValueError("staff write public replies or internal notes")
     now = clock()
+    values: dict[Any, Any] = {Ticket.updated_at: now}
+    if kind == "public":
+        values[Ticket.public_comments] = Ticket.public_comments + 1
+    conditions = _open_for_customer(actor)
+    if expected is not None:
+        conditions.append(Ticket.status == expected)
+    try:
+        _update_row(ticket, values, *conditions)
+    except TicketChanged:
+        if expected is None and actor.kind == "customer":  # the ticket was closed meanwhile
+            raise TransitionRefused("closed") from None
+        raise
     comment = TicketComment.create(ticket=ticket, kind=kind, body=body, author_contact=actor.contact,
                                    author_staff=actor.staff, author_name=actor.name, created_at=now)
-    if kind == "public":
-        ticket.public_comments = Ticket.public_comments + 1
-    _touch(ticket, now)
-    ticket.save(only=[Ticket.public_comments, Ticket.updated_at] if kind == "public" else [Ticket.updated_at])
-    if kind == "public":
-        ticket.public_comments = Ticket.select(Ticket.public_comments).where(Ticket.id == ticket.id).scalar()
     if actor.kind == "customer":
         _notify(notifications.customer_comment, ticket, comment)
         if ticket.status in (WAITING_CUSTOMER, RESOLVED) and WAITING_SUPPORT in allowed_targets(ticket, "customer"):
@@ -415,15 +484,25 @@ def add_comment(ticket: Ticket, actor: Actor, body: str, kind: str = "public") -
     return comment
 
 
+def reopen(ticket: Ticket, actor: Actor, body: str) -> TicketComment:
+    """"Not resolved": the customer's comment sends a Resolved ticket back to support. Refused
+    (TicketChanged) when the ticket is no longer Resolved, even if the caller's copy still is."""
+    if ticket.status != RESOLVED or WAITING_SUPPORT not in allowed_targets(ticket, actor.kind):
+        raise TransitionRefused(WAITING_SUPPORT)
+    return add_comment(ticket, actor, body, "public", expected=RESOLVED)
+
+
 def close_by_customer(ticket: Ticket, actor: Actor, rating: int, comment: str | None = None) -> TicketHistory:
-    """'Ok, resolved': the customer closes a resolved ticket with a 1–5 satisfaction rating."""
+    """'Ok, resolved': the customer closes a resolved ticket with a 1–5 satisfaction rating.
+
+    The rating is written by the same conditional statement as the close: a ticket that left
+    Resolved meanwhile keeps its state, its rating and its comments (TicketChanged)."""
     if not 1 <= int(rating) <= 5:
         raise ValueError("rating must be 1 to 5")
-    if CLOSED not in allowed_targets(ticket, "customer"):
+    if ticket.status != RESOLVED or CLOSED not in allowed_targets(ticket, "customer"):
         raise TransitionRefused(CLOSED)
-    ticket.rating = int(rating)
-    ticket.rating_comment = (comment or "").strip() or None
-    return change_state(ticket, CLOSED, actor)
+    return change_state(ticket, CLOSED, actor, expected=RESOLVED,
+                        extra={Ticket.rating: int(rating), Ticket.rating_comment: (comment or "").strip() or None})
 
 
 def autoclose(now: dt.datetime | None = None, days: float | None = None, limit: int = 500) -> list[str]:
@@ -443,7 +522,9 @@ def autoclose(now: dt.datetime | None = None, days: float | None = None, limit: 
             if ticket is None or ticket.status != RESOLVED or ticket.resolved_at > cutoff:
                 continue  # the customer acted meanwhile
             try:
-                change_state(ticket, CLOSED, actor)
+                change_state(ticket, CLOSED, actor, expected=RESOLVED, where=[Ticket.resolved_at <= cutoff])
+            except TicketChanged:
+                continue  # the customer or an operator acted after the read above
             except TransitionRefused:
                 continue  # an admin removed the automatic close from the workflow
             closed.append(ticket.number)
