@@ -21,12 +21,15 @@ translations: venv
 	@for dir in $(CATALOGS); do $(VENV)/bin/pybabel compile --statistics -d $$dir || exit 1; done
 
 # The background worker (email delivery, periodic jobs) runs beside the development server and
-# stops with it; emails are written as .eml files to instance/mail.
+# stops with it; emails are written as .eml files to instance/mail. Links in them point at
+# EXTERNAL_URL: this server's address unless CRM_PORTAL_EXTERNAL_URL says otherwise. The demo
+# data brings the staff admin (password "demo"), so init creates none.
 run: translations
-	@test -f instance/crm_portal.db || { $(PORTAL) init --admin-password demo && $(PORTAL) demo; }
-	@echo "CRM Portal on http://$(HOST):$(PORT)/ — demo logins: anna@acme.example, bruno@acme.example, carla@globex.example (password: demo); staff at /admin/ as admin@example.com (demo)"
-	@echo "Emails are written to $(CURDIR)/instance/mail/ (open the .eml files to follow their links); worker log: instance/worker.log"
-	@$(PORTAL) worker > instance/worker.log 2>&1 & worker=$$!; \
+	@export CRM_PORTAL_EXTERNAL_URL="$${CRM_PORTAL_EXTERNAL_URL:-http://$(HOST):$(PORT)}"; \
+	test -f instance/crm_portal.db || { $(PORTAL) init --no-admin --external-url "$$CRM_PORTAL_EXTERNAL_URL" && $(PORTAL) demo; } || exit 1; \
+	echo "CRM Portal on http://$(HOST):$(PORT)/ — demo logins: anna@acme.example, bruno@acme.example, carla@globex.example (password: demo); staff at /admin/ as admin@example.com (demo)"; \
+	echo "Emails are written to $(CURDIR)/instance/mail/ (links to $$CRM_PORTAL_EXTERNAL_URL); worker log: instance/worker.log"; \
+	$(PORTAL) worker > instance/worker.log 2>&1 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PORTAL) run --host $(HOST) --port $(PORT)
 

@@ -15,27 +15,62 @@ def _registry():
     return current_app.extensions["crm_portal"]
 
 
+def _check_password(password: str, email: str) -> None:
+    """The password policy of every account (``PASSWORD_MIN_LENGTH``, common passwords, not the email)."""
+    from .account.passwords import problems
+
+    found = problems(password, email=email)
+    if found:
+        raise click.BadParameter(" ".join(found), param_hint="--admin-password")
+
+
+def _external_url(option: str | None) -> str | None:
+    """The ``EXTERNAL_URL`` ``init`` writes: the option, else none when one is configured, else
+    (development) :data:`crm_portal.outbox.DEVELOPMENT_URL`."""
+    from .config import ConfigurationError, normalize_external_url
+    from .outbox import DEVELOPMENT_URL
+
+    if option is None:
+        return None if current_app.config.get("EXTERNAL_URL") else DEVELOPMENT_URL
+    try:
+        return normalize_external_url(option)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--external-url") from exc
+
+
 @click.command("init")
 @click.option("--admin-email", default=None, help="Email of the first staff admin (default: ADMIN_EMAIL).")
-@click.option("--admin-password", default=None, help="Password for that admin (default: generated and printed).")
+@click.option("--admin-password", default=None,
+              help="Password for that admin (default: generated and printed); the password policy applies.")
+@click.option("--no-admin", is_flag=True, help="Create no staff admin (the demo data brings its own).")
+@click.option("--external-url", default=None,
+              help="Address users open, e.g. https://portal.example.com: every link in emails starts with it "
+                   "(written to config.toml as EXTERNAL_URL; default: the configured one, else "
+                   "http://127.0.0.1:5000).")
 @with_appcontext
-def init_command(admin_email: str | None, admin_password: str | None) -> None:
-    """Create the database schema, the secret key, default profiles and buttons and a staff admin."""
+def init_command(admin_email: str | None, admin_password: str | None, no_admin: bool,
+                 external_url: str | None) -> None:
+    """Create the database schema, the secret key, EXTERNAL_URL, default profiles and buttons and a staff admin."""
     from .auth import hash_password
-    from .config import write_secret
+    from .config import write_secret, write_setting
     from .migrations import upgrade
     from .models import StaffUser
     from .provisioning import install_defaults
 
+    email = (admin_email or current_app.config["ADMIN_EMAIL"]).strip().lower()
+    if admin_password is not None:
+        _check_password(admin_password, email)  # before anything is written
+    url = _external_url(external_url)
     secret = write_secret(current_app)
     click.echo(f"secret key: {secret}")
+    if url is not None:
+        click.echo(f"EXTERNAL_URL = {url} in {write_setting(current_app, 'EXTERNAL_URL', url)}")
     with db.connection_context():
         for line in upgrade(_registry()):
             click.echo(line)
         for line in install_defaults(current_app):
             click.echo(f"installed {line}")
-        email = (admin_email or current_app.config["ADMIN_EMAIL"]).strip().lower()
-        if StaffUser.get_or_none(StaffUser.email == email) is None:
+        if not no_admin and StaffUser.get_or_none(StaffUser.email == email) is None:
             password = admin_password or secrets.token_urlsafe(12)
             with db.atomic():
                 StaffUser.create(email=email, name="Administrator", role="admin",
@@ -58,9 +93,13 @@ def migrate_command() -> None:
 @click.command("demo")
 @with_appcontext
 def demo_command() -> None:
-    """Fill the database with demo companies, contacts and records (every password: demo)."""
+    """Fill the database with demo companies, contacts and records (every password: demo).
+    Refused on a production instance; existing accounts are never changed."""
     from .demo import load_demo
 
+    if current_app.config["PRODUCTION"]:
+        raise click.ClickException("This is a production instance (PRODUCTION = true): the demo data, with "
+                                   "its well-known passwords, is never loaded here.")
     with db.connection_context():
         for line in load_demo(current_app):
             click.echo(line)

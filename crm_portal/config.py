@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import secrets
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
+from werkzeug.exceptions import SecurityError
+from werkzeug.routing import MapAdapter
+from werkzeug.sansio.utils import host_is_trusted
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_FILE = "secret_key"
@@ -76,6 +82,10 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_MAX_ATTEMPTS": 8,
     "MAIL_RETRY_DELAY": 60,
     "MAIL_RETRY_MAX_DELAY": 6 * 3600,
+    "MAIL_BATCH_SIZE": 100,  # messages claimed and sent over one SMTP connection at a time
+    "MAIL_CLAIM_SECONDS": 60,  # how long a crashed worker's messages wait before another sends them
+    "MAIL_SENSITIVE_TEMPLATES": ["invitation", "password-reset", "registration-confirm"],  # one-time links
+    "MAIL_SENSITIVE_RETENTION_HOURS": 24,  # then the bodies of those sent emails are blanked
     "HUEY_URL": None,  # default: sqlite <instance>/huey.db; "redis://…" for Redis
     "HUEY_IMMEDIATE": None,  # None: immediate (in-process) when TESTING
     "HUEY_WORKERS": 2,
@@ -104,6 +114,110 @@ def load(app: Flask, overrides: dict[str, Any] | None) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
         app.config["REMEMBER_COOKIE_SECURE"] = True
     _load_secret(app)
+    _check_external_url(app)
+    _check_trusted_hosts(app)
+
+
+class ConfigurationError(RuntimeError):
+    """A setting that would make the portal unsafe or broken: the application refuses to start."""
+
+
+def normalize_external_url(value: Any) -> str:
+    """``value`` as a base URL for links (``https://host[:port][/prefix]``, no trailing slash), or
+    :class:`ConfigurationError` saying what is wrong with it."""
+    text = str(value).strip() if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = urlsplit("")
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment
+            or parts.username or parts.password or re.search(r"\s", text)):
+        raise ConfigurationError(
+            f"EXTERNAL_URL {value!r} is not a base URL: use the address users open, such as "
+            "\"https://portal.example.com\" or \"https://www.example.com/portal\" (no query, no #).")
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _check_external_url(app: Flask) -> None:
+    """Every link in an email is built from ``EXTERNAL_URL`` (see crm_portal.outbox.external_url);
+    production refuses to start without it rather than guess from a request's forgeable Host."""
+    value = app.config.get("EXTERNAL_URL")
+    if value:
+        app.config["EXTERNAL_URL"] = normalize_external_url(value)
+    elif app.config["PRODUCTION"]:
+        raise ConfigurationError(
+            "EXTERNAL_URL is not set. In production every link in an email is built from it: add "
+            "EXTERNAL_URL = \"https://portal.example.com\" (the address users open) to "
+            f"{Path(app.instance_path) / 'config.toml'}, set CRM_PORTAL_EXTERNAL_URL, or run "
+            "'crm-portal init --external-url https://portal.example.com' before PRODUCTION = true.")
+
+
+def _check_trusted_hosts(app: Flask) -> None:
+    """``TRUSTED_HOSTS``: a list (a comma-separated string is accepted from the environment). Flask
+    answers 400 to a request for any other host; ``EXTERNAL_URL``'s host must be among them."""
+    hosts = app.config.get("TRUSTED_HOSTS")
+    if hosts is None:
+        return
+    if isinstance(hosts, str):
+        hosts = [h for h in re.split(r"[\s,]+", hosts) if h]
+    if not isinstance(hosts, (list, tuple)) or not hosts or not all(isinstance(h, str) and h for h in hosts):
+        raise ConfigurationError(f"TRUSTED_HOSTS {hosts!r} must be a list of host names, "
+                                 "e.g. [\"portal.example.com\"].")
+    app.config["TRUSTED_HOSTS"] = list(hosts)
+    external = app.config.get("EXTERNAL_URL")
+    if external and not host_is_trusted(urlsplit(external).netloc, hosts):
+        raise ConfigurationError(f"The host of EXTERNAL_URL ({external}) is not in TRUSTED_HOSTS {hosts}: "
+                                 "every link in the portal's emails would be refused.")
+    _error_pages_for_untrusted_hosts(app)
+
+
+def _error_pages_for_untrusted_hosts(app: Flask) -> None:
+    """Flask refuses a request for an untrusted host (400) but leaves it without a URL adapter, so
+    its error page, which links the stylesheet, could not be rendered (500). Such a request gets
+    an adapter bound to the external address whose matching raises the refusal: routing fails
+    with the 400 as for an unknown path, and the page builds its links."""
+    from .outbox import external_base
+
+    create_url_adapter = app.create_url_adapter
+
+    def create_url_adapter_or_refusal(request: Any) -> MapAdapter | None:
+        try:
+            return create_url_adapter(request)
+        except SecurityError as exc:
+            refusal = exc  # the except clause unbinds its own name
+            base = urlsplit(external_base(app))
+            adapter = app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+
+            def refuse(*_args: Any, **_kwargs: Any):
+                raise refusal
+
+            adapter.match = refuse  # type: ignore[method-assign]
+            return adapter
+
+    app.create_url_adapter = create_url_adapter_or_refusal  # type: ignore[method-assign]
+
+
+def write_setting(app: Flask, key: str, value: Any) -> Path:
+    """Set a top-level ``key`` in ``<instance>/config.toml`` (created if missing), keeping every
+    other line as it is (``crm-portal init``)."""
+    config_file = Path(app.instance_path) / "config.toml"
+    lines = config_file.read_text(encoding="utf-8").splitlines() if config_file.exists() else []
+    line = f"{key} = {json.dumps(value)}"
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    top_level_end = next((i for i, text in enumerate(lines) if text.lstrip().startswith("[")), len(lines))
+    for i in range(top_level_end):
+        if pattern.match(lines[i]):
+            lines[i] = line
+            break
+    else:
+        lines.insert(top_level_end, line)  # before the first table, or it would belong to that table
+    text = "\n".join(lines) + "\n"
+    tomllib.loads(text)  # never leave a file the next start cannot read
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(text, encoding="utf-8")
+    app.config[key] = value
+    return config_file
 
 
 def _load_secret(app: Flask) -> None:

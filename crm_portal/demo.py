@@ -1,4 +1,9 @@
-"""Demo data for trying the portal: NOT for production (every password is "demo")."""
+"""Demo data for trying the portal: NOT for production (every password is "demo").
+
+The demo passwords are set directly, below the password policy, and only on accounts the demo
+creates: an account that already exists keeps its password. ``crm-portal demo`` refuses to
+run on a production instance.
+"""
 from __future__ import annotations
 
 import random
@@ -50,6 +55,8 @@ STAFF = {
 
 
 def load_demo(app: Flask) -> list[str]:
+    """Load the demo companies, contacts, staff and every module's demo records (once). The
+    ``crm-portal demo`` command refuses to call it on a production instance."""
     lines = upgrade(app.extensions["crm_portal"])
     lines += [f"installed {line}" for line in install_defaults(app)]
     if Company.get_or_none(Company.name == COMPANIES["acme"]["name"]) is not None:
@@ -60,17 +67,20 @@ def load_demo(app: Flask) -> list[str]:
         profiles = {p.name: p for p in Profile.select()}
         contacts = {}
         for key, (company, first, last, email, profile, role, office, lang) in CONTACTS.items():
-            contacts[key] = Contact.create(
+            contacts[key] = Contact.get_or_none(Contact.email == email) or Contact.create(
                 first_name=first, last_name=last, email=email, company=companies[company],
                 profile=profiles.get(profile), portal_access=True, password_hash=password, role=role,
                 office=office, language=lang, phone="+39 02 5550" + str(len(contacts)).zfill(3),
             )
         staff = {}
+        kept = [c.email for c in contacts.values() if c.password_hash != password]
         for key, (email, name, role) in STAFF.items():
-            staff[key] = (StaffUser.get_or_none(StaffUser.email == email)
-                          or StaffUser.create(email=email, name=name, role=role))
-            staff[key].password_hash = password
-            staff[key].save()
+            # An existing account (the admin of `crm-portal init`) keeps its password.
+            staff[key] = StaffUser.get_or_none(StaffUser.email == email)
+            if staff[key] is None:
+                staff[key] = StaffUser.create(email=email, name=name, role=role, password_hash=password)
+            else:
+                kept.append(email)
         ctx = DemoContext(companies=companies, contacts=contacts, staff=staff, rng=random.Random(42))
         for module in app.extensions["crm_portal"].modules.values():
             module.demo_data(ctx)
@@ -78,4 +88,6 @@ def load_demo(app: Flask) -> list[str]:
     lines.append(f"demo companies: {', '.join(c.name for c in companies.values())}")
     lines.append("demo logins (password 'demo'): anna@acme.example (company), bruno@acme.example (own), "
                  "carla@globex.example (company); staff admin@example.com at /admin/")
+    if kept:
+        lines.append(f"existing accounts keep their own passwords: {', '.join(kept)}")
     return lines

@@ -6,8 +6,9 @@ message exists if and only if the change does. A background worker delivers it.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import current_app, render_template, url_for
+from flask import Flask, current_app, render_template
 from flask_babel import force_locale
 from jinja2 import TemplateNotFound
 
@@ -42,6 +43,32 @@ def queue_email(to: str, template: str, *, language: str | None = None, **contex
                                 subject=subject, body_text=text, body_html=html)
 
 
+#: Where links point in development when neither ``EXTERNAL_URL`` nor ``SERVER_NAME`` is set.
+DEVELOPMENT_URL = "http://127.0.0.1:5000"
+
+
+def external_base(app: Flask) -> str:
+    """The base URL every absolute link starts with: ``EXTERNAL_URL``, else (development)
+    ``SERVER_NAME`` with ``PREFERRED_URL_SCHEME`` and ``APPLICATION_ROOT``, else
+    :data:`DEVELOPMENT_URL`. Never the request's ``Host`` or ``X-Forwarded-Host``: anyone can
+    forge those, and a forged one would send the recipient of a reset link to another site."""
+    configured = app.config.get("EXTERNAL_URL")
+    if configured:
+        return str(configured).rstrip("/")
+    server_name = app.config.get("SERVER_NAME")
+    if server_name:
+        scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
+        root = (app.config.get("APPLICATION_ROOT") or "/").rstrip("/")
+        return f"{scheme}://{server_name}{root}"
+    return DEVELOPMENT_URL
+
+
 def external_url(endpoint: str, **values: Any) -> str:
-    """An absolute link for an email (``SERVER_NAME``/``PREFERRED_URL_SCHEME`` or the current request)."""
-    return url_for(endpoint, _external=True, **values)
+    """An absolute link for an email or another site (a calendar feed), built from
+    :func:`external_base` with the application's URL map: the current request, if any, is never
+    consulted."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    base = urlsplit(external_base(app))
+    adapter = app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+    app.inject_url_defaults(endpoint, values)
+    return adapter.build(endpoint, values, force_external=True)

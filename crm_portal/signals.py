@@ -59,7 +59,14 @@ over (the tickets module opens a support ticket) returns a true value, e.g. the 
 receiver does, the host emails the request to ``SUPPORT_EMAIL``.""")
 
 password_changed = _signal("password-changed", """A contact's password was set or changed (change, reset,
-invitation accepted). Every other session of that contact has already been ended.
+invitation accepted, temporary password from staff). Every other session of that contact has
+already been ended.
+
+Sender: the Flask app. Keyword arguments: ``contact`` (Contact). Sent inside the transaction.""")
+
+portal_access_revoked = _signal("portal-access-revoked", """A contact's portal access was switched off. Their
+sessions and emailed links have already been ended; a receiver ends what its module issued (the
+deadlines module deletes the calendar feed address).
 
 Sender: the Flask app. Keyword arguments: ``contact`` (Contact). Sent inside the transaction.""")
 
@@ -69,4 +76,5 @@ Sender: the Flask app. Keyword arguments: ``contact`` (the new Contact), ``activ
 while the account waits for staff approval). Sent inside the transaction.""")
 
 ALL = [record_created, record_updated, user_logged_in, user_logged_out, login_failed,
-       modules_loaded, admin_record_changed, change_requested, password_changed, account_registered]
+       modules_loaded, admin_record_changed, change_requested, password_changed, portal_access_revoked,
+       account_registered]

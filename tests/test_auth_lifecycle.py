@@ -137,7 +137,7 @@ def test_cookie_flags(app, demo):
 def test_cookies_are_secure_in_production(tmp_path):
     from crm_portal.demo import load_demo
 
-    app = make_app(tmp_path, PRODUCTION=True)
+    app = make_app(tmp_path, PRODUCTION=True, EXTERNAL_URL="https://portal.test")
     with app.app_context(), db.connection_context():
         load_demo(app)
     client = app.test_client()

@@ -31,7 +31,7 @@ def test_production_refuses_to_start_without_secret(tmp_path):
 
 def test_production_secures_cookies(tmp_path):
     app = create_app({"INSTANCE_PATH": str(tmp_path / "i"), "PRODUCTION": True, "SECRET_KEY": "s",
-                      "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+                      "EXTERNAL_URL": "https://portal.test", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
 

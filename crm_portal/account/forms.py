@@ -15,10 +15,18 @@ PHONE = Regexp(r"^[0-9+()./\- ]*$", message=_l("Use digits, spaces and + ( ) . /
 
 
 class StrongPassword:
-    """Checks the password policy; the form's ``account_email`` (if any) is not allowed as password."""
+    """Checks the password policy (:mod:`crm_portal.account.passwords`) on every form that sets one,
+    portal and admin alike. The form's ``account_email``, or the value of its field
+    ``email_field`` (admin forms), is not allowed as password."""
+
+    def __init__(self, email_field: str | None = None) -> None:
+        self.email_field = email_field
 
     def __call__(self, form, field) -> None:
-        for problem in passwords.problems(field.data or "", email=getattr(form, "account_email", None)):
+        email = getattr(form, "account_email", None)
+        if email is None and self.email_field and self.email_field in form:
+            email = (form[self.email_field].data or "").strip() or None
+        for problem in passwords.problems(field.data or "", email=email):
             raise ValidationError(problem)
 
 

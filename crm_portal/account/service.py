@@ -81,6 +81,33 @@ def set_password(contact: Contact, password: str, *, action: str = "password-cha
                        link=external_url("account.forgot_password"), when=utcnow())
 
 
+def set_temporary_password(contact: Contact, password: str) -> None:
+    """Staff give ``contact`` a password they must change at their next login. Like any password
+    change, it ends the contact's sessions, emailed links and calendar feed address. The caller
+    saves ``contact`` (the admin form does) in the same transaction."""
+    contact.password_hash = hash_password(password)
+    contact.must_change_password = True
+    contact.session_token = new_token()
+    if contact.id is not None:  # a contact being created has nothing to end yet
+        tokens.revoke_all(contact)
+        audit("temporary-password-set", contact)
+        signals.password_changed.send(current_app._get_current_object(), contact=contact)
+
+
+def revoke_access(contact: Contact) -> None:
+    """Switch off ``contact``'s portal access, and everything that would let them back in: their
+    invitation and reset links, every session and remember-me cookie (the session token rotates)
+    and, through :data:`crm_portal.signals.portal_access_revoked`, what modules issued (the
+    calendar feed). Every path that takes access away calls this, inside its transaction."""
+    contact.portal_access = False
+    contact.session_token = new_token()
+    Contact.update(portal_access=False, session_token=contact.session_token).where(
+        Contact.id == contact.id).execute()
+    tokens.revoke_all(contact)
+    audit("portal-access-revoked", contact)
+    signals.portal_access_revoked.send(current_app._get_current_object(), contact=contact)
+
+
 def request_change(contact: Contact, field: str, label: str, message: str) -> OutboxMessage | None:
     """A contact asks for a change of data they cannot edit. A receiver of
     :data:`crm_portal.signals.change_requested` (the tickets module) may take it over; otherwise the

@@ -3,7 +3,8 @@
 A link carries an itsdangerous signature with its issue time. Invitation and reset links also name
 an :class:`~crm_portal.models.AccountToken` row (by nonce) and a fingerprint of the password at issue
 time: the link works once, stops working when a newer link of the same kind is issued, and dies with
-any password change. Expiry is checked against :func:`now`, which tests patch to freeze the clock:
+any password change and whenever the contact has no portal access (a link never switches access
+back on). Expiry is checked against :func:`now`, which tests patch to freeze the clock:
 a link is valid up to exactly ``max_age`` seconds after issue and invalid one second later.
 """
 from __future__ import annotations
@@ -108,16 +109,19 @@ def check(token: str, purpose: str, *, max_age: int | None = None) -> TokenCheck
         return TokenCheck(contact=contact, error=TokenError.USED)
     if row.revoked_at is not None or data.get("p") != password_fingerprint(contact):
         return TokenCheck(contact=contact, error=TokenError.SUPERSEDED)
+    if not contact.portal_access:  # access revoked (or never given): staff decide, not a link
+        return TokenCheck(contact=contact, error=TokenError.SUPERSEDED)
     return TokenCheck(contact=contact, row=row, data=data)
 
 
 def consume(result: TokenCheck) -> bool:
-    """Mark a checked token used; False if another request used it first. Call inside the
-    transaction that sets the password."""
+    """Mark a checked token used; False if another request used it first or access was revoked
+    meanwhile. Call inside the transaction that sets the password."""
     assert result.row is not None
+    with_access = Contact.select(Contact.id).where(Contact.portal_access == True)  # noqa: E712
     return AccountToken.update(used_at=utcnow()).where(
         (AccountToken.id == result.row.id) & AccountToken.used_at.is_null()
-        & AccountToken.revoked_at.is_null()).execute() == 1
+        & AccountToken.revoked_at.is_null() & AccountToken.contact.in_(with_access)).execute() == 1
 
 
 def issue_registration(data: dict[str, Any]) -> str:

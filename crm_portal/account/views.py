@@ -132,11 +132,9 @@ def change_password():
 
 def _mail_flood_guard() -> None:
     """429 with ``Retry-After`` when this address asked for too many emails lately; else count it."""
-    ip = request.remote_addr
-    wait = ratelimit.retry_after([ratelimit.mail_request_key(ip)])
+    wait = ratelimit.reserve_mail_request(request.remote_addr)  # checked and counted in one step
     if wait:
         raise TooManyRequests(retry_after=wait)
-    ratelimit.record_mail_request(ip)
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -168,17 +166,13 @@ def _set_password_page(token: str, purpose: str, endpoint: str, template: str):
         with db.atomic():
             if not tokens.consume(result):
                 return _token_error(tokens.TokenCheck(error=tokens.TokenError.USED), purpose)
-            if purpose == "invite":
-                contact.portal_access = True
             message = service.set_password(contact, form.password.data,
                                            action="invitation-accepted" if purpose == "invite" else "password-reset")
         _sent(message)
-        if contact.portal_access:
-            start_session(PortalUser(load_contact(contact.id)), False)
-            flash(_("Your password has been saved. Welcome!"), "success")
-            return redirect(url_for("portal.dashboard"))
-        flash(_("Your password has been saved."), "success")
-        return redirect(url_for("auth.login"))
+        # consume() succeeded only while the contact had portal access: a link never grants it.
+        start_session(PortalUser(load_contact(contact.id)), False)
+        flash(_("Your password has been saved. Welcome!"), "success")
+        return redirect(url_for("portal.dashboard"))
     status = 400 if request.method == "POST" else 200
     return render_template(template, form=form, contact=contact,
                            action=url_for(endpoint, token=token)), status

@@ -9,8 +9,9 @@ from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField
-from wtforms.validators import Length, Optional
+from wtforms.validators import Optional
 
+from ..account.forms import StrongPassword
 from ..auth import hash_password
 from ..db import db
 from ..models import (AuditEntry, Button, Company, Contact, OutboxMessage, Profile, ProfileButton, ProfileModule,
@@ -34,21 +35,21 @@ class ContactView(AdminModelView):
     column_default_sort = "last_name"
     form_excluded_columns = ("password_hash", "session_token", "last_login", "created_at")
     form_extra_fields = {
-        "new_password": PasswordField(_l("Temporary password"), validators=[Optional(), Length(min=8, max=1024)],
+        "new_password": PasswordField(_l("Temporary password"), validators=[Optional(), StrongPassword("email")],
                                       description=_l("Set to give the contact a password they must change at first login.")),
     }
 
     def on_model_change(self, form, model, is_created):
+        from ..account import service
+
         model.email = (model.email or "").strip().lower()
-        if form.new_password.data:
-            model.password_hash = hash_password(form.new_password.data)
-            model.must_change_password = True
-            model.session_token = new_token()
-        elif not is_created and not model.portal_access:
-            model.session_token = new_token()  # revoking access ends their sessions at once
         was_enabled = False if is_created else bool(
             Contact.select(Contact.portal_access).where(Contact.id == model.id).scalar())
         model._portal_access_granted = bool(model.portal_access) and not was_enabled
+        if was_enabled and not model.portal_access:
+            service.revoke_access(model)  # links, sessions, remember-me cookies and feed die with it
+        if form.new_password.data:
+            service.set_temporary_password(model, form.new_password.data)
 
     # Save, audit and the invitation email in one transaction: the email exists iff the change does.
     def create_model(self, form):
@@ -89,9 +90,14 @@ class ContactView(AdminModelView):
 
         with db.atomic():
             contacts = list(Contact.select().where(Contact.id.in_(ids)))
-            messages = [send_invitation(contact) for contact in contacts]
+            # An invitation never grants access (its link refuses a contact without it).
+            messages = [send_invitation(contact) for contact in contacts if contact.portal_access]
         kick_delivery([m.id for m in messages])
         flash(_("Invitations queued: %(count)d.", count=len(messages)), "success")
+        skipped = len(contacts) - len(messages)
+        if skipped:
+            flash(_("Contacts without portal access were skipped: %(count)d. Switch their access on "
+                    "first: they receive the invitation then.", count=skipped), "warning")
 
 
 class StaffUserView(AdminModelView):
@@ -100,7 +106,7 @@ class StaffUserView(AdminModelView):
     column_filters = ("role", "active")
     form_excluded_columns = ("password_hash", "session_token", "last_login", "created_at")
     form_extra_fields = {
-        "new_password": PasswordField(_l("New password"), validators=[Optional(), Length(min=8, max=1024)]),
+        "new_password": PasswordField(_l("New password"), validators=[Optional(), StrongPassword("email")]),
     }
 
     def on_model_change(self, form, model, is_created):
@@ -108,6 +114,8 @@ class StaffUserView(AdminModelView):
         if form.new_password.data:
             model.password_hash = hash_password(form.new_password.data)
             model.session_token = new_token()
+        elif not is_created and not model.active:
+            model.session_token = new_token()  # deactivating ends their sessions and remember-me cookies
 
 
 class ProfileModuleInline(InlineFormAdmin):

@@ -21,7 +21,7 @@ def staff_login(view):
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
         keys = (ratelimit.account_key(email, staff=True), ratelimit.ip_key(client_ip()))
-        wait = ratelimit.retry_after(keys)
+        wait = ratelimit.reserve_login(*keys)  # checked and counted before the password is
         if wait:
             return throttled_response(wait, lambda: view.render("admin/login.html", form=form), "error")
         staff = StaffUser.get_or_none(StaffUser.email == email)
@@ -33,14 +33,14 @@ def staff_login(view):
                     staff.password_hash = hash_password(form.password.data)
                 staff.save()
                 audit("staff-login", staff, user=principal)
-            ratelimit.record_success(keys[0])
+            ratelimit.record_success(*keys)
             finish_login(principal, bool(form.remember.data))
             target = safe_next(form.next.data)
             return redirect(target if target and target.startswith("/admin") else url_for("admin.index"))
         with db.atomic():
             audit("staff-login-failed", object_type="core_staff_user", object_id=staff.id if staff else None,
                   details={"email": email[:254]})
-        ratelimit.record_failure(*keys)
+        ratelimit.confirm_failure(*keys)
         signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=True)
         flash(_("Wrong email or password."), "error")
     return view.render("admin/login.html", form=form)

@@ -1,6 +1,7 @@
 """Portal login and logout, and the language switch.
 
-Failed logins are throttled per account and per IP address (:mod:`crm_portal.ratelimit`); logout
+Failed logins are throttled per account and per IP address (:mod:`crm_portal.ratelimit`), each
+attempt reserved before its password is checked; logout
 rotates the account's session token, so a copied session or remember-me cookie dies with it.
 """
 from __future__ import annotations
@@ -81,7 +82,9 @@ def login():
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
         keys = (ratelimit.account_key(email), ratelimit.ip_key(client_ip()))
-        wait = ratelimit.retry_after(keys)
+        # Checked and counted in one step before the password is: parallel guesses cannot all
+        # slip under the limit while the first ones are still being verified.
+        wait = ratelimit.reserve_login(*keys)
         if wait:
             return throttled_response(wait, render)
         contact = Contact.get_or_none(Contact.email == email)
@@ -93,13 +96,13 @@ def login():
                     contact.password_hash = hash_password(form.password.data)
                 contact.save()
                 audit("login", contact, user=PortalUser(contact))
-            ratelimit.record_success(keys[0])
+            ratelimit.record_success(*keys)
             finish_login(PortalUser(contact), bool(form.remember.data))
             return redirect(safe_next(form.next.data) or url_for("portal.dashboard"))
         with db.atomic():
             audit("login-failed", object_type="core_contact", object_id=contact.id if contact else None,
                   details={"email": email[:254]})
-        ratelimit.record_failure(*keys)
+        ratelimit.confirm_failure(*keys)
         signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=False)
         flash(_("Wrong email or password."), "danger")
     return render()

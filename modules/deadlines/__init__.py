@@ -207,6 +207,12 @@ class DeadlinesModule(Module):
             flash(_("The calendar address has been revoked."), "success")
             return redirect(url_for("deadlines.calendar"))
 
+    def connect_signals(self) -> None:
+        from crm_portal import signals
+
+        signals.password_changed.connect(rotate_feed_token, weak=False)
+        signals.portal_access_revoked.connect(revoke_feed_token, weak=False)
+
     def init_app(self, app):
         # The feed is read by calendar programs without a session: it lives outside the module's
         # blueprint (whose every route needs a login) and authenticates by its secret token.
@@ -261,6 +267,25 @@ class DeadlinesModule(Module):
             Deadline.create(company=co[company], contact=c[contact] if contact else None, title=title, kind=kind,
                             due_date=today + dt.timedelta(days=days), reference=ref,
                             description=f"{title}.")
+
+
+def _enabled(app) -> bool:
+    return DeadlinesModule.name in app.extensions["crm_portal"].modules
+
+
+def rotate_feed_token(sender, *, contact: Contact, **_extra) -> None:
+    """A new password gives the calendar feed a new secret address: whoever copied the old one
+    (the reason one changes a password) loses it. Receiver of ``password-changed``."""
+    if _enabled(sender):
+        CalendarToken.update(token=secrets.token_urlsafe(32), created_at=utcnow(), last_used_at=None) \
+            .where(CalendarToken.contact == contact.id).execute()
+
+
+def revoke_feed_token(sender, *, contact: Contact, **_extra) -> None:
+    """No portal access, no calendar feed: the address is deleted, so turning access on again does
+    not revive it. Receiver of ``portal-access-revoked``."""
+    if _enabled(sender):
+        CalendarToken.delete().where(CalendarToken.contact == contact.id).execute()
 
 
 STATE_LABELS = {
