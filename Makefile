@@ -48,6 +48,7 @@ extract-messages: venv
 
 bench: translations
 	$(PY) bench/tickets.py
+	$(PY) bench/outbox.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

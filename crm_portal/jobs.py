@@ -5,8 +5,10 @@ Storage: ``HUEY_URL`` (``redis://…``/``rediss://…`` → Redis, ``sqlite:///p
 and no ``HUEY_URL``, Redis is used. In tests (``TESTING``) tasks run immediately in-process unless
 ``HUEY_IMMEDIATE`` says otherwise.
 
-Periodic jobs: the core delivers pending email every minute (so a message whose enqueue was lost
-still goes out) and prunes old account tokens and login counters daily; a module adds its own with
+Email: :func:`crm_portal.outbox.queue_email` asks for delivery (:func:`kick_delivery`) after its
+transaction commits. Periodic jobs: the core delivers pending email every minute (so a message whose
+request was lost still goes out), blanks the bodies of sent emails that carried one-time links
+hourly, and prunes old account tokens and login counters daily; a module adds its own with
 :meth:`crm_portal.api.Module.periodic_tasks`. ``crm-portal worker`` runs the consumer.
 """
 from __future__ import annotations
@@ -87,11 +89,29 @@ def prune(now: dt.datetime | None = None) -> None:
         LoginThrottle.delete().where(LoginThrottle.last_failure_at < now - dt.timedelta(days=1)).execute()
 
 
+def prune_sensitive_mail(now: dt.datetime | None = None) -> int:
+    """Blank the bodies of sent emails of ``MAIL_SENSITIVE_TEMPLATES`` (one-time links: invitations,
+    password resets, registration confirmations) sent more than ``MAIL_SENSITIVE_RETENTION_HOURS``
+    ago; the row (recipient, subject, state) stays for the record. Returns how many were blanked."""
+    from .models import OutboxMessage
+
+    config = current_app.config
+    templates = list(config["MAIL_SENSITIVE_TEMPLATES"] or [])
+    cutoff = (now or utcnow()) - dt.timedelta(hours=float(config["MAIL_SENSITIVE_RETENTION_HOURS"]))
+    with db.atomic():
+        return (OutboxMessage.update(body_text="", body_html=None)
+                .where((OutboxMessage.status == "sent") & OutboxMessage.template.in_(templates)
+                       & (OutboxMessage.sent_at < cutoff)
+                       & ((OutboxMessage.body_text != "") | OutboxMessage.body_html.is_null(False)))
+                .execute())
+
+
 def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
     from .mail import deliver_pending
 
     return [
         ("core.deliver_mail", "* * * * *", deliver_pending),
+        ("core.prune_mail", "41 * * * *", prune_sensitive_mail),
         ("core.prune", "17 3 * * *", prune),
     ]
 
@@ -102,14 +122,13 @@ def init_app(app: Flask) -> Huey:
 
     @huey.task(name="core.deliver_message")
     def deliver_message(message_ids: list[int]) -> None:
-        from .mail import deliver_one
+        from .mail import deliver_ids
 
         with app_db_context(app):
-            for message_id in message_ids:
-                try:
-                    deliver_one(message_id)
-                except Exception:  # noqa: BLE001 - the periodic run retries it
-                    log.exception("email %s: delivery error", message_id)
+            try:
+                deliver_ids(message_ids)
+            except Exception:  # noqa: BLE001 - the periodic run sends what is left
+                log.exception("email %s: delivery error", message_ids)
 
     jobs = [(name, schedule, func, "core") for name, schedule, func in core_periodic_tasks()]
     for module in app.extensions["crm_portal"].modules.values():
@@ -135,15 +154,17 @@ def _register_periodic(app: Flask, huey: Huey, name: str, schedule: Any, func: C
     huey.periodic_task(validate, name=name)(run)
 
 
-def kick_delivery(message_ids: list[int] | None = None) -> None:
-    """Ask the worker to send these outbox messages now (call after the transaction commits).
+def kick_delivery(message_ids: list[int] | None = None, app: Flask | None = None) -> None:
+    """Ask the worker to send these outbox messages now. :func:`crm_portal.outbox.queue_email` does
+    it after its transaction commits; call it yourself only for messages you made due otherwise.
 
-    Losing this request is harmless: the periodic job sends every pending message within a minute.
+    Never raises (it runs inside a commit): losing this request is harmless, the periodic job sends
+    every pending message within a minute.
     """
     ids = [m for m in (message_ids or []) if m is not None]
     if not ids:
         return
     try:
-        current_app.extensions["crm_portal_jobs"]["deliver_message"](ids)
+        (app or current_app).extensions["crm_portal_jobs"]["deliver_message"](ids)
     except Exception:  # noqa: BLE001 - the queue is down: the periodic job will catch up
         log.exception("could not enqueue delivery of %s", ids)

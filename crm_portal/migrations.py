@@ -26,10 +26,17 @@ def _contact_sort_indexes(migrator: SchemaMigrator):
             for column in ("first_name", "office", "role")] + [migrator.add_index("core_company", ("city",), False)]
 
 
+def _outbox_claim_token(migrator: SchemaMigrator) -> list:
+    from .models import OutboxMessage
+
+    return [migrator.add_column(OutboxMessage._meta.table_name, "claim_token", OutboxMessage.claim_token)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
     Migration("0002_contact_sort_indexes", _contact_sort_indexes),
+    Migration("0003_outbox_claim_token", _outbox_claim_token),
 )
 
 

@@ -217,6 +217,8 @@ class OutboxMessage(BaseModel):
     next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
     last_error = pw.TextField(null=True)
     sent_at = pw.DateTimeField(null=True)
+    # The batch that holds the message while ``next_attempt_at`` (the claim's expiry) is ahead.
+    claim_token = pw.CharField(max_length=32, null=True, index=True)
 
     class Meta:
         table_name = "core_outbox_message"

@@ -1,7 +1,9 @@
 """Queueing email: render it in the recipient's language and store it in the outbox.
 
 Call :func:`queue_email` inside the transaction that makes the change the email is about: the
-message exists if and only if the change does. A background worker delivers it.
+message exists if and only if the change does. Once that transaction commits, the worker is asked
+to send what it queued (one request per transaction); a rolled back transaction sends nothing.
+Should that request be lost, the worker's periodic job sends the message within a minute.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from flask import Flask, current_app, render_template
 from flask_babel import force_locale
 from jinja2 import TemplateNotFound
 
+from .db import db
 from .models import OutboxMessage
 
 
@@ -39,8 +42,39 @@ def render_email(template: str, language: str | None, **context: Any) -> tuple[s
 def queue_email(to: str, template: str, *, language: str | None = None, **context: Any) -> OutboxMessage:
     """Render ``template`` for ``to`` in ``language`` and store it in the outbox (extension point)."""
     subject, text, html = render_email(template, language, **context)
-    return OutboxMessage.create(to_address=to, template=template, language=_language(language),
-                                subject=subject, body_text=text, body_html=html)
+    message = OutboxMessage.create(to_address=to, template=template, language=_language(language),
+                                   subject=subject, body_text=text, body_html=html)
+    _deliver_after_commit(message.id)
+    return message
+
+
+class _DeliveryRequest:
+    """The after-commit callback of one transaction: asks the worker to send the messages the
+    transaction queued. Registered once per transaction; a rollback discards it with them."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.ids: list[int] = []
+
+    def __call__(self) -> None:
+        from .jobs import kick_delivery
+
+        kick_delivery(self.ids, app=self.app)
+
+
+def _deliver_after_commit(message_id: int) -> None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # peewee keeps the open transaction's callbacks per connection: find ours to add this message.
+    callbacks = getattr(getattr(db.obj, "_state", None), "commit_callbacks", None)
+    request = None
+    if db.in_transaction() and callbacks is not None:
+        request = next((cb for cb in callbacks if isinstance(cb, _DeliveryRequest)), None)
+    if request is None:
+        request = _DeliveryRequest(app)
+        request.ids.append(message_id)
+        db.after_commit(request)  # runs at once when no transaction is open
+    else:
+        request.ids.append(message_id)
 
 
 #: Where links point in development when neither ``EXTERNAL_URL`` nor ``SERVER_NAME`` is set.

@@ -1,8 +1,8 @@
 """Account operations shared by the portal pages and Flask-Admin.
 
 Every function that changes data expects to run inside the caller's transaction and queues its
-email there (:func:`crm_portal.outbox.queue_email`), returning the outbox row so the caller can ask
-the worker to send it right after the commit (:func:`crm_portal.jobs.kick_delivery`).
+email there (:func:`crm_portal.outbox.queue_email`, which has the worker send it right after the
+commit), returning the outbox row.
 """
 from __future__ import annotations
 

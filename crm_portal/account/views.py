@@ -11,7 +11,6 @@ from .. import ratelimit
 from ..audit import audit
 from ..auth import PortalUser, current_portal_user, load_contact, verify_password
 from ..db import db
-from ..jobs import kick_delivery
 from ..models import Contact
 from ..outbox import external_url, queue_email
 from ..views.auth import start_session
@@ -30,10 +29,6 @@ def _contact_or_404() -> Contact:
     if user is None:
         abort(404)
     return user.contact
-
-
-def _sent(*messages) -> None:
-    kick_delivery([m.id for m in messages if m is not None])
 
 
 def _relogin(contact: Contact) -> None:
@@ -100,8 +95,7 @@ def change_request():
                                open_request=True), 400
     label = str(dict(CHANGE_FIELDS)[request_form.field.data])
     with db.atomic():
-        message = service.request_change(contact, request_form.field.data, label, request_form.message.data.strip())
-    _sent(message)
+        service.request_change(contact, request_form.field.data, label, request_form.message.data.strip())
     flash(_("Your request has been sent to our support team."), "success")
     return redirect(url_for("account.me"))
 
@@ -119,8 +113,7 @@ def change_password():
             form.password.errors.append(_("Choose a password different from the current one."))
         else:
             with db.atomic():
-                message = service.set_password(contact, form.password.data)
-            _sent(message)
+                service.set_password(contact, form.password.data)
             _relogin(contact)
             flash(_("Your password has been changed. Every other session has been logged out."), "success")
             return redirect(url_for("account.me"))
@@ -144,11 +137,9 @@ def forgot_password():
         _mail_flood_guard()
         email = form.email.data.strip().lower()
         contact = Contact.get_or_none(Contact.email == email)
-        message = None
         if contact is not None and contact.portal_access:
             with db.atomic():
-                message = service.send_password_reset(contact)
-        _sent(message)
+                service.send_password_reset(contact)
         # The same answer whether the address exists or not.
         return render_template("account/forgot_password_sent.html", email=email)
     status = 400 if request.method == "POST" else 200
@@ -166,9 +157,8 @@ def _set_password_page(token: str, purpose: str, endpoint: str, template: str):
         with db.atomic():
             if not tokens.consume(result):
                 return _token_error(tokens.TokenCheck(error=tokens.TokenError.USED), purpose)
-            message = service.set_password(contact, form.password.data,
-                                           action="invitation-accepted" if purpose == "invite" else "password-reset")
-        _sent(message)
+            service.set_password(contact, form.password.data,
+                                 action="invitation-accepted" if purpose == "invite" else "password-reset")
         # consume() succeeded only while the contact had portal access: a link never grants it.
         start_session(PortalUser(load_contact(contact.id)), False)
         flash(_("Your password has been saved. Welcome!"), "success")
@@ -209,18 +199,17 @@ def register():
         with db.atomic():
             if existing is not None:
                 # Same page as for a new address; the owner learns about it by email.
-                message = queue_email(email, "registration-exists", language=existing.language or language,
-                                      contact=existing, link=external_url("account.forgot_password"))
+                queue_email(email, "registration-exists", language=existing.language or language,
+                            contact=existing, link=external_url("account.forgot_password"))
             else:
                 data = {"email": email, "first_name": form.first_name.data.strip(),
                         "last_name": form.last_name.data.strip(), "company_name": form.company_name.data.strip(),
                         "vat_number": (form.vat_number.data or "").strip(), "phone": (form.phone.data or "").strip(),
                         "language": language}
                 token = tokens.issue_registration(data)
-                message = queue_email(email, "registration-confirm", language=language, data=data,
-                                      link=external_url("account.confirm_registration", token=token),
-                                      hours=max(1, int(current_app.config["REGISTRATION_MAX_AGE"]) // 3600))
-        _sent(message)
+                queue_email(email, "registration-confirm", language=language, data=data,
+                            link=external_url("account.confirm_registration", token=token),
+                            hours=max(1, int(current_app.config["REGISTRATION_MAX_AGE"]) // 3600))
         return render_template("account/register_sent.html", email=email)
     status = 400 if request.method == "POST" else 200
     return render_template("account/register.html", form=form), status
@@ -239,8 +228,7 @@ def confirm_registration(token: str):
         with db.atomic():
             if Contact.get_or_none(Contact.email == data["email"]) is not None:
                 return _token_error(tokens.TokenCheck(error=tokens.TokenError.USED), "register")
-            contact, messages = service.register(data, form.password.data)
-        _sent(*messages)
+            contact, _messages = service.register(data, form.password.data)
         if contact.portal_access:
             start_session(PortalUser(load_contact(contact.id)), False)
             flash(_("Your account is active. Welcome!"), "success")

@@ -57,7 +57,6 @@ class ContactView(AdminModelView):
             model = super().create_model(form)
             if not model:
                 txn.rollback()
-        self._kick()
         return model
 
     def update_model(self, form, model):
@@ -65,34 +64,24 @@ class ContactView(AdminModelView):
             ok = super().update_model(form, model)
             if not ok:
                 txn.rollback()
-        self._kick()
         return ok
-
-    def _kick(self) -> None:
-        from ..jobs import kick_delivery
-
-        kick_delivery(g.pop("_admin_outbox_ids", []))
 
     def after_model_change(self, form, model, is_created):
         super().after_model_change(form, model, is_created)
         if getattr(model, "_portal_access_granted", False):
             from ..account.service import portal_access_granted
 
-            message = portal_access_granted(model)
-            if message is not None:
-                g.setdefault("_admin_outbox_ids", []).append(message.id)
+            if portal_access_granted(model) is not None:
                 flash(_("An email has been queued for %(email)s.", email=model.email), "info")
 
     @action("invite", _l("Send invitation"), _l("Send a new link to set a password to the selected contacts?"))
     def action_invite(self, ids):
         from ..account.service import send_invitation
-        from ..jobs import kick_delivery
 
         with db.atomic():
             contacts = list(Contact.select().where(Contact.id.in_(ids)))
             # An invitation never grants access (its link refuses a contact without it).
             messages = [send_invitation(contact) for contact in contacts if contact.portal_access]
-        kick_delivery([m.id for m in messages])
         flash(_("Invitations queued: %(count)d.", count=len(messages)), "success")
         skipped = len(contacts) - len(messages)
         if skipped:
@@ -165,11 +154,9 @@ class OutboxMessageView(AdminModelView):
 
     @action("retry", _l("Retry"), _l("Send the selected messages again?"))
     def action_retry(self, ids):
-        from ..jobs import kick_delivery
         from ..mail import retry
 
         count = retry(int(i) for i in ids)
-        kick_delivery([int(i) for i in ids])
         flash(_("Messages queued again: %(count)d.", count=count), "success")
 
 
