@@ -26,7 +26,7 @@ __all__ = [
     "BaseModel", "Company", "Contact", "AuditEntry", "db", "utcnow", "_l", "SCOPES", "ACTIONS",
     "AdminModelView", "visible", "get_or_404", "require", "current_portal_user", "audit",
     "queue_email", "external_url", "PortalUser", "UploadRejected", "StoredFile", "save_upload",
-    "send_stored", "delete_stored",
+    "send_stored", "delete_stored", "remove_after_commit", "delete_with_files", "WriteRefused",
     "WorkingHours", "add_working_hours", "StaffUser", "staff_members", "current_staff",
 ]
 
@@ -312,11 +312,12 @@ class Module:
 
 
 # Names re-exported for plugins; imported late to keep this module importable on its own.
-from .admin.views import AdminModelView  # noqa: E402
+from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
-from .uploads import StoredFile, UploadRejected, delete_stored, save_upload, send_stored  # noqa: E402
+from .uploads import (StoredFile, UploadRejected, delete_stored, delete_with_files, remove_after_commit,  # noqa: E402
+                      save_upload, send_stored)
 from .staff import StaffUser, current_staff, staff_members  # noqa: E402
 from .workhours import WorkingHours, add_working_hours  # noqa: E402

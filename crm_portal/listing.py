@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,50 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import Column, Module
 
 MAX_TERM = 200
+#: The highest page number a list accepts; larger numbers show the last page.
+MAX_PAGE = 10**9 - 1
+
+CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"^[+-][\d\s().,/-]*$")  # "+39 02 123", "-12.50": data, not formulas
+
+#: The range of each integer column type on every supported database (PostgreSQL's ``smallint``,
+#: ``integer`` and ``bigint``; SQLite stores 64 bits but the schema must work on both).
+_INT_RANGES: tuple[tuple[type[pw.Field], int], ...] = (
+    (pw.SmallIntegerField, 2**15),
+    (pw.BigAutoField, 2**63),
+    (pw.BigIntegerField, 2**63),
+    (pw.AutoField, 2**31),
+    (pw.IntegerField, 2**31),
+)
+
+
+def csv_safe(value: Any) -> str:
+    """The text of an exported cell with spreadsheet formulas neutralised (a leading quote), plain
+    signed numbers such as phone numbers left as they are."""
+    text = "" if value is None else str(value)
+    if text.startswith(CSV_DANGEROUS) and not PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def integer_range(field: Any) -> tuple[int, int] | None:
+    """``(lowest, highest)`` value the column of ``field`` holds, following foreign keys to the
+    column they reference; ``None`` for a column that is not an integer."""
+    while isinstance(field, pw.ForeignKeyField):
+        field = field.rel_field
+    for kind, bound in _INT_RANGES:
+        if isinstance(field, kind):
+            return -bound, bound - 1
+    return None
+
+
+def fits_column(field: Any, value: Any) -> bool:
+    """Whether ``value`` can be compared with the column of ``field`` without the database refusing
+    it (SQLite raises ``OverflowError`` beyond 64 bits, PostgreSQL "integer out of range")."""
+    bounds = integer_range(field)
+    if bounds is None or isinstance(value, bool) or not isinstance(value, int):
+        return True
+    return bounds[0] <= value <= bounds[1]
 
 
 @dataclasses.dataclass
@@ -91,7 +136,7 @@ class ListRequest:
         elif module.default_sort:
             req.sort = module.default_sort.lstrip("-")
             req.descending = module.default_sort.startswith("-")
-        req.page = _positive_int(args.get("page"), 1)
+        req.page = _page_number(args.get("page"))
         per_page = _positive_int(args.get("per_page"), cfg["PER_PAGE"])
         req.per_page = per_page if per_page in cfg["PER_PAGE_CHOICES"] else cfg["PER_PAGE"]
         return req
@@ -125,6 +170,16 @@ def _positive_int(value: Any, default: int) -> int:
     except (TypeError, ValueError):
         return default
     return number if 0 < number < 10**9 else default
+
+
+def _page_number(value: Any) -> int:
+    """A page number from the query string: 1 when missing or not a number, at most
+    :data:`MAX_PAGE` (a list shows its last page for any page beyond it)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return min(number, MAX_PAGE) if number > 0 else 1
 
 
 def _like_escape(term: str) -> str:
@@ -191,7 +246,9 @@ class ListQuery:
                     if isinstance(field, pw.BooleanField):
                         converted.append(value in ("1", "true", "True", "on"))
                     elif col.is_relation or isinstance(field, pw.IntegerField):
-                        converted.append(int(value))
+                        number = int(value)
+                        if fits_column(field, number):  # no row can hold a larger number
+                            converted.append(number)
                     else:
                         converted.append(value)
                 except ValueError:

@@ -10,6 +10,18 @@ Every module that accepts files from users (documents, tickets …) goes through
 - :func:`send_stored` serves a stored file as an attachment, with an RFC 5987 file name, a
   Content-Type from a fixed list and ``X-Content-Type-Options: nosniff``.
 
+Rows take their files with them. A model whose rows hold stored names declares where, as class
+attributes::
+
+    class Document(BaseModel):
+        file_area = "documents"            # UPLOAD_FOLDER/<area>
+        file_fields = ("stored_name",)     # the columns holding names save_upload made
+
+:func:`delete_with_files` deletes a row and, once the transaction commits, the files of that row
+and of every row the database deletes with it (``ON DELETE CASCADE``, followed transitively): a
+rolled-back delete keeps its files. :func:`remove_after_commit` does the same for a file a row no
+longer uses (a replaced document): write the new file, commit, then remove the old one.
+
 Content detection: binary formats by their magic bytes (the ``filetype`` package), OLE2
 containers (``D0 CF 11 E0``) for the old ``doc``/``xls``/``ppt``, ZIP containers opened to tell
 ``docx``/``xlsx``/``pptx`` apart by their ``[Content_Types].xml`` and ``odt``/``ods``/``odp`` by
@@ -31,11 +43,15 @@ from typing import Any
 from urllib.parse import quote
 
 import filetype
+import peewee as pw
 from flask import Response, abort, current_app
 from flask_babel import gettext as _
 
+from .db import db
+
 __all__ = ["UploadRejected", "StoredFile", "save_upload", "send_stored", "delete_stored", "stored_path",
-           "upload_folder", "clean_filename", "detect_kind", "MIMETYPES"]
+           "upload_folder", "clean_filename", "detect_kind", "MIMETYPES", "files_deleted_with",
+           "remove_after_commit", "delete_with_files"]
 
 CHUNK = 64 * 1024
 AREA_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -241,6 +257,65 @@ def delete_stored(stored_name: str, area: str) -> None:
         stored_path(stored_name, area).unlink(missing_ok=True)
     except ValueError:
         pass
+
+
+#: How deep :func:`files_deleted_with` follows cascades (a contact → its tickets → their attachments).
+CASCADE_DEPTH = 5
+
+
+def _declared_files(model: type[pw.Model]) -> tuple[str, tuple[str, ...]] | None:
+    area = getattr(model, "file_area", None)
+    fields = tuple(getattr(model, "file_fields", ()) or ())
+    return (area, fields) if area and fields else None
+
+
+def _collect(model: type[pw.Model], where: Any, tables: set[str], depth: int,
+             out: list[tuple[str, str]]) -> None:
+    declared = _declared_files(model)
+    if declared is not None:
+        area, names = declared
+        for row in model.select(*[getattr(model, n) for n in names]).where(where).tuples():
+            out.extend((stored, area) for stored in row if stored)
+    if depth >= CASCADE_DEPTH:
+        return
+    for fk, dependent in list(model._meta.backrefs.items()):
+        if (fk.on_delete or "").upper() != "CASCADE" or dependent._meta.table_name not in tables:
+            continue
+        parents = model.select(fk.rel_field).where(where)
+        _collect(dependent, fk.in_(parents), tables, depth + 1, out)
+
+
+def files_deleted_with(record: pw.Model) -> list[tuple[str, str]]:
+    """``(stored_name, area)`` of the files of ``record`` and of every row the database deletes
+    with it through ``ON DELETE CASCADE`` foreign keys. Call it before deleting the row."""
+    model = type(record)
+    tables = set(db.get_tables())
+    out: list[tuple[str, str]] = []
+    _collect(model, model._meta.primary_key == record.get_id(), tables, 0, out)
+    return out
+
+
+def remove_after_commit(files: list[tuple[str, str]]) -> None:
+    """Delete these stored files once the current transaction commits (at once outside one);
+    nothing is removed when it rolls back."""
+    todo = [(name, area) for name, area in files if name]
+    if not todo:
+        return
+
+    def remove() -> None:
+        for name, area in todo:
+            delete_stored(name, area)
+
+    db.after_commit(remove)
+
+
+def delete_with_files(record: pw.Model) -> int:
+    """Delete ``record`` (the database's foreign keys decide what goes with it) and, after the
+    commit, every file of the rows deleted. Returns the number of rows deleted (0 or 1)."""
+    files = files_deleted_with(record)
+    deleted = record.delete_instance()
+    remove_after_commit(files)
+    return deleted
 
 
 def content_disposition(download_name: str) -> str:

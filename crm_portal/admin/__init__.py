@@ -33,6 +33,12 @@ class ContactView(AdminModelView):
     column_searchable_list = ("first_name", "last_name", "email", "role")
     column_filters = ("portal_access", "language", Company.name, Profile.name, "last_login")
     column_default_sort = "last_name"
+    # A contact's tickets are the helpdesk's history: never deleted with the contact.
+    protected_dependents = ("tickets",)
+
+    def dependents_message(self, model, backref):
+        return _("%(name)s has support tickets, which are never deleted: switch off their portal access "
+                 "(deactivate the contact) instead.", name=model.full_name or model.email)
     form_excluded_columns = ("password_hash", "session_token", "last_login", "created_at")
     form_extra_fields = {
         "new_password": PasswordField(_l("Temporary password"), validators=[Optional(), StrongPassword("email")],

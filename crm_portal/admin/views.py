@@ -1,15 +1,40 @@
-"""Base Flask-Admin views for staff: access by role, 404 for unknown ids, audit of every change."""
+"""Base Flask-Admin views for staff: access by role, 404 for unknown ids, audit of every change.
+
+Every write of a model view (create, edit, delete, bulk actions) runs in one transaction with its
+audit entry and every row it touches: a failure rolls all of it back and shows Flask-Admin's usual
+error message. Exports are plain text with spreadsheet formulas neutralised. Numbers no column can
+hold answer 404 (an id) or 400 (a list parameter), never a database error.
+"""
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import peewee as pw
-from flask import abort, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, session, url_for
 from flask_admin import AdminIndexView, expose
+from flask_admin.actions import action
+from flask_admin.babel import gettext as admin_gettext
+from flask_admin.babel import lazy_gettext as admin_lazy_gettext
+from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.peewee import ModelView
+from flask_admin.contrib.peewee.form import save_inline
+from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from .. import signals
+from ..db import db, is_lock_contention
+from ..listing import MAX_PAGE, csv_safe, fits_column
+from ..uploads import delete_stored, delete_with_files
+
+log = logging.getLogger("crm_portal.admin")
+
+
+class WriteRefused(Exception):
+    """A write the view refuses on purpose; its message (translated) is shown to staff as is."""
 
 
 def staff_allowed(roles: tuple[str, ...]) -> bool:
@@ -49,6 +74,10 @@ class AdminModelView(StaffAccessMixin, ModelView):
     column_details_exclude_list = ("password_hash", "session_token")
     column_export_exclude_list = ("password_hash", "session_token")
 
+    #: Backrefs (``Contact.tickets`` → ``"tickets"``) whose rows must never be deleted with a
+    #: record: deleting a record that has any is refused with :meth:`dependents_message`.
+    protected_dependents: tuple[str, ...] = ()
+
     def __init__(self, model: type[pw.Model], *args: Any, **kwargs: Any) -> None:
         if self.column_searchable_list is None:
             text_fields = [f.name for f in model._meta.sorted_fields
@@ -61,15 +90,172 @@ class AdminModelView(StaffAccessMixin, ModelView):
                                    and (f.index or f.unique or f.choices or isinstance(f, pw.BooleanField))][:8]
         super().__init__(model, *args, **kwargs)
 
+    # --- reading: unknown ids are 404, parameters no column can hold are 400 -----------------
     def get_one(self, id: Any) -> Any:
         # Flask-Admin answers an unknown id with a redirect and a flash; we want a plain 404.
+        found = None
+        pk = self.model._meta.primary_key
         try:
-            found = super().get_one(id)
-        except (ValueError, TypeError, pw.DataError):
-            found = None
+            value = pk.adapt(id)
+        except (ValueError, TypeError):
+            abort(404)
+        if fits_column(pk, value):  # a larger number is no row's id (and the database refuses it)
+            try:
+                found = super().get_one(value)
+            except (ValueError, TypeError, pw.DataError):
+                found = None
         if found is None:
             abort(404)
         return found
+
+    def _get_list_extra_args(self) -> Any:
+        args = super()._get_list_extra_args()
+        if not 0 <= (args.page or 0) <= MAX_PAGE:
+            abort(400)
+        return args
+
+    def _get_list_filter_args(self) -> Any:
+        filters = super()._get_list_filter_args()
+        for idx, _name, value in filters or ():
+            flt = self._filters[idx]  # type: ignore[index]
+            if not _filter_value_fits(flt, value):
+                abort(400)
+        return filters
+
+    # --- exports: text, never markup; formulas neutralised ---------------------------------
+    def get_export_value(self, model: Any, name: Any) -> Any:
+        value = super().get_export_value(model, name)
+        if isinstance(value, Markup):
+            value = value.striptags()  # a column formatter's HTML: keep its text only
+        return csv_safe(value)
+
+    # --- writing: one transaction with the audit entry and every row touched ---------------
+    @contextlib.contextmanager
+    def _write(self, failure: str) -> Iterator[None]:
+        """Run a write in one transaction; on any error roll it back, flash ``failure`` (a
+        Flask-Admin message with ``%(error)s``, already translated) and raise :class:`_Failed`."""
+        flashes = list(session.get("_flashes", []))
+        g._admin_new_files = []
+        try:
+            with db.atomic():
+                yield
+        except Exception as exc:
+            for name, area in g.pop("_admin_new_files", []):
+                delete_stored(name, area)  # written for a save that did not happen
+            if is_lock_contention(exc):
+                raise  # the request is run again from the start
+            session["_flashes"] = flashes  # no "saved" message for what was rolled back
+            if isinstance(exc, WriteRefused):
+                flash(str(exc), "error")
+            elif not self.handle_view_exception(exc):
+                flash(failure % {"error": str(exc)}, "error")
+                log.error("admin write failed in %s", self.endpoint, exc_info=exc)
+            raise _Failed from exc
+        g.pop("_admin_new_files", None)
+
+    def discard_if_rolled_back(self, stored_name: str, area: str) -> None:
+        """Remove a file stored for the current write should that write roll back."""
+        g.setdefault("_admin_new_files", []).append((stored_name, area))
+
+    def create_model(self, form: Any) -> Any:
+        try:
+            with self._write(admin_gettext("Failed to create record. %(error)s", error="%(error)s")):
+                model = self.model()
+                form.populate_obj(model)
+                self._on_model_change(form, model, True)
+                model.save(force_insert=True)
+                save_inline(form, model)  # inline rows (quote lines …) in the same transaction
+                self.after_model_change(form, model, True)
+        except _Failed:
+            return False
+        return model
+
+    def update_model(self, form: Any, model: Any) -> bool:
+        try:
+            with self._write(admin_gettext("Failed to update record. %(error)s", error="%(error)s")):
+                self.check_editable(model)
+                form.populate_obj(model)
+                self._on_model_change(form, model, False)
+                model.save()
+                save_inline(form, model)
+                self.after_model_change(form, model, False)
+        except _Failed:
+            return False
+        return True
+
+    def delete_model(self, model: Any) -> bool:
+        try:
+            with self._write(admin_gettext("Failed to delete record. %(error)s", error="%(error)s")):
+                self._delete_one(model)
+        except _Failed:
+            return False
+        return True
+
+    def _delete_one(self, model: Any) -> None:
+        """Refuse, or delete ``model`` with what its foreign keys cascade to, audit it and remove
+        the files of every deleted row after the commit."""
+        message = self.delete_refusal(model)
+        if message:
+            raise WriteRefused(message)
+        self.on_model_delete(model)
+        # Not peewee's recursive delete: it would delete (or un-assign) dependents whatever
+        # their foreign key says. The database applies each key's ON DELETE rule instead.
+        delete_with_files(model)
+        self.after_model_delete(model)
+
+    def check_editable(self, model: Any) -> None:
+        """Raise :class:`WriteRefused` to refuse editing ``model`` (its state forbids it)."""
+
+    def delete_refusal(self, model: Any) -> str | None:
+        """Why ``model`` cannot be deleted (translated), or ``None``: by default, while any row of
+        :attr:`protected_dependents` refers to it."""
+        for backref in self.protected_dependents:
+            related = getattr(model, backref, None)
+            if related is None or not db.table_exists(related.model._meta.table_name):
+                continue  # the module holding them is not installed
+            if related.exists():
+                return self.dependents_message(model, backref)
+        return None
+
+    def dependents_message(self, model: Any, backref: str) -> str:
+        return _("%(record)s cannot be deleted: other records depend on it.", record=str(model))
+
+    @action("delete", admin_lazy_gettext("Delete"),
+            admin_lazy_gettext("Are you sure you want to delete selected records?"))
+    def action_delete(self, ids: Any) -> None:
+        # Runs inside handle_action's transaction: one refusal or failure keeps every record.
+        pk = self.model._meta.primary_key
+        count = 0
+        for model in self.model.select().where(pk.in_(ids)):
+            self._delete_one(model)
+            count += 1
+        flash(admin_ngettext("Record was successfully deleted.", "%(count)s records were successfully deleted.",
+                             count, count=count), "success")
+
+    def handle_action(self, return_view: str | None = None) -> Any:
+        """Every bulk action ("with selected") runs in one transaction: a failure in any record
+        rolls back all of them and shows Flask-Admin's error message."""
+        pk = self.model._meta.primary_key
+        for raw in request.form.getlist("rowid"):
+            try:
+                value = pk.adapt(raw)
+            except (TypeError, ValueError):
+                abort(400)
+            if not fits_column(pk, value):
+                abort(400)
+        try:
+            with self._write(admin_gettext("Failed to perform action. %(error)s", error="%(error)s")):
+                response = super().handle_action(return_view)
+        except _Failed:
+            return redirect(self._action_return_url(return_view))
+        return response
+
+    def _action_return_url(self, return_view: str | None) -> str:
+        from flask_admin.helpers import get_redirect_target
+
+        if return_view:
+            return self.get_url("." + return_view)
+        return get_redirect_target() or self.get_url(".index_view")
 
     def after_model_change(self, form: Any, model: Any, is_created: bool) -> None:
         from ..audit import audit
@@ -83,6 +269,29 @@ class AdminModelView(StaffAccessMixin, ModelView):
 
         audit("admin-deleted", model)
         signals.admin_record_changed.send(type(model), record=model, action="deleted", staff=current_user)
+
+
+class _Failed(Exception):
+    """A write was rolled back and its message flashed."""
+
+
+def _filter_value_fits(flt: Any, value: Any) -> bool:
+    """Whether a list filter's value can be compared with its column: a number beyond the
+    column's range (an id of 20 digits) makes the database fail, so it is a bad request."""
+    column = getattr(flt, "column", None)
+    if not isinstance(column, pw.Field):
+        return True
+    try:
+        cleaned = flt.clean(value)
+    except (TypeError, ValueError):
+        return True  # Flask-Admin already refused it as an invalid value
+    values = cleaned if isinstance(cleaned, (list, tuple)) else [cleaned]
+    for item in values:
+        if isinstance(item, str) and item.strip().lstrip("+-").isdigit():
+            item = int(item)
+        if not fits_column(column, item):
+            return False
+    return True
 
 
 class PortalAdminIndexView(AdminIndexView):

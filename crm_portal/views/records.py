@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import inspect
 import io
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +15,14 @@ from flask import (Blueprint, Flask, Response, abort, flash, redirect, render_te
                    stream_with_context, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from werkzeug.routing import IntegerConverter
 
 from .. import signals
 from ..api import Module
 from ..audit import audit
 from ..db import db
-from ..listing import ListQuery, ListRequest, cell_value
+from ..listing import ListQuery, ListRequest, cell_value, csv_safe
 from ..scoping import get_or_404, require, visible
-
-CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-PLAIN_NUMBER = re.compile(r"^[+-][\d\s().,/-]*$")  # "+39 02 123", "-12.50": data, not formulas
-
-
-def _csv_safe(value: Any) -> str:
-    """Neutralise spreadsheet formulas in exported cells."""
-    text = "" if value is None else str(value)
-    if text.startswith(CSV_DANGEROUS) and not PLAIN_NUMBER.match(text):
-        return "'" + text
-    return text
-
 
 def _list_view(module: Module):
     def list_view():
@@ -62,7 +50,7 @@ def _export_view(module: Module):
             writer = csv.writer(buffer)
             writer.writerow(header)
             for row in query.all(req):
-                writer.writerow([_csv_safe(cell_value(col, row)) for col in columns])
+                writer.writerow([csv_safe(cell_value(col, row)) for col in columns])
                 if buffer.tell() > 32768:
                     yield buffer.getvalue()
                     buffer.seek(0)
@@ -163,7 +151,22 @@ def module_blueprint(module: Module) -> Blueprint:
     return bp
 
 
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in URLs: at most the largest id an id column holds, so ``/quotes/<20 digits>``
+    is a URL we do not have (404) instead of a number the database refuses."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+#: The largest value of an ``integer`` id column (PostgreSQL ``serial``).
+MAX_ID = 2**31 - 1
+
+
 def init_app(app: Flask) -> None:
+    # Before any module or admin rule is bound: every later ``<int:…>`` converter is bounded.
+    app.url_map.converters["int"] = IdConverter
     registry = app.extensions["crm_portal"]
     for module in list(registry.modules.values()):
         try:

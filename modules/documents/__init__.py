@@ -29,7 +29,8 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from crm_portal import signals
 from crm_portal.api import (AdminModelView, BaseModel, Button, Column, Company, Contact, DemoContext, Field,
                             Module, Section, UploadRejected, _l, audit, current_portal_user, db, delete_stored,
-                            external_url, get_or_404, queue_email, require, save_upload, send_stored, utcnow)
+                            external_url, get_or_404, queue_email, remove_after_commit, require, save_upload,
+                            send_stored, utcnow)
 
 __all__ = ["DocumentsModule", "Document", "Folder", "AREA", "human_size"]
 
@@ -53,6 +54,10 @@ class Folder(BaseModel):
 
 
 class Document(BaseModel):
+    #: The file goes with the row (see crm_portal.uploads.delete_with_files).
+    file_area = AREA
+    file_fields = ("stored_name",)
+
     folder = pw.ForeignKeyField(Folder, backref="documents", null=True, on_delete="SET NULL", index=True)
     title = pw.CharField(max_length=200)
     description = pw.TextField(null=True)
@@ -104,7 +109,7 @@ class DocumentAdmin(AdminModelView):
     column_list = ("title", "folder", "public", "company", "contact", "original_name", "size",
                    "download_count", "uploaded_by_customer", "created_at")
     column_searchable_list = ("title", "original_name", "product_code")
-    column_filters = ("public", "uploaded_by_customer", "created_at")
+    column_filters = ("public", "uploaded_by_customer", "created_at", "download_count")
     column_default_sort = ("created_at", True)
     form_excluded_columns = ("stored_name", "original_name", "size", "mimetype", "kind", "download_count",
                              "uploaded_by_customer", "created_at")
@@ -117,19 +122,17 @@ class DocumentAdmin(AdminModelView):
                 stored = save_upload(upload, AREA)
             except UploadRejected as exc:
                 raise ValidationError(exc.message) from exc
+            self.discard_if_rolled_back(stored.stored_name, AREA)
             previous = model.stored_name if not is_created else None
             model.stored_name, model.original_name = stored.stored_name, stored.original_name
             model.size, model.mimetype, model.kind = stored.size, stored.mimetype, stored.kind
             if previous:
-                delete_stored(previous, AREA)
+                # Customers keep downloading the old file until the new row is committed.
+                remove_after_commit([(previous, AREA)])
         elif is_created:
             raise ValidationError(_("Please choose a file to upload."))
         if model.contact_id and not model.company_id:
             model.company = Contact.get_by_id(model.contact_id).company_id
-
-    def after_model_delete(self, model):
-        delete_stored(model.stored_name, AREA)
-        super().after_model_delete(model)
 
 
 def folder_choices() -> dict[int, str]:

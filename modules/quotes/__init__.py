@@ -19,9 +19,9 @@ from wtforms import TextAreaField
 from wtforms.validators import Length, Optional
 
 from crm_portal import signals
-from crm_portal.api import (AdminModelView, Button, Column, DemoContext, Field, Module, Section, _l, audit,
-                            current_portal_user, date_badge, db, external_url, get_or_404, queue_email, require,
-                            utcnow)
+from crm_portal.api import (AdminModelView, Button, Column, DemoContext, Field, Module, Section, WriteRefused, _l,
+                            audit, current_portal_user, date_badge, db, external_url, get_or_404, queue_email,
+                            require, utcnow)
 
 from .models import CUSTOMER_STATUSES, STATUS_LABELS, Quote, QuoteLine, money
 from .pdf import render_quote_pdf
@@ -29,6 +29,8 @@ from .pdf import render_quote_pdf
 __all__ = ["QuotesModule", "Quote", "QuoteLine", "money"]
 
 COMMENT_MAX = 2000
+#: States after the customer's decision: the admin no longer edits such a quote.
+DECIDED_STATUSES = ("accepted", "rejected")
 
 
 def _quantity(value) -> str:
@@ -65,8 +67,16 @@ class QuoteAdmin(AdminModelView):
                            "net_total", "vat_total", "gross_total", "decided_by", "decided_at",
                            "decision_comment", "notes")
 
+    def check_editable(self, model):
+        # The customer's decision is final: the quote and its lines are what they decided on.
+        stored = Quote.select(Quote.status).where(Quote.id == model.id).scalar()
+        if stored in DECIDED_STATUSES:
+            raise WriteRefused(_("This quote has been accepted or rejected by the customer: it can no longer "
+                                 "be changed."))
+
     def after_model_change(self, form, model, is_created):
-        model.recompute_totals()  # inline lines are saved by now
+        # Lines and totals are saved in the base view's one transaction with the quote.
+        model.recompute_totals()
         super().after_model_change(form, model, is_created)
 
 
