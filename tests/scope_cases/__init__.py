@@ -13,7 +13,8 @@ class Route(NamedTuple):
     consumes). ``status`` is the answer expected for a record in scope (out of scope it is always
     404). ``prepare(id)`` runs before the request to put the record in the state the route acts
     on — for out-of-scope records too, so that their 404 never comes from a state check;
-    ``check(response, id)`` asserts what an in-scope answer holds or changed. Both run inside an application context with a database connection.
+    ``check(response, id)`` asserts what an in-scope answer holds or changed. Both run inside an
+    application context with a database connection.
     """
 
     method: str
