@@ -11,8 +11,9 @@ import datetime as dt
 import io
 from collections.abc import Callable
 
+import peewee as pw
 import pytest
-from conftest import login, make_app, staff_login
+from conftest import PG_URL, login, make_app, staff_login
 from test_tickets import PNG, contact, form_data, new_ticket, reset_tickets, staff, wizard_url
 
 from crm_portal.db import db
@@ -500,3 +501,70 @@ def test_autoclose_in_requests_can_be_turned_off_without_a_worker(tmp_path, monk
 def test_a_misspelt_autoclose_setting_stops_the_start_up(tmp_path):
     with pytest.raises(ValueError, match="TICKETS_AUTOCLOSE_IN_REQUESTS"):
         make_app(tmp_path, TICKETS_AUTOCLOSE_IN_REQUESTS="sometimes")
+
+
+# --- a contact's tickets outlive any attempt to delete the contact ------------------------------
+def _delete_contact_with_a_ticket() -> Ticket:
+    ticket = new_ticket()
+    with pytest.raises(pw.IntegrityError):
+        with db.atomic():
+            contact("bruno@acme.example").delete_instance()
+    assert fresh(ticket).contact_id == contact("bruno@acme.example").id
+    return ticket
+
+
+def test_the_database_refuses_to_delete_a_contact_with_tickets(ctx):
+    _delete_contact_with_a_ticket()
+
+
+def test_the_schema_step_turns_an_old_cascade_into_a_refusal(app, ctx):
+    """A database created when the foreign key still cascaded gets the refusal from its schema step."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from crm_portal.migrations import upgrade
+    from crm_portal.models import MigrationHistory
+
+    field = Ticket._meta.fields["contact"]
+    if PG_URL:
+        migrator = SchemaMigrator.from_database(db.obj)
+        migrate(migrator.drop_foreign_key_constraint("tickets_ticket", "contact_id"),
+                migrator.add_foreign_key_constraint("tickets_ticket", "contact_id", "core_contact", "id",
+                                                    on_delete="CASCADE"))
+    else:
+        db.execute_sql("DROP TABLE tickets_ticket")
+        field.on_delete = "CASCADE"
+        try:
+            db.create_tables([Ticket])
+        finally:
+            field.on_delete = "RESTRICT"
+    doomed = new_ticket(email="anna@acme.example")
+    with db.atomic():
+        contact("anna@acme.example").delete_instance()
+    assert Ticket.get_or_none(Ticket.id == doomed.id) is None  # the old shape: tickets went with the contact
+
+    MigrationHistory.delete().where(MigrationHistory.name == "0004_contact_restrict").execute()
+    assert "tickets: applied 0004_contact_restrict" in upgrade(app.extensions["crm_portal"])
+    _delete_contact_with_a_ticket()
+
+
+def test_a_deleted_ticket_takes_its_attachment_files_after_the_commit(app, demo, client, tmp_path):
+    from crm_portal.uploads import delete_with_files, stored_path
+
+    app.config["UPLOAD_FOLDER"] = str(tmp_path / "uploads")
+    login(client, "bruno@acme.example")
+    response = client.post(wizard_url(client), data=form_data(attachments=[(io.BytesIO(PNG), "shot.png")]),
+                           content_type="multipart/form-data")
+    assert response.status_code == 302
+    with app.app_context(), db.connection_context():
+        ticket = Ticket.get(Ticket.title == "Cannot print invoices")
+        path = stored_path(TicketAttachment.get(TicketAttachment.ticket == ticket.id).stored_name, "tickets")
+        assert path.is_file()
+        with pytest.raises(RuntimeError):
+            with db.atomic():
+                delete_with_files(ticket)
+                raise RuntimeError("rolled back")
+        assert path.is_file() and Ticket.get_or_none(Ticket.id == ticket.id)  # nothing deleted, file kept
+        with db.atomic():
+            delete_with_files(ticket)
+            assert path.is_file()  # still there until the commit
+        assert not path.exists()

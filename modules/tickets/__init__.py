@@ -11,9 +11,10 @@ from typing import Any
 import peewee as pw
 from flask import current_app, has_request_context, request
 
-from crm_portal.api import Button, Column, Migration, Module, _l, db
+from crm_portal.api import Button, Column, Module, _l, db
 
 from . import workflow
+from .migrations import MIGRATIONS
 from .models import MODELS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketCategory
 
 
@@ -85,12 +86,7 @@ class TicketsModule(Module):
     #: The global search reads one lower-cased column (number, title, requester and service).
     search_field = Ticket.search_text
     list_params = ("show", "state", "created_from", "created_to", "closed_from", "closed_to")
-    migrations = [
-        Migration("0002_search_text", lambda migrator: [
-            migrator.add_column("tickets_ticket", "search_text", Ticket.search_text)]),
-        Migration("0003_search_index", lambda migrator: [
-            migrator.add_index("tickets_ticket", ("company_id", "search_text"), False)]),
-    ]
+    migrations = MIGRATIONS
     detail_template = "tickets/detail.html"
 
     # --- scoping -----------------------------------------------------------------------------

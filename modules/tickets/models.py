@@ -145,7 +145,8 @@ class Ticket(BaseModel):
     severity = pw.CharField(max_length=16, default="non_blocking", choices=list(SEVERITIES.items()))
     status = pw.CharField(max_length=32, default="open", index=False)
     # Indexed together with updated_at/status below (the list and dashboard queries).
-    contact = pw.ForeignKeyField(Contact, backref="tickets", on_delete="CASCADE", index=False)
+    # RESTRICT: a contact with tickets cannot be deleted (deactivate them instead); the history stays.
+    contact = pw.ForeignKeyField(Contact, backref="tickets", on_delete="RESTRICT", index=False)
     company = pw.ForeignKeyField(Company, backref="tickets", null=True, on_delete="SET NULL", index=False)
     requester_name = pw.CharField(max_length=200, default="")
     # Other modules' records are kept as a plain id plus the name at the time of the request.
@@ -241,6 +242,10 @@ class TicketHistory(BaseModel):
 
 
 class TicketAttachment(BaseModel):
+    #: The stored files of these rows are removed after the commit that deletes them (crm_portal.uploads).
+    file_area = "tickets"
+    file_fields = ("stored_name",)
+
     ticket = pw.ForeignKeyField(Ticket, backref="attachments", on_delete="CASCADE", index=False)
     stored_name = pw.CharField(max_length=255, unique=True)
     original_name = pw.CharField(max_length=255)
