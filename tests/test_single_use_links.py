@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from conftest import PG_URL, login, make_app, staff_login
+from conftest import login, make_app, staff_login
 from crm_portal.auth import verify_password
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage
@@ -219,12 +219,6 @@ def test_parallel_submissions_of_a_password_link_one_wins(app, kind, email):
     assert password_of(app, email) == [FIRST, SECOND][winner]  # the loser's password was never set
 
 
-@pytest.mark.xfail(
-    PG_URL is not None, strict=True,
-    reason="on PostgreSQL both confirmations pass the 'already registered?' check in "
-           "crm_portal/account/views.py confirm_registration before either inserts; the second insert "
-           "hits the unique e-mail constraint and answers 500 instead of the used-link page "
-           "(SQLite serialises the two write transactions, so it answers 400 there)")
 def test_parallel_confirmations_of_a_registration_register_one_contact(app):
     link = registration_link(app)
     with threaded_server(app) as port:

@@ -1,6 +1,7 @@
 """The account pages: my data, password change, forgotten password, invitation and registration."""
 from __future__ import annotations
 
+import peewee
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, session,
                    url_for)
 from flask_babel import gettext as _
@@ -225,10 +226,14 @@ def confirm_registration(token: str):
     form = SetPasswordForm()
     form.account_email = data["email"]
     if form.validate_on_submit():
-        with db.atomic():
-            if Contact.get_or_none(Contact.email == data["email"]) is not None:
-                return _token_error(tokens.TokenCheck(error=tokens.TokenError.USED), "register")
-            contact, _messages = service.register(data, form.password.data)
+        try:
+            with db.atomic():
+                if Contact.get_or_none(Contact.email == data["email"]) is not None:
+                    raise peewee.IntegrityError("already registered")
+                contact, _messages = service.register(data, form.password.data)
+        except peewee.IntegrityError:
+            # Used already, or by a second submission at the same moment (the unique email refused it).
+            return _token_error(tokens.TokenCheck(error=tokens.TokenError.USED), "register")
         if contact.portal_access:
             start_session(PortalUser(load_contact(contact.id)), False)
             flash(_("Your account is active. Welcome!"), "success")
