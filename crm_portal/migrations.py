@@ -32,11 +32,20 @@ def _outbox_claim_token(migrator: SchemaMigrator) -> list:
     return [migrator.add_column(OutboxMessage._meta.table_name, "claim_token", OutboxMessage.claim_token)]
 
 
+def _login_throttle_pending(migrator: SchemaMigrator) -> list:
+    from .models import LoginThrottle
+
+    table = LoginThrottle._meta.table_name
+    return [migrator.add_column(table, "pending", LoginThrottle.pending),
+            migrator.add_column(table, "pending_at", LoginThrottle.pending_at)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
     Migration("0002_contact_sort_indexes", _contact_sort_indexes),
     Migration("0003_outbox_claim_token", _outbox_claim_token),
+    Migration("0004_login_throttle_pending", _login_throttle_pending),
 )
 
 

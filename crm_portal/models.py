@@ -246,7 +246,8 @@ class AccountToken(BaseModel):
 
 
 class LoginThrottle(BaseModel):
-    """Failed login attempts per account or per IP address (``key``), shared by every worker process.
+    """Failed login attempts per account or per IP address (``key``), shared by every worker process
+    (see crm_portal.ratelimit).
 
     After ``limit`` failures the key waits a delay that doubles with each further failure, up to a
     maximum; a quiet period resets it. Never a permanent lock-out."""
@@ -255,6 +256,9 @@ class LoginThrottle(BaseModel):
     failures = pw.IntegerField(default=0)
     last_failure_at = pw.DateTimeField(default=utcnow, index=True)
     blocked_until = pw.DateTimeField(null=True)
+    #: Attempts whose password is being checked right now, and when the last one started.
+    pending = pw.IntegerField(default=0)
+    pending_at = pw.DateTimeField(null=True)
 
     class Meta:
         table_name = "core_login_throttle"

@@ -8,19 +8,27 @@ numbers. After ``LOGIN_THROTTLE_ACCOUNT_LIMIT`` failures for one account (or
 and ``LOGIN_THROTTLE_WINDOW`` seconds without failures clear any counter: once an attack stops, the
 real owner gets in again after at most the maximum delay.
 
-Checking and counting are one step (:func:`reserve`): an attempt is counted as a failure *before*
-the password is verified, in the same transaction that checks the delay, with the counters'
-rows locked (``BEGIN IMMEDIATE`` on SQLite, ``SELECT … FOR UPDATE`` on PostgreSQL). Twenty
-attempts sent at once therefore never get more than the limit's worth of password checks. A
-successful login clears the account's counter and gives its attempt back to the IP address
-(:func:`record_success`).
+Checking and counting are one step (:func:`reserve_login`): before a password is verified, the
+attempt takes a place among the attempts "in flight" for its account and its address, in the same
+transaction that checks the delay, with the counters' rows locked (``BEGIN IMMEDIATE`` on SQLite,
+``SELECT … FOR UPDATE`` on PostgreSQL). Failures plus attempts in flight never exceed the limit (and
+once the delay has started, one attempt at a time is checked): an attempt beyond that waits
+(briefly) for those in flight to finish. Twenty wrong
+passwords sent at once therefore get at most the limit's worth of password checks, while fifty
+colleagues logging in at once from one office address all get in. A failed attempt becomes a
+failure (:func:`confirm_failure`); a successful one clears the account's counter and leaves the
+address's failures alone (:func:`record_success`). A place held by a worker that died lapses after
+``PENDING_SECONDS``.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import math
+import random
+import time
 from collections.abc import Iterable
+from typing import Any
 
 from flask import current_app
 
@@ -62,31 +70,50 @@ def _locked_rows(keys: Iterable[str], at: dt.datetime) -> dict[str, LoginThrottl
     """The counters of ``keys`` (created when missing), locked until the transaction ends. Rows are
     locked in key order, so two requests never wait for each other's second row."""
     ordered = sorted(set(keys))
-    for key in ordered:
-        LoginThrottle.insert(key=key, failures=0, last_failure_at=at).on_conflict_ignore().execute()
-    query = LoginThrottle.select().where(LoginThrottle.key.in_(ordered)).order_by(LoginThrottle.key)
-    if is_postgres():
-        query = query.for_update()
-    return {row.key: row for row in query}
+    for _ in range(5):
+        for key in ordered:
+            LoginThrottle.insert(key=key, failures=0, last_failure_at=at).on_conflict_ignore().execute()
+        query = LoginThrottle.select().where(LoginThrottle.key.in_(ordered)).order_by(LoginThrottle.key)
+        if is_postgres():
+            query = query.for_update()
+        rows = {row.key: row for row in query}
+        if len(rows) == len(ordered):
+            return rows
+        # PostgreSQL: another transaction deleted a row (the daily prune) between insert and lock.
+    raise RuntimeError(f"login counters {ordered} keep disappearing")
 
 
-def _count(key: str, limit: int, at: dt.datetime, row: LoginThrottle | None = None, *,
-           pending: bool = False) -> None:
-    """Count one failure against ``key`` (its row locked by the caller, or here). A ``pending``
-    attempt (reserved, its outcome not known yet) does not move ``last_failure_at`` unless it starts
-    a new window: :func:`confirm_failure` does once it failed, a success gives it back."""
-    _, _, base, cap, window = _limits()
-    if row is None:
-        row = _locked_rows([key], at)[key]
-    quiet = (at - row.last_failure_at).total_seconds() > window
-    failures = 1 if quiet else row.failures + 1
+#: How long a reserved attempt may stay unresolved (its worker died) before its place lapses.
+PENDING_SECONDS = 60
+#: How long an attempt waits for attempts in flight before it is refused with 429.
+QUEUE_SECONDS = 10.0
+
+
+def _failures(row: LoginThrottle, at: dt.datetime) -> int:
+    """Failures that still count (``LOGIN_THROTTLE_WINDOW`` seconds without one clear them)."""
+    window = _limits()[4]
+    return 0 if (at - row.last_failure_at).total_seconds() > window else row.failures
+
+
+def _pending(row: LoginThrottle, at: dt.datetime) -> int:
+    if not row.pending or row.pending_at is None or (at - row.pending_at).total_seconds() > PENDING_SECONDS:
+        return 0
+    return row.pending
+
+
+def _count(row: LoginThrottle, limit: int, at: dt.datetime, *, resolves_pending: bool = False) -> None:
+    """Count one failure on ``row`` (locked by the caller); at the limit the growing delay starts."""
+    _, _, base, cap, _ = _limits()
+    failures = _failures(row, at) + 1
     blocked_until = None
     if failures >= limit:
         delay = min(base * 2 ** (failures - limit), cap)
         blocked_until = at + dt.timedelta(seconds=delay)
-    last_failure_at = row.last_failure_at if pending and not quiet else at
-    LoginThrottle.update(failures=failures, last_failure_at=last_failure_at, blocked_until=blocked_until) \
-        .where(LoginThrottle.id == row.id).execute()
+    values: dict[Any, Any] = {LoginThrottle.failures: failures, LoginThrottle.last_failure_at: at,
+                              LoginThrottle.blocked_until: blocked_until}
+    if resolves_pending:
+        values[LoginThrottle.pending] = max(_pending(row, at) - 1, 0)
+    LoginThrottle.update(values).where(LoginThrottle.id == row.id).execute()
 
 
 def _wait(row: LoginThrottle, at: dt.datetime) -> int:
@@ -95,24 +122,40 @@ def _wait(row: LoginThrottle, at: dt.datetime) -> int:
     return math.ceil((row.blocked_until - at).total_seconds())
 
 
-def reserve(limits: Iterable[tuple[str, int]], at: dt.datetime | None = None, *, pending: bool = False) -> int:
-    """Check and count one attempt in one transaction: the seconds to wait when any key is waiting
-    (nothing is counted then), else 0 after counting the attempt as a failure against every key.
+def _places(row: LoginThrottle, limit: int, at: dt.datetime) -> int:
+    """How many attempts may be in flight at once: the failures left before the delay starts, and
+    one at a time once it has started (each further failure doubles it)."""
+    return max(limit - _failures(row, at), 1)
 
-    ``limits`` are ``(key, limit)`` pairs. Call it before the expensive or abusable step (the
-    password check, the email): concurrent requests queue on the counters' lock, so at most
-    ``limit`` of them get through per key before the delay starts. ``pending``: the outcome comes
-    later (:func:`confirm_failure` or :func:`record_success`)."""
-    at = at or now()
-    limits = dict(limits)
+
+def _try_reserve(limits: dict[str, int], at: dt.datetime) -> int | None:
+    """One locked look at the counters: seconds to wait (delay running), 0 (a place was taken for
+    this attempt) or ``None`` (every place is taken by attempts in flight: try again shortly)."""
     with db.atomic():
         rows = _locked_rows(limits, at)
         wait = max((_wait(row, at) for row in rows.values()), default=0)
         if wait:
             return wait
-        for key, limit in limits.items():
-            _count(key, limit, at, rows[key], pending=pending)
+        if any(_pending(rows[key], at) >= _places(rows[key], limit, at) for key, limit in limits.items()):
+            return None
+        for key in limits:
+            row = rows[key]
+            LoginThrottle.update(pending=_pending(row, at) + 1, pending_at=at).where(LoginThrottle.id == row.id).execute()
     return 0
+
+
+def reserve_login(account: str, ip: str, at: dt.datetime | None = None) -> int:
+    """Take a place for a login attempt before its password is checked: 0, or the seconds to
+    wait (answer 429). Resolve it with :func:`confirm_failure` or :func:`record_success`."""
+    limits = dict(login_limits(account, ip))
+    deadline = time.monotonic() + QUEUE_SECONDS
+    while True:
+        outcome = _try_reserve(limits, at or now())
+        if outcome is not None:
+            return outcome
+        if time.monotonic() >= deadline:
+            return 1
+        time.sleep(0.02 + random.random() * 0.03)
 
 
 def login_limits(account: str, ip: str) -> list[tuple[str, int]]:
@@ -121,24 +164,24 @@ def login_limits(account: str, ip: str) -> list[tuple[str, int]]:
     return [(account, account_limit), (ip, ip_limit)]
 
 
-def reserve_login(account: str, ip: str, at: dt.datetime | None = None) -> int:
-    """Reserve a login attempt before the password is checked: seconds to wait (429), or 0."""
-    return reserve(login_limits(account, ip), at, pending=True)
-
-
 def confirm_failure(account: str, ip: str, at: dt.datetime | None = None) -> None:
-    """A reserved login attempt failed (it is already counted): the quiet window starts again."""
-    with db.atomic():
-        LoginThrottle.update(last_failure_at=at or now()).where(LoginThrottle.key.in_([account, ip])).execute()
-
-
-def record_failure(account: str, ip: str, at: dt.datetime | None = None) -> None:
-    """Count a failed attempt that was not reserved against the account key and the IP key."""
+    """A reserved login attempt failed: it becomes a failure of the account and of the address."""
     at = at or now()
     with db.atomic():
         rows = _locked_rows([account, ip], at)
         for key, limit in login_limits(account, ip):
-            _count(key, limit, at, rows[key])
+            _count(rows[key], limit, at, resolves_pending=True)
+
+
+def record_success(account: str, ip: str, at: dt.datetime | None = None) -> None:
+    """A reserved login attempt succeeded: the account's counter is cleared and the address's
+    place is given back (its failures stay: successes never hide an attack from the same address)."""
+    at = at or now()
+    with db.atomic():
+        rows = _locked_rows([account, ip], at)
+        LoginThrottle.update(failures=0, blocked_until=None, pending=max(_pending(rows[account], at) - 1, 0)) \
+            .where(LoginThrottle.id == rows[account].id).execute()
+        LoginThrottle.update(pending=max(_pending(rows[ip], at) - 1, 0)).where(LoginThrottle.id == rows[ip].id).execute()
 
 
 def mail_request_key(ip: str | None) -> str:
@@ -147,31 +190,17 @@ def mail_request_key(ip: str | None) -> str:
     return f"mail-ip:{(ip or 'unknown')[:64]}"
 
 
-def record_mail_request(ip: str | None, at: dt.datetime | None = None) -> None:
-    """Count one such request from ``ip`` (``MAIL_REQUEST_IP_LIMIT`` per window, then the growing delay)."""
-    with db.atomic():
-        _count(mail_request_key(ip), int(current_app.config["MAIL_REQUEST_IP_LIMIT"]), at or now())
-
-
 def reserve_mail_request(ip: str | None, at: dt.datetime | None = None) -> int:
-    """Check and count one email-sending request from ``ip`` at once: seconds to wait, or 0."""
-    return reserve([(mail_request_key(ip), int(current_app.config["MAIL_REQUEST_IP_LIMIT"]))], at)
-
-
-def record_success(account: str, ip: str | None = None) -> None:
-    """A login succeeded: clear the account's counter and, for a reserved attempt, give it back to
-    the IP address (successful logins never count against an office's shared address)."""
-    _, ip_limit, *_ = _limits()
+    """Check and count one email-sending request from ``ip`` in one step: seconds to wait, or 0
+    (``MAIL_REQUEST_IP_LIMIT`` per window, then the growing delay)."""
+    at = at or now()
+    key, limit = mail_request_key(ip), int(current_app.config["MAIL_REQUEST_IP_LIMIT"])
     with db.atomic():
-        LoginThrottle.delete().where(LoginThrottle.key == account).execute()
-        if ip is None:
-            return
-        row = _locked_rows([ip], now())[ip]
-        failures = max(row.failures - 1, 0)
-        # Below the limit again: a delay this attempt started is lifted; at or above it, the delay
-        # earned by real failures stays.
-        blocked_until = row.blocked_until if failures >= ip_limit else None
-        LoginThrottle.update(failures=failures, blocked_until=blocked_until).where(LoginThrottle.id == row.id).execute()
+        row = _locked_rows([key], at)[key]
+        wait = _wait(row, at)
+        if not wait:
+            _count(row, limit, at)
+    return wait
 
 
 def clear(keys: Iterable[str]) -> None:
@@ -179,6 +208,5 @@ def clear(keys: Iterable[str]) -> None:
         LoginThrottle.delete().where(LoginThrottle.key.in_(list(keys))).execute()
 
 
-__all__ = ["account_key", "ip_key", "retry_after", "reserve", "reserve_login", "login_limits", "confirm_failure",
-           "record_failure", "record_success", "clear", "now", "mail_request_key", "record_mail_request",
-           "reserve_mail_request"]
+__all__ = ["account_key", "ip_key", "retry_after", "reserve_login", "login_limits", "confirm_failure",
+           "record_success", "clear", "now", "mail_request_key", "reserve_mail_request"]

@@ -231,6 +231,8 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         db.execute_sql("ALTER TABLE core_contact DROP COLUMN notify_by_email")
         db.execute_sql('DROP INDEX "core_outbox_message_claim_token"')
         db.execute_sql("ALTER TABLE core_outbox_message DROP COLUMN claim_token")
+        for column in ("pending", "pending_at"):
+            db.execute_sql(f"ALTER TABLE core_login_throttle DROP COLUMN {column}")
         MigrationHistory.delete().where(MigrationHistory.module == "core").execute()
         lines = upgrade(app.extensions["crm_portal"])
         assert [f"core: applied {n}" for n in sorted(names)] == sorted(l for l in lines if l.startswith("core"))
@@ -238,3 +240,4 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         assert {"core_contact_first_name", "core_contact_office", "core_company_city"} <= indexed
         assert "notify_by_email" in {c.name for c in db.get_columns("core_contact")}
         assert "claim_token" in {c.name for c in db.get_columns("core_outbox_message")}
+        assert {"pending", "pending_at"} <= {c.name for c in db.get_columns("core_login_throttle")}

@@ -220,10 +220,16 @@ def threaded_server(app) -> Iterator[str]:
         thread.join(5)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect is an answer of its own (302 after a login)
+
+
 def _post(url: str, data: dict) -> int:
     body = urllib.parse.urlencode(data).encode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=60) as response:
+        with urllib.request.build_opener(_NoRedirect).open(urllib.request.Request(url, data=body),
+                                                            timeout=60) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         exc.close()
@@ -237,7 +243,7 @@ def _post(url: str, data: dict) -> int:
 def test_parallel_wrong_passwords_get_at_most_the_limit_of_checks(tmp_path, monkeypatch, path, email, module):
     import importlib
 
-    app = make_app(tmp_path, WTF_CSRF_ENABLED=False)
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=False)  # raw HTTP posts from many threads, no form to read
     with app.app_context(), db.connection_context():
         load_demo(app)
     checked = []
@@ -264,7 +270,7 @@ def test_parallel_wrong_passwords_get_at_most_the_limit_of_checks(tmp_path, monk
     assert codes.count(200) == len(checked) and codes.count(429) == 20 - len(checked)
 
 
-def test_success_gives_the_ip_its_attempt_back(tmp_path):
+def test_successful_logins_never_block_an_office_address(tmp_path):
     from crm_portal import ratelimit
     from crm_portal.models import LoginThrottle
 
@@ -277,7 +283,25 @@ def test_success_gives_the_ip_its_attempt_back(tmp_path):
         client.post("/logout")
     with app.app_context(), db.connection_context():
         row = LoginThrottle.get_or_none(LoginThrottle.key == ratelimit.ip_key("127.0.0.1"))
-        assert row is None or (row.failures == 0 and row.blocked_until is None)
+        assert row is None or (row.failures == 0 and row.pending == 0 and row.blocked_until is None)
+
+
+def test_colleagues_logging_in_at_once_from_one_address_all_get_in(tmp_path):
+    """More simultaneous logins than the limits (per address and per account) all succeed: an
+    attempt beyond the places in flight waits for them instead of being refused."""
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=False)  # raw HTTP posts, as in the burst test above
+    with app.app_context(), db.connection_context():
+        load_demo(app)
+    people = 30  # > LOGIN_THROTTLE_IP_LIMIT (20) and > LOGIN_THROTTLE_ACCOUNT_LIMIT (5) for one account
+    with threaded_server(app) as base:
+        codes: list[int] = []
+        threads = [threading.Thread(target=lambda: codes.append(
+            _post(base + "/login", {"email": "anna@acme.example", "password": "demo"}))) for _ in range(people)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert codes.count(302) == people, codes
 
 
 # --- 3. Revoked access stays revoked -------------------------------------------------------------
