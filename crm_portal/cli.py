@@ -145,7 +145,10 @@ def worker_command(workers: int | None, no_periodic: bool) -> None:
     jobs = current_app.extensions["crm_portal_jobs"]["periodic"]
     click.echo(f"worker on {type(huey.storage).__name__}; periodic jobs: {', '.join(jobs) if not no_periodic else 'off'}")
     consumer = huey.create_consumer(workers=workers or int(current_app.config["HUEY_WORKERS"]),
-                                    worker_type="thread", periodic=not no_periodic, check_worker_health=True)
+                                    worker_type="thread", periodic=not no_periodic, check_worker_health=True,
+                                    # An idle SQLite queue is polled at least every second (Redis blocks
+                                    # until a task arrives): an email leaves within a second of its commit.
+                                    max_delay=1.0)
     consumer.run()
 
 
