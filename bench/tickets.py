@@ -61,8 +61,8 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
     from crm_portal.migrations import upgrade
     from crm_portal.models import Company, Contact, Profile
     from crm_portal.provisioning import install_defaults
-    from modules.tickets import workflow
-    from modules.tickets.models import TicketCategory, TicketCounter
+    from crm_portal.modules.tickets import workflow
+    from crm_portal.modules.tickets.models import TicketCategory, TicketCounter
 
     if db_path.exists():
         db_path.unlink()

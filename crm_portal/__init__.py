@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. ``config`` overrides every other source (see crm_portal.config)."""
-    from . import account, admin, auth, cli, config as config_mod, db, i18n, jobs, registry, security, themes
+    from . import account, admin, auth, cli, config as config_mod, db, i18n, jobs, registry, security, theming
     from .views import auth as auth_views, errors, portal, records
 
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
@@ -27,7 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     auth.init_app(app)
     security.init_app(app)
-    themes.init_app(app)
+    theming.init_app(app)
     errors.init_app(app)
     auth_views.init_app(app)
     account.init_app(app)

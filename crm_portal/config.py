@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import json
 import re
 import secrets
@@ -16,7 +17,12 @@ from werkzeug.exceptions import SecurityError
 from werkzeug.routing import MapAdapter
 from werkzeug.sansio.utils import host_is_trusted
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shipped(package: str) -> str:
+    """The folder of a data package shipped inside ``crm_portal`` (themes, profiles, buttons …)."""
+    return str(importlib.resources.files(package))
+
 SECRET_FILE = "secret_key"
 
 DEFAULTS: dict[str, Any] = {
@@ -28,14 +34,14 @@ DEFAULTS: dict[str, Any] = {
     # Every link in an email is built from this base URL, never from the request's Host.
     "EXTERNAL_URL": None,  # e.g. "https://portal.example.com"; required in production
     "TRUSTED_HOSTS": None,  # e.g. ["portal.example.com"]: requests for any other Host get 400
-    "MODULE_FOLDERS": [str(PROJECT_ROOT / "modules")],
+    "MODULE_FOLDERS": None,  # default: the built-in modules' folder and <instance>/modules
     "MODULES_ENABLED": None,  # None: every discovered module
     "MODULES_DISABLED": [],
     "MODULES_STRICT": False,
     "THEME": "default",
-    "THEMES_FOLDER": str(PROJECT_ROOT / "themes"),
-    "PROFILES_FOLDER": str(PROJECT_ROOT / "profiles"),
-    "BUTTONS_FOLDER": str(PROJECT_ROOT / "buttons"),
+    "THEMES_FOLDER": None,  # default: the themes shipped with the package
+    "PROFILES_FOLDER": None,  # default: the profiles shipped with the package
+    "BUTTONS_FOLDER": None,  # default: the buttons shipped with the package
     "LANGUAGES": ["it", "en"],
     "BABEL_DEFAULT_LOCALE": "it",
     "BABEL_DEFAULT_TIMEZONE": "Europe/Rome",
@@ -105,6 +111,11 @@ def load(app: Flask, overrides: dict[str, Any] | None) -> None:
     if overrides:
         app.config.update(overrides)
 
+    for key, package in (("THEMES_FOLDER", "crm_portal.themes"), ("PROFILES_FOLDER", "crm_portal.profiles"),
+                         ("BUTTONS_FOLDER", "crm_portal.buttons")):
+        app.config[key] = app.config.get(key) or _shipped(package)
+    if app.config.get("MODULE_FOLDERS") is None:
+        app.config["MODULE_FOLDERS"] = [_shipped("crm_portal.modules"), str(Path(app.instance_path) / "modules")]
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'crm_portal.db'}"
     if isinstance(app.config.get("REMEMBER_COOKIE_DURATION"), (int, float)):

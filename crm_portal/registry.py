@@ -114,17 +114,27 @@ def _entry_point_candidates() -> list[tuple[str, str, Any]]:
     return found
 
 
-def _import_folder_package(folder: Path, sub: Path) -> Any:
-    """Import ``folder/sub`` as a package. A folder that is itself an importable package (the
-    built-in ``modules/``) keeps its real dotted name, so entry points and folder agree."""
-    parent = folder.name
-    if (folder / "__init__.py").exists():
+def _package_name(folder: Path) -> str | None:
+    """The dotted name ``folder`` is importable as, if any: the built-in ``crm_portal.modules``, or
+    a folder that is itself a package on the path."""
+    for name in ("crm_portal.modules", folder.name):
         try:
-            spec = importlib.util.find_spec(parent)
+            spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
-            spec = None
+            continue
         locations = {str(_resolve(p)) for p in (spec.submodule_search_locations or ())} if spec else set()
         if str(_resolve(str(folder))) in locations:
+            return name
+    return None
+
+
+def _import_folder_package(folder: Path, sub: Path) -> Any:
+    """Import ``folder/sub`` as a package. A folder that is itself an importable package (the
+    built-in modules) keeps its real dotted name, so entry points and folder agree; any other
+    folder's modules are imported as ``crm_portal_plugins.<name>``."""
+    if (folder / "__init__.py").exists():
+        parent = _package_name(folder)
+        if parent:
             return importlib.import_module(f"{parent}.{sub.name}")
     mod_name = f"crm_portal_plugins.{sub.name}"
     if mod_name in sys.modules:

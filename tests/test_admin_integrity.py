@@ -16,9 +16,9 @@ import crm_portal.audit
 from conftest import login, staff_login
 from crm_portal.db import db
 from crm_portal.models import AuditEntry, Company, Contact
-from modules.documents import Document
-from modules.quotes import Quote, QuoteLine
-from modules.tickets.models import Ticket
+from crm_portal.modules.documents import Document
+from crm_portal.modules.quotes import Quote, QuoteLine
+from crm_portal.modules.tickets.models import Ticket
 
 HUGE = "99999999999999999999"  # beyond 64 bits
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.browser, CHROMIUM_SKIP]
 
 
 def test_accept_quote_and_download_pdf(live_server, browser_page, tmp_path):  # noqa: F811
-    from modules.quotes import Quote
+    from crm_portal.modules.quotes import Quote
 
     app = live_server.app
     with app.app_context(), db.connection_context():

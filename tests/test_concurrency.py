@@ -17,7 +17,7 @@ import pytest
 from live_server import serve
 
 from crm_portal.db import db
-from modules.tickets.models import Ticket, TicketComment
+from crm_portal.modules.tickets.models import Ticket, TicketComment
 
 CLIENTS = 50
 COMMENTS_EACH = 20

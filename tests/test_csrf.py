@@ -55,9 +55,9 @@ class Targets:
     """Existing demo records the logged-in user may act on, to fill in URLs and forms."""
 
     def __init__(self, app: Flask) -> None:
-        from modules.faq import Article
-        from modules.quotes import Quote
-        from modules.tickets.models import Ticket, TicketAttachment
+        from crm_portal.modules.faq import Article
+        from crm_portal.modules.quotes import Quote
+        from crm_portal.modules.tickets.models import Ticket, TicketAttachment
 
         with app.app_context(), db.connection_context():
             anna = Contact.get(Contact.email == PORTAL_USER)

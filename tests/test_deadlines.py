@@ -9,7 +9,7 @@ from icalendar import Calendar
 from conftest import login, staff_login
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, ProfileModule
-from modules.deadlines import CalendarToken, Deadline, DeadlineReminder, queue_due_reminders
+from crm_portal.modules.deadlines import CalendarToken, Deadline, DeadlineReminder, queue_due_reminders
 
 
 def _feed_path(client) -> str:

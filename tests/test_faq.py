@@ -5,9 +5,9 @@ import pytest
 
 from conftest import login, staff_login
 from crm_portal.db import db
-from modules.faq import Article, Feedback, render_markdown
-from modules.faq import search as fts
-from modules.faq.models import ArticleCompany, ArticleDocument, Category
+from crm_portal.modules.faq import Article, Feedback, render_markdown
+from crm_portal.modules.faq import search as fts
+from crm_portal.modules.faq.models import ArticleCompany, ArticleDocument, Category
 
 CORPUS = [
     ("it", "Configurare la stampante di rete",
@@ -141,7 +141,7 @@ def test_markdown_is_rendered_and_sanitised():
 
 
 def test_detail_renders_markdown_and_documents(app, demo, client):
-    from modules.documents import Document
+    from crm_portal.modules.documents import Document
 
     with app.app_context(), db.connection_context():
         article = Article.get(Article.title == "Connettersi alla VPN aziendale")

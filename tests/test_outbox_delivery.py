@@ -123,7 +123,7 @@ def _smtp_app(tmp_path, sink, **config):
 
 def test_ticket_comment_is_delivered_before_the_response(app, demo):
     """Any module's email goes out when its transaction commits: no call to remember in the module."""
-    from modules.tickets import workflow
+    from crm_portal.modules.tickets import workflow
 
     with app.test_request_context(), db.connection_context():
         bruno = Contact.get(Contact.email == "bruno@acme.example")

@@ -96,7 +96,7 @@ def test_forged_forwarded_host_behind_a_proxy_never_reaches_the_email(tmp_path):
 
 def test_staff_notifications_ignore_a_forged_host(ext_app):
     from crm_portal.models import ProfileModule
-    from modules.tickets import workflow
+    from crm_portal.modules.tickets import workflow
 
     # a change request mailed to support, with its admin link, requested on a forged host
     with ext_app.app_context(), db.connection_context():
@@ -328,7 +328,7 @@ def _feed(app, client) -> str:
 
 
 def test_revoking_access_kills_links_sessions_cookies_and_feed(app, demo):
-    from modules.deadlines import CalendarToken
+    from crm_portal.modules.deadlines import CalendarToken
 
     anna = demo["contacts"]["anna"]
     browser = app.test_client()
@@ -415,7 +415,7 @@ def test_invitation_action_skips_contacts_without_access(app, demo):
 # --- 4. One password policy for everybody --------------------------------------------------------
 
 def test_temporary_password_follows_the_policy_in_the_staff_language(app, demo):
-    from modules.deadlines import CalendarToken
+    from crm_portal.modules.deadlines import CalendarToken
 
     bruno = demo["contacts"]["bruno"]
     admin = app.test_client()

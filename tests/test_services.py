@@ -9,7 +9,7 @@ from conftest import login, staff_login
 from crm_portal.api import PortalUser
 from crm_portal.db import db
 from crm_portal.models import Contact, ProfileModule
-from modules.services import Service, ServiceChoice, ServiceSubcategory, services_for
+from crm_portal.modules.services import Service, ServiceChoice, ServiceSubcategory, services_for
 
 
 def _user(email):

@@ -12,8 +12,8 @@ from werkzeug.datastructures import FileStorage
 
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, StaffUser
-from modules.tickets import workflow
-from modules.tickets.models import (Ticket, TicketAttachment, TicketComment, TicketCounter, TicketHistory,
+from crm_portal.modules.tickets import workflow
+from crm_portal.modules.tickets.models import (Ticket, TicketAttachment, TicketComment, TicketCounter, TicketHistory,
                                     TicketState, TicketTransition)
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -582,7 +582,7 @@ def test_dashboard_charts(app, demo, client):
 
 
 def test_guided_questions_are_asked_and_stored(app, demo, client):
-    from modules.tickets.models import TicketCategory, TicketQuestion
+    from crm_portal.modules.tickets.models import TicketCategory, TicketQuestion
 
     with app.app_context(), db.connection_context():
         workflow.install_defaults()
@@ -657,8 +657,8 @@ def test_autoclose_is_a_periodic_job_of_the_worker(app):
 
 def test_demo_resolved_tickets_wait_for_the_customer(app, demo):
     """The demo keeps resolved tickets for the close-with-rating journey: auto-close leaves them."""
-    from modules.tickets import workflow as wf
-    from modules.tickets.models import Ticket
+    from crm_portal.modules.tickets import workflow as wf
+    from crm_portal.modules.tickets.models import Ticket
 
     with app.test_request_context(), db.connection_context():
         resolved = Ticket.select().where(Ticket.status == wf.RESOLVED).count()
@@ -668,7 +668,7 @@ def test_demo_resolved_tickets_wait_for_the_customer(app, demo):
 
 
 def test_my_data_change_request_opens_a_ticket(app, demo, client):
-    from modules.tickets.models import Ticket
+    from crm_portal.modules.tickets.models import Ticket
 
     login(client, "bruno@acme.example")
     response = client.post("/me/request", data={"req-field": "role", "req-message": "Ora sono il <b>CFO</b>"})

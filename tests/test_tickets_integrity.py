@@ -18,9 +18,9 @@ from test_tickets import PNG, contact, form_data, new_ticket, reset_tickets, sta
 
 from crm_portal.db import db
 from crm_portal.models import ProfileModule
-from modules.tickets import notifications, views, workflow
-from modules.tickets.admin import TicketQueueView
-from modules.tickets.models import Ticket, TicketAttachment, TicketComment, TicketHistory
+from crm_portal.modules.tickets import notifications, views, workflow
+from crm_portal.modules.tickets.admin import TicketQueueView
+from crm_portal.modules.tickets.models import Ticket, TicketAttachment, TicketComment, TicketHistory
 
 HUGE = "99999999999999999999999"
 CHANGED_IT = "modificata nel frattempo"  # bruno reads Italian

@@ -1,6 +1,6 @@
 """Signals of the tickets module (extension points for other modules and integrations).
 
-Connect with ``from modules.tickets import signals; signals.ticket_created.connect(receiver)``.
+Connect with ``from crm_portal.modules.tickets import signals; signals.ticket_created.connect(receiver)``.
 Every signal is sent inside the transaction that made the change: queue email or webhooks there
 (through the outbox), keep slow work for a background job.
 """
@@ -20,7 +20,7 @@ def _signal(name: str, doc: str):
 ticket_created = _signal("ticket-created", """A customer opened a ticket.
 
 Sender: the module name, "tickets". Keyword arguments: ``ticket`` (the saved Ticket, with its number),
-``actor`` (modules.tickets.workflow.Actor), ``attachments`` (list of TicketAttachment).""")
+``actor`` (crm_portal.modules.tickets.workflow.Actor), ``attachments`` (list of TicketAttachment).""")
 
 comment_added = _signal("comment-added", """A comment was added to a ticket.
 

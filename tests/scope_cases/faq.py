@@ -13,7 +13,7 @@ EXPECTED = {
 
 def _vote_recorded(response, record_id):
     from crm_portal.models import Contact
-    from modules.faq.models import Feedback
+    from crm_portal.modules.faq.models import Feedback
 
     bruno = Contact.get(Contact.email == "bruno@acme.example")
     vote = Feedback.get((Feedback.article == record_id) & (Feedback.contact == bruno))
@@ -24,8 +24,8 @@ ROUTES = [Route("POST", "/faq/{id}/feedback", 302, {"helpful": "1"}, check=_vote
 
 
 def records(demo):
-    from modules.faq import Article
-    from modules.faq.models import ArticleCompany
+    from crm_portal.modules.faq import Article
+    from crm_portal.modules.faq.models import ArticleCompany
 
     own = Article.get(Article.title == "Accesso remoto al gestionale Acme")
     colleague = Article.create(title="Stampanti della sede Acme", body="Solo per Acme.", public=False,
@@ -36,7 +36,7 @@ def records(demo):
 
 
 def marker(record_id, demo):
-    from modules.faq import Article
+    from crm_portal.modules.faq import Article
 
     return Article.get_by_id(record_id).title
 
@@ -45,6 +45,6 @@ def content(record_id, demo):
     """The body's opening words, before any markdown markup (the heading shows the title)."""
     import re
 
-    from modules.faq import Article
+    from crm_portal.modules.faq import Article
 
     return re.split(r"[*_`\[]", Article.get_by_id(record_id).body)[0].strip()

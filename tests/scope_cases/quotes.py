@@ -5,7 +5,7 @@ MODULE = "quotes"
 
 def _sent(record_id):
     """Back to "sent" (the demo state of the three quotes), so that accept and reject both apply."""
-    from modules.quotes import Quote
+    from crm_portal.modules.quotes import Quote
 
     Quote.update(status="sent", decided_by=None, decided_at=None, decision_comment=None).where(
         Quote.id == record_id).execute()
@@ -13,14 +13,14 @@ def _sent(record_id):
 
 def _decided(status):
     def check(response, record_id):
-        from modules.quotes import Quote
+        from crm_portal.modules.quotes import Quote
 
         assert Quote.get_by_id(record_id).status == status
     return check
 
 
 def _shows_number(response, record_id):
-    from modules.quotes import Quote
+    from crm_portal.modules.quotes import Quote
 
     assert Quote.get_by_id(record_id).number in response.text
 
@@ -40,13 +40,13 @@ ROUTES = [
 
 
 def records(demo):
-    from modules.quotes import Quote
+    from crm_portal.modules.quotes import Quote
 
     by_number = {q.number: q.id for q in Quote.select()}
     return {"own": by_number["P-2025-001"], "colleague": by_number["P-2025-002"], "other": by_number["P-2025-010"]}
 
 
 def marker(record_id, demo):
-    from modules.quotes import Quote
+    from crm_portal.modules.quotes import Quote
 
     return Quote.get_by_id(record_id).number

@@ -8,7 +8,7 @@ EXPECTED = {
 
 
 def records(demo):
-    from modules.services import Service
+    from crm_portal.modules.services import Service
 
     by_name = {s.name: s.id for s in Service.select()}
     return {"own": by_name["Assistenza sistemistica"], "colleague": by_name["Assistenza gestionale"],
@@ -16,6 +16,6 @@ def records(demo):
 
 
 def marker(record_id, demo):
-    from modules.services import Service
+    from crm_portal.modules.services import Service
 
     return Service.get_by_id(record_id).name

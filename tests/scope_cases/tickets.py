@@ -14,15 +14,15 @@ TITLES = {"own": "Come registro una nota di credito?",
 
 
 def _ticket(record_id):
-    from modules.tickets.models import Ticket
+    from crm_portal.modules.tickets.models import Ticket
 
     return Ticket.get_by_id(record_id)
 
 
 def _resolved(record_id):
     """As support leaves it after solving it: the state in which the customer may close or reopen."""
-    from modules.tickets import workflow
-    from modules.tickets.models import Ticket
+    from crm_portal.modules.tickets import workflow
+    from crm_portal.modules.tickets.models import Ticket
 
     Ticket.update(status=workflow.RESOLVED, resolved_at=workflow.clock(), closed_at=None).where(
         Ticket.id == record_id).execute()
@@ -30,7 +30,7 @@ def _resolved(record_id):
 
 def _commented(body, kind):
     def check(response, record_id):
-        from modules.tickets.models import TicketComment
+        from crm_portal.modules.tickets.models import TicketComment
 
         assert TicketComment.select().where((TicketComment.ticket == record_id) & (TicketComment.body == body)
                                             & (TicketComment.kind == kind)).count() == 1
@@ -38,7 +38,7 @@ def _commented(body, kind):
 
 
 def _attached(response, record_id):
-    from modules.tickets.models import TicketAttachment
+    from crm_portal.modules.tickets.models import TicketAttachment
 
     assert TicketAttachment.select().where((TicketAttachment.ticket == record_id)
                                            & (TicketAttachment.original_name == "scope-matrix.txt")).count() == 1
@@ -46,7 +46,7 @@ def _attached(response, record_id):
 
 def _log_id(record_id):
     """The attachment records() gave the ticket."""
-    from modules.tickets.models import TicketAttachment
+    from crm_portal.modules.tickets.models import TicketAttachment
 
     return TicketAttachment.get((TicketAttachment.ticket == record_id)
                                 & (TicketAttachment.original_name == "log.txt")).id
@@ -83,7 +83,7 @@ def records(demo):
     from werkzeug.datastructures import FileStorage
 
     from crm_portal.api import save_upload
-    from modules.tickets.models import Ticket, TicketAttachment
+    from crm_portal.modules.tickets.models import Ticket, TicketAttachment
 
     out = {}
     for which, title in TITLES.items():

@@ -20,7 +20,7 @@ def theme_dirs(app: Flask) -> list[Path]:
 
 def available_themes(app: Flask) -> dict[str, dict]:
     themes = {}
-    for folder in sorted(Path(app.config["THEMES_FOLDER"]).iterdir()):
+    for folder in sorted(p for p in Path(app.config["THEMES_FOLDER"]).iterdir() if p.is_dir()):
         meta = folder / "theme.toml"
         if meta.exists():
             themes[folder.name] = tomllib.loads(meta.read_text())

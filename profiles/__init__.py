@@ -1,0 +1,1 @@
+"""Default portal profiles shipped with CRM Portal (data files, read through importlib.resources)."""

@@ -1,0 +1,1 @@
+"""The themes shipped with CRM Portal (data files, read through importlib.resources)."""
