@@ -7,17 +7,20 @@ from :mod:`crm_portal.signals`); built-in modules use nothing else. See ``docs/p
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import peewee as pw
+from flask import Blueprint, current_app, request
 from flask_babel import lazy_gettext as _l
 
 from .db import BaseModel, db, utcnow
 from .models import AuditEntry, Company, Contact
 
 if TYPE_CHECKING:  # pragma: no cover
-    from flask import Blueprint, Flask
+    from flask import Flask
     from flask_admin.base import BaseView
     from playhouse.migrate import SchemaMigrator
 
@@ -28,6 +31,7 @@ __all__ = [
     "queue_email", "external_url", "PortalUser", "UploadRejected", "StoredFile", "save_upload",
     "send_stored", "delete_stored", "remove_after_commit", "delete_with_files", "WriteRefused",
     "WorkingHours", "add_working_hours", "StaffUser", "staff_members", "current_staff",
+    "ModuleBlueprint", "current_module",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -182,6 +186,41 @@ class DemoContext:
     rng: Any
 
 
+class ModuleBlueprint(Blueprint):
+    """The blueprint of a module's own views, declared once at the top of its ``views.py``::
+
+        bp = ModuleBlueprint("quotes", __name__)
+
+        @bp.post("/<int:record_id>/accept")
+        def accept(record_id: int): ...
+
+    and named by the module (``blueprint = bp``). It is mounted at ``/<name>/`` with the module's
+    ``templates/`` and ``static/`` folders; the host adds the generic views (``<name>.list``,
+    ``.detail``, ``.export`` …) and the gate that answers 404 to anyone whose profile does not
+    enable the module, and registers it in every application.
+    """
+
+    def __init__(self, name: str, import_name: str) -> None:
+        package_dir = Path(sys.modules[import_name].__file__ or ".").parent
+        super().__init__(
+            name, import_name, url_prefix=f"/{name}",
+            template_folder=str(package_dir / "templates") if (package_dir / "templates").is_dir() else None,
+            static_folder=str(package_dir / "static") if (package_dir / "static").is_dir() else None,
+            static_url_path="/static",
+        )
+        self.generic_views_added = False
+
+
+def current_module() -> "Module":
+    """The module whose blueprint handles the current request (404 outside a module's URLs)."""
+    from flask import abort
+
+    module = current_app.extensions["crm_portal"].modules.get(request.blueprint or "")
+    if module is None:
+        abort(404)
+    return module
+
+
 class Module:
     """Base class of every portal module (extension point).
 
@@ -223,6 +262,10 @@ class Module:
     actions: ClassVar[Sequence[str]] = ("view",)
     migrations: ClassVar[Sequence[Migration]] = ()
 
+    #: The module's own views (a :class:`ModuleBlueprint` declared in its ``views.py``); ``None``
+    #: for a module served by the generic views alone.
+    blueprint: ClassVar[ModuleBlueprint | None] = None
+
     #: Templates overriding the generic ones, e.g. ``"tickets/detail.html"``.
     list_template: ClassVar[str] = "portal/list.html"
     detail_template: ClassVar[str] = "portal/detail.html"
@@ -262,8 +305,19 @@ class Module:
         return [AdminModelView(model, name=model.__name__, category=category,
                                endpoint=f"{self.name}_{model.__name__.lower()}") for model in self.models]
 
-    def register_views(self, blueprint: "Blueprint") -> None:
-        """Add extra routes to the module's blueprint (mounted at ``/<name>/``)."""
+    def register_views(self, blueprint: Blueprint) -> None:
+        """Add extra routes to the module's blueprint (mounted at ``/<name>/``). Prefer declaring
+        them as functions of a :class:`ModuleBlueprint` in ``views.py`` (``blueprint = bp``)."""
+
+    def list_context(self, page: Any, user: "PortalUser") -> Mapping[str, Any]:
+        """Extra template variables for the module's list page (counts for tabs, choices of its
+        own filters …), computed by the view: templates never query."""
+        return {}
+
+    def detail_context(self, record: Any, user: "PortalUser") -> Mapping[str, Any]:
+        """Extra template variables for a record's detail page (its conversation, attachments,
+        links to other modules' records …), computed by the view: templates never query."""
+        return {}
 
     def init_app(self, app: "Flask") -> None:
         """Called once per application after the module's blueprint is registered."""

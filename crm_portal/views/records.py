@@ -1,7 +1,9 @@
 """Generic portal views built from a module's declaration: list, CSV export, detail, create, edit.
 
-Each enabled module gets a blueprint named after it, mounted at ``/<name>/``; the module adds its
-own routes to it through ``Module.register_views``. Every record read goes through the scoping gate.
+Each enabled module gets a blueprint named after it, mounted at ``/<name>/``: the module's own
+:class:`~crm_portal.api.ModuleBlueprint` (its ``views.py``) or, for a module with no views of its
+own, one made here. The generic views find their module at request time (:func:`current_module`),
+so one blueprint serves every application. Every record read goes through the scoping gate.
 """
 from __future__ import annotations
 
@@ -18,57 +20,56 @@ from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
 from .. import signals
-from ..api import Module
+from ..api import Module, current_module
 from ..audit import audit
 from ..db import db
 from ..listing import ListQuery, ListRequest, cell_value, csv_safe
 from ..scoping import get_or_404, require, visible
 
-def _list_view(module: Module):
-    def list_view():
-        grant = require(module, "view")
-        req = ListRequest.parse(module, request.args)
-        listing = ListQuery(module, visible(module))
-        page = listing.page(req)
-        return render_template(module.list_template, module=module, page=page, req=req, grant=grant,
-                               columns=module.columns, cell_value=cell_value,
-                               searchable=[c for c in module.columns if c.search],
-                               filterable=[c for c in module.columns if c.filter])
-    return list_view
+def list_view():
+    module = current_module()
+    grant = require(module, "view")
+    req = ListRequest.parse(module, request.args)
+    listing = ListQuery(module, visible(module))
+    page = listing.page(req)
+    return render_template(module.list_template, module=module, page=page, req=req, grant=grant,
+                           columns=module.columns, cell_value=cell_value,
+                           searchable=[c for c in module.columns if c.search],
+                           filterable=[c for c in module.columns if c.filter],
+                           **module.list_context(page, current_user))
 
 
-def _export_view(module: Module):
-    def export_view():
-        require(module, "export")
-        req = ListRequest.parse(module, request.args)
-        query = ListQuery(module, visible(module, action="export"))
-        header = [str(col.title) for col in module.columns]
-        columns = list(module.columns)
+def export_view():
+    module = current_module()
+    require(module, "export")
+    req = ListRequest.parse(module, request.args)
+    query = ListQuery(module, visible(module, action="export"))
+    header = [str(col.title) for col in module.columns]
+    columns = list(module.columns)
 
-        def generate():
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(header)
-            for row in query.all(req):
-                writer.writerow([csv_safe(cell_value(col, row)) for col in columns])
-                if buffer.tell() > 32768:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        for row in query.all(req):
+            writer.writerow([csv_safe(cell_value(col, row)) for col in columns])
+            if buffer.tell() > 32768:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
 
-        response = Response(stream_with_context(generate()), mimetype="text/csv")
-        response.headers["Content-Disposition"] = f'attachment; filename="{module.name}.csv"'
-        return response
-    return export_view
+    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{module.name}.csv"'
+    return response
 
 
-def _detail_view(module: Module):
-    def detail_view(record_id: int):
-        grant = require(module, "view")
-        record = get_or_404(module, record_id)
-        return render_template(module.detail_template, module=module, record=record, grant=grant)
-    return detail_view
+def detail_view(record_id: int):
+    module = current_module()
+    grant = require(module, "view")
+    record = get_or_404(module, record_id)
+    return render_template(module.detail_template, module=module, record=record, grant=grant,
+                           **module.detail_context(record, current_user))
 
 
 def _changes(form: Any, record: Any) -> dict[str, tuple[Any, Any]]:
@@ -82,46 +83,74 @@ def _changes(form: Any, record: Any) -> dict[str, tuple[Any, Any]]:
     return changes
 
 
-def _create_view(module: Module):
-    def create_view():
-        grant = require(module, "create")
-        form = module.create_form()
-        if form.validate_on_submit():
-            record = module.record()
-            form.populate_obj(record)
-            module.prepare_new(record, current_user)
-            with db.atomic():
-                record.save()
-                signals.record_created.send(module.name, module=module, record=record, user=current_user)
-                audit("created", record)
-            flash(_("Saved."), "success")
-            return redirect(url_for(f"{module.name}.detail", record_id=record.get_id()))
-        return render_template(module.form_template, module=module, form=form, record=None, grant=grant)
-    return create_view
+def create_view():
+    module = current_module()
+    grant = require(module, "create")
+    form = module.create_form()
+    if form.validate_on_submit():
+        record = module.record()
+        form.populate_obj(record)
+        module.prepare_new(record, current_user)
+        with db.atomic():
+            record.save()
+            signals.record_created.send(module.name, module=module, record=record, user=current_user)
+            audit("created", record)
+        flash(_("Saved."), "success")
+        return redirect(url_for(f"{module.name}.detail", record_id=record.get_id()))
+    return render_template(module.form_template, module=module, form=form, record=None, grant=grant)
 
 
-def _edit_view(module: Module):
-    def edit_view(record_id: int):
-        grant = require(module, "view")
-        record = get_or_404(module, record_id, action="edit")
-        form = module.edit_form(obj=record)
-        if form.validate_on_submit():
-            changes = _changes(form, record)
-            form.populate_obj(record)
-            with db.atomic():
-                record.save()
-                signals.record_updated.send(module.name, module=module, record=record, user=current_user,
-                                            changes=changes)
-                audit("updated", record, details={k: [str(a), str(b)] for k, (a, b) in changes.items()})
-            flash(_("Saved."), "success")
-            return redirect(url_for(f"{module.name}.detail", record_id=record.get_id()))
-        return render_template(module.form_template, module=module, form=form, record=record, grant=grant)
-    return edit_view
+def edit_view(record_id: int):
+    module = current_module()
+    grant = require(module, "view")
+    record = get_or_404(module, record_id, action="edit")
+    form = module.edit_form(obj=record)
+    if form.validate_on_submit():
+        changes = _changes(form, record)
+        form.populate_obj(record)
+        with db.atomic():
+            record.save()
+            signals.record_updated.send(module.name, module=module, record=record, user=current_user,
+                                        changes=changes)
+            audit("updated", record, details={k: [str(a), str(b)] for k, (a, b) in changes.items()})
+        flash(_("Saved."), "success")
+        return redirect(url_for(f"{module.name}.detail", record_id=record.get_id()))
+    return render_template(module.form_template, module=module, form=form, record=record, grant=grant)
+
+
+def _gate():
+    # The whole module is invisible (404) to anyone whose profile does not enable it.
+    if request.endpoint and request.endpoint.endswith(".static"):
+        return None
+    require(current_module(), "view")
+    return None
+
+
+def _add_generic_views(bp: Blueprint, module: Module) -> None:
+    """The gate and the generic views the module's declaration asks for (once per blueprint)."""
+    bp.before_request(login_required(_gate))
+    if module.record is not None:
+        bp.add_url_rule("/", "list", list_view)
+        bp.add_url_rule("/export.csv", "export", export_view)
+        bp.add_url_rule("/<int:record_id>", "detail", detail_view)
+        if module.create_form is not None:
+            bp.add_url_rule("/new", "create", create_view, methods=["GET", "POST"])
+        if module.edit_form is not None:
+            bp.add_url_rule("/<int:record_id>/edit", "edit", edit_view, methods=["GET", "POST"])
 
 
 def module_blueprint(module: Module) -> Blueprint:
-    """The blueprint of one module: generic views (where the module declares what they need),
-    the module's own routes and its ``templates/`` and ``static/`` folders."""
+    """The blueprint of one module: its own :class:`ModuleBlueprint` (the same object in every
+    application, completed once) or a new one, with the generic views and the gate."""
+    declared = type(module).blueprint
+    if declared is not None:
+        if declared.name != module.name:
+            raise ValueError(f"blueprint {declared.name!r} must be named like the module ({module.name!r})")
+        if not declared.generic_views_added:
+            _add_generic_views(declared, module)
+            module.register_views(declared)
+            declared.generic_views_added = True
+        return declared
     package_dir = Path(inspect.getfile(type(module))).parent
     bp = Blueprint(
         module.name, type(module).__module__, url_prefix=f"/{module.name}",
@@ -129,24 +158,7 @@ def module_blueprint(module: Module) -> Blueprint:
         static_folder=str(package_dir / "static") if (package_dir / "static").is_dir() else None,
         static_url_path="/static",
     )
-
-    @bp.before_request
-    @login_required
-    def _gate():
-        # The whole module is invisible (404) to anyone whose profile does not enable it.
-        if request.endpoint == f"{module.name}.static":
-            return None
-        require(module, "view")
-        return None
-
-    if module.record is not None:
-        bp.add_url_rule("/", "list", _list_view(module))
-        bp.add_url_rule("/export.csv", "export", _export_view(module))
-        bp.add_url_rule("/<int:record_id>", "detail", _detail_view(module))
-        if module.create_form is not None:
-            bp.add_url_rule("/new", "create", _create_view(module), methods=["GET", "POST"])
-        if module.edit_form is not None:
-            bp.add_url_rule("/<int:record_id>/edit", "edit", _edit_view(module), methods=["GET", "POST"])
+    _add_generic_views(bp, module)
     module.register_views(bp)
     return bp
 
