@@ -16,8 +16,9 @@ import peewee as pw
 from flask import Blueprint, current_app, request
 from flask_babel import lazy_gettext as _l
 
-from .db import BaseModel, db, utcnow
-from .models import AuditEntry, Company, Contact
+from .db import BaseModel, db, is_postgres, utcnow
+from .i18n import human_size
+from .models import SCOPES, AuditEntry, Company, Contact, Localized
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -31,14 +32,13 @@ __all__ = [
     "queue_email", "external_url", "PortalUser", "UploadRejected", "StoredFile", "save_upload",
     "send_stored", "delete_stored", "remove_after_commit", "delete_with_files", "WriteRefused",
     "WorkingHours", "add_working_hours", "StaffUser", "staff_members", "current_staff",
-    "ModuleBlueprint", "current_module",
+    "ModuleBlueprint", "current_module", "Localized", "human_size", "content_disposition", "is_postgres",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
 #: it loads when the major numbers match and its minor is not newer than the host's.
 API_VERSION = "1.0"
 
-SCOPES = ("own", "company")
 #: Actions every module understands; a module may declare more (``accept``, ``close`` …).
 ACTIONS = ("view", "create", "edit", "export")
 
@@ -371,7 +371,7 @@ from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
-from .uploads import (StoredFile, UploadRejected, delete_stored, delete_with_files, remove_after_commit,  # noqa: E402
-                      save_upload, send_stored)
+from .uploads import (StoredFile, UploadRejected, content_disposition, delete_stored, delete_with_files,  # noqa: E402
+                      remove_after_commit, save_upload, send_stored)
 from .staff import StaffUser, current_staff, staff_members  # noqa: E402
 from .workhours import WorkingHours, add_working_hours  # noqa: E402

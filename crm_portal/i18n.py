@@ -21,6 +21,20 @@ def select_locale() -> str:
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+def human_size(size: int | float | None) -> str:
+    """A file size for people, in the current language: "1,5 MB" in Italian, "1.5 MB" in English."""
+    from babel.numbers import format_decimal
+    from flask_babel import get_locale
+
+    value = float(size or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    pattern = "#,##0" if unit == "B" else "#,##0.#"
+    return f"{format_decimal(value, format=pattern, locale=get_locale() or 'en')} {unit}"
+
+
 def add_translation_directory(app: Flask, folder: Path) -> None:
     """Merge a module's own catalogue (``<package>/translations``) into the host's."""
     if folder.is_dir():
@@ -36,3 +50,4 @@ def init_app(app: Flask) -> None:
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["human_size"] = human_size

@@ -17,13 +17,17 @@ def new_token() -> str:
 
 
 class Localized:
-    """Mixin for rows that carry ``label_en`` / ``label_it`` and show the one of the current locale."""
+    """Mixin for rows that carry ``label_en`` / ``label_it``: ``label`` in the current language,
+    ``label_for(language)`` in any (English, then the row's name or key, when a label is empty)."""
+
+    def label_for(self, language: str | None) -> str:
+        value = getattr(self, f"label_{language}", None) if language else None
+        return (value or getattr(self, "label_en", None) or getattr(self, "name", None)
+                or getattr(self, "key", None) or "")
 
     @property
     def label(self) -> str:
-        locale = str(get_locale() or "en")
-        value = getattr(self, f"label_{locale}", None) or getattr(self, "label_en", None)
-        return value or getattr(self, "name", None) or getattr(self, "key", "")
+        return self.label_for(str(get_locale() or "en"))
 
 
 class Company(BaseModel):

@@ -44,14 +44,14 @@ from urllib.parse import quote
 
 import filetype
 import peewee as pw
-from flask import Response, abort, current_app
+from flask import Response, abort, current_app, send_file
 from flask_babel import gettext as _
 
 from .db import db
 
 __all__ = ["UploadRejected", "StoredFile", "save_upload", "send_stored", "delete_stored", "stored_path",
            "upload_folder", "clean_filename", "detect_kind", "MIMETYPES", "files_deleted_with",
-           "remove_after_commit", "delete_with_files"]
+           "remove_after_commit", "delete_with_files", "content_disposition"]
 
 CHUNK = 64 * 1024
 AREA_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -342,16 +342,8 @@ def send_stored(stored_name: str, area: str, download_name: str, mimetype: str |
         safe = f"{base}; charset=utf-8"
     else:
         safe = base
-    size = path.stat().st_size
-
-    def stream():
-        # Opened lazily and closed by the generator, even when the client goes away mid-download.
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
-
-    response = Response(stream(), content_type=safe, direct_passthrough=True)
-    response.headers["Content-Length"] = str(size)
+    # send_file answers conditional and range requests (a resumed download) from the file itself.
+    response = send_file(path, mimetype=safe.split(";")[0], conditional=True, etag=True, max_age=0)
     response.headers["Content-Disposition"] = content_disposition(download_name)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"

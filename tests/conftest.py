@@ -55,6 +55,9 @@ class CsrfClient(FlaskClient):
     """
 
     def open(self, *args: Any, csrf: bool = True, **kwargs: Any):  # type: ignore[override]
+        # Read the whole answer and close it, as a server does: downloads served from files
+        # (flask.send_file) release their file at once instead of when the response is collected.
+        kwargs.setdefault("buffered", True)
         method = (kwargs.get("method") or "GET").upper()
         if csrf and method not in ("GET", "HEAD", "OPTIONS", "TRACE") and self.application.config.get(
                 "WTF_CSRF_ENABLED", True):

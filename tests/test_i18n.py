@@ -101,3 +101,13 @@ def test_catalogues_agree_on_shared_messages():
                     seen.setdefault(key, {}).setdefault(value, str(path.relative_to(ROOT)))
     clashes = {k: v for k, v in seen.items() if len(v) > 1}
     assert not clashes, f"translated differently in different catalogues: {clashes}"
+
+
+def test_file_sizes_follow_the_language(app):
+    from crm_portal.api import human_size
+
+    with app.test_request_context(headers={"Accept-Language": "it"}):
+        assert [human_size(n) for n in (0, 512, 1536, 1572864, 5 * 1024**3)] == \
+            ["0 B", "512 B", "1,5 KB", "1,5 MB", "5 GB"]
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert human_size(1572864) == "1.5 MB" and human_size(2048) == "2 KB"

@@ -165,6 +165,7 @@ def test_send_stored_headers(ctx):
     stored = save_upload(_file("Prova è\n".encode(), "résumé finale.txt"), "tests")
     response = send_stored(stored.stored_name, "tests", "résumé \"finale\".txt", stored.mimetype)
     body = b"".join(response.response)
+    response.close()
     assert body == "Prova è\n".encode()
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -173,6 +174,20 @@ def test_send_stored_headers(ctx):
     assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20finale.txt" in disposition
     assert 'filename="resume finale.txt"' in disposition
     assert response.headers["Content-Length"] == str(len(body))
+
+
+def test_downloads_answer_range_and_conditional_requests(app, ctx):
+    stored = save_upload(_file(b"0123456789" * 100, "numbers.txt"), "tests")
+    with app.test_request_context(headers={"Range": "bytes=10-19"}):
+        response = send_stored(stored.stored_name, "tests", "numbers.txt", stored.mimetype)
+        assert response.status_code == 206 and b"".join(response.response) == b"0123456789"
+        assert response.headers["Content-Range"] == "bytes 10-19/1000"
+        response.close()
+        etag = response.headers["ETag"]
+    with app.test_request_context(headers={"If-None-Match": etag}):
+        response = send_stored(stored.stored_name, "tests", "numbers.txt", stored.mimetype)
+        assert response.status_code == 304
+        response.close()
 
 
 def test_send_stored_never_serves_active_content(ctx):

@@ -25,6 +25,7 @@ from ..audit import audit
 from ..db import db
 from ..listing import ListQuery, ListRequest, cell_value, csv_safe
 from ..scoping import get_or_404, require, visible
+from ..uploads import content_disposition
 
 def list_view():
     module = current_module()
@@ -60,7 +61,7 @@ def export_view():
         yield buffer.getvalue()
 
     response = Response(stream_with_context(generate()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{module.name}.csv"'
+    response.headers["Content-Disposition"] = content_disposition(f"{module.name}.csv")
     return response
 
 
