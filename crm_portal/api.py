@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 
 from .db import BaseModel, db, is_postgres, utcnow
 from .i18n import human_size
-from .models import SCOPES, AuditEntry, Company, Contact, Localized
+from .models import ACTIONS, SCOPES, AuditEntry, Company, Contact, Localized
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -39,8 +39,6 @@ __all__ = [
 #: it loads when the major numbers match and its minor is not newer than the host's.
 API_VERSION = "1.0"
 
-#: Actions every module understands; a module may declare more (``accept``, ``close`` …).
-ACTIONS = ("view", "create", "edit", "export")
 
 Formatter = Callable[[Any, Any], Any]
 

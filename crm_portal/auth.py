@@ -107,10 +107,6 @@ class StaffPrincipal(UserMixin):
         return bool(self.staff.active)
 
     @property
-    def is_admin(self) -> bool:
-        return self.staff.role == "admin"
-
-    @property
     def display_name(self) -> str:
         return self.staff.name
 

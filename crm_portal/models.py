@@ -9,6 +9,8 @@ from flask_babel import get_locale
 from .db import BaseModel, utcnow
 
 SCOPES = ("own", "company")
+#: Actions every module understands; a module may declare more (``accept``, ``close`` …).
+ACTIONS = ("view", "create", "edit", "export")
 LANGUAGES = ("it", "en")
 
 

@@ -242,9 +242,6 @@ class Registry:
     def get(self, name: str) -> Module | None:
         return self.modules.get(name)
 
-    def all_models(self) -> list[type[pw.Model]]:
-        return [model for module in self.modules.values() for model in module.models]
-
 
 def init_app(app: Any) -> Registry:
     """Discover the modules for ``app`` and keep them in ``app.extensions['crm_portal']``."""

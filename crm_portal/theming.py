@@ -18,15 +18,6 @@ def theme_dirs(app: Flask) -> list[Path]:
     return [root / name for name in names]
 
 
-def available_themes(app: Flask) -> dict[str, dict]:
-    themes = {}
-    for folder in sorted(p for p in Path(app.config["THEMES_FOLDER"]).iterdir() if p.is_dir()):
-        meta = folder / "theme.toml"
-        if meta.exists():
-            themes[folder.name] = tomllib.loads(meta.read_text())
-    return themes
-
-
 def init_app(app: Flask) -> None:
     dirs = theme_dirs(app)
     if not dirs[0].is_dir():

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import current_app
 from wtforms import SelectField, SelectMultipleField
 
-from ..api import ACTIONS
+from ..models import ACTIONS
 
 
 def module_choices() -> list[tuple[str, str]]:
