@@ -270,7 +270,7 @@ class Module:
     form_template: ClassVar[str] = "portal/form.html"
 
     # --- scoping ---------------------------------------------------------------------------
-    def scope_query(self, query: pw.ModelSelect, user: "PortalUser", scope: str) -> pw.ModelSelect:
+    def scope_query(self, query: pw.ModelSelect[Any], user: "PortalUser", scope: str) -> pw.ModelSelect[Any]:
         """Restrict ``query`` (over ``record``) to what ``user`` may see under ``scope``.
 
         The default follows ``contact_field`` / ``company_field``: *own* means the user's records (or,
@@ -284,8 +284,9 @@ class Module:
         if scope == "company" and company_id is not None:
             if self.company_field is not None:
                 return query.where(self.company_field == company_id)
-            colleagues = Contact.select(Contact.id).where(Contact.company == company_id)
-            return query.where(self.contact_field.in_(colleagues))
+            if self.contact_field is not None:
+                colleagues = Contact.select(Contact.id).where(Contact.company == company_id)
+                return query.where(self.contact_field.in_(colleagues))
         if self.contact_field is not None:
             return query.where(self.contact_field == contact_id)
         if self.company_field is not None and company_id is not None:
@@ -352,12 +353,12 @@ class Module:
     def demo_data(self, ctx: DemoContext) -> None:
         """Create realistic demo records for ``crm-portal demo``."""
 
-    def filter_list(self, query: pw.ModelSelect, params: Mapping[str, str], user: "PortalUser") -> pw.ModelSelect:
+    def filter_list(self, query: pw.ModelSelect[Any], params: Mapping[str, str], user: "PortalUser") -> pw.ModelSelect[Any]:
         """Apply the module's own list filters: ``params`` holds the request's values of
         ``list_params``. Called on the already scoped query, for the list page and its CSV export."""
         return query
 
-    def base_query(self) -> pw.ModelSelect:
+    def base_query(self) -> pw.ModelSelect[Any]:
         """The unscoped query over ``record``; the gate narrows it."""
         assert self.record is not None
         return self.record.select()

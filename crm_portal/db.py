@@ -43,9 +43,18 @@ def is_lock_contention(exc: BaseException) -> bool:
     return isinstance(exc, peewee.OperationalError) and any(m in str(exc).lower() for m in LOCK_ERRORS)
 
 
+def system_utcnow() -> dt.datetime:
+    """The system clock as naive UTC."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+#: Where :func:`utcnow` reads the time: crm_portal.testing's frozen clock replaces it.
+clock: Callable[[], dt.datetime] = system_utcnow
+
+
 def utcnow() -> dt.datetime:
     """Naive UTC "now"; every timestamp in the database is UTC."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return clock()
 
 
 class PortalSqliteDatabase(peewee.SqliteDatabase):
@@ -85,6 +94,9 @@ class BaseModel(peewee.Model):
     ``save()`` writes only the columns that changed: a save on an older copy of a row never
     overwrites what another request changed meanwhile in other columns.
     """
+
+    #: The implicit auto-increment primary key (declared for type checkers only).
+    id: peewee.AutoField
 
     class Meta:
         database = db
