@@ -316,3 +316,32 @@ def test_valid_until_badges(app, demo, client):
     login(client, "anna@acme.example")
     page = client.get("/quotes/?per_page=100")
     assert page.text.count("badge text-bg-secondary") >= 2  # P-2025-003 and P-2025-004 are past their date
+
+
+def test_pdf_download_header_is_the_shared_one(app, demo, client):
+    login(client, "bruno@acme.example")
+    with app.app_context(), db.connection_context():
+        quote = _quote("P-2025-001")
+    header = client.get(f"/quotes/{quote.id}/pdf").headers["Content-Disposition"]
+    assert header == "attachment; filename=\"quote-P-2025-001.pdf\"; filename*=UTF-8''quote-P-2025-001.pdf"
+
+
+def test_detail_and_print_pages_query_a_fixed_number_of_times(app, demo, client, queries):
+    """The pages get their lines, customer and decider from the view, never from the template."""
+    login(client, "anna@acme.example")
+    with app.app_context(), db.connection_context():
+        quote = _quote("P-2025-003")  # accepted: the decider is shown
+    counts = {}
+    for url in (f"/quotes/{quote.id}", f"/quotes/{quote.id}/print"):
+        with queries:
+            page = client.get(url)
+        assert page.status_code == 200 and "Backup in cloud 1 TB" in page.text
+        counts[url] = queries.count
+    with app.app_context(), db.connection_context():
+        for n in range(10):
+            QuoteLine.create(quote=quote, position=10 + n, description=f"extra {n}", quantity=1,
+                             unit_price=Decimal("1"), discount=0, vat_rate=22)
+    for url, count in counts.items():
+        with queries:
+            page = client.get(url)
+        assert "extra 9" in page.text and queries.count == count

@@ -34,6 +34,8 @@ STATUS_LABELS = {
 }
 #: What customers may see: drafts never reach them.
 CUSTOMER_STATUSES = ("sent", "accepted", "rejected", "expired")
+#: States after the customer's decision: the admin no longer edits such a quote.
+DECIDED_STATUSES = ("accepted", "rejected")
 
 
 def money(value: Decimal) -> Decimal:
@@ -80,17 +82,17 @@ class Quote(BaseModel):
         return self.status == "expired" or (self.status == "sent" and self.valid_until < today)
 
     def effective_status(self, today: dt.date | None = None) -> str:
+        """The status customers see: ``expired`` once past ``valid_until``."""
         return "expired" if self.is_expired(today) else self.status
-
-    def can_decide(self, today: dt.date | None = None) -> bool:
-        return self.status == "sent" and not self.is_expired(today)
 
     # --- totals ---------------------------------------------------------------------------
     def ordered_lines(self) -> list["QuoteLine"]:
+        """The lines in their printed order (one query)."""
         return list(self.lines.order_by(QuoteLine.position, QuoteLine.id))
 
-    def compute_totals(self, lines=None) -> tuple[Decimal, Decimal, Decimal]:
-        lines = self.ordered_lines() if lines is None else lines
+    def compute_totals(self) -> tuple[Decimal, Decimal, Decimal]:
+        """Net, VAT and gross totals of the stored lines (the rule in this file's docstring)."""
+        lines = self.ordered_lines()
         net = sum((line.net_amount for line in lines), ZERO)
         vat = sum((line.vat_amount for line in lines), ZERO)
         return money(net), money(vat), money(net + vat)
@@ -127,7 +129,3 @@ class QuoteLine(BaseModel):
     @property
     def vat_amount(self) -> Decimal:
         return money(self.net_amount * _d(self.vat_rate) / HUNDRED)
-
-    @property
-    def gross_amount(self) -> Decimal:
-        return self.net_amount + self.vat_amount
