@@ -1,10 +1,9 @@
 """Companies: my company's data as the CRM holds it."""
 from __future__ import annotations
 
-from flask import redirect, url_for
-from flask_login import current_user
+from crm_portal.api import Button, Column, Company, Field, Module, Section, _l
 
-from crm_portal.api import Button, Column, Company, Field, Module, Section, _l, get_or_404
+from .views import bp
 
 
 class CompaniesModule(Module):
@@ -17,6 +16,7 @@ class CompaniesModule(Module):
     company_field = Company.id
     default_sort = "name"
     actions = ("view",)
+    blueprint = bp
     columns = [
         Column(Company.name, _l("Company name"), search=True, sort=True, link=True),
         Column(Company.vat_number, _l("VAT number"), search=True),
@@ -44,12 +44,6 @@ class CompaniesModule(Module):
             Field("notes", _l("Notes"), wide=True),
         ]),
     ]
-
-    def register_views(self, blueprint):
-        @blueprint.route("/mine")
-        def mine():
-            company = get_or_404(self, current_user.company_id or 0)
-            return redirect(url_for("companies.detail", record_id=company.id))
 
     def buttons(self):
         return [Button("companies.mine", _l("My company"), endpoint="companies.mine", icon="building",
