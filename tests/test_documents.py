@@ -60,10 +60,21 @@ def test_download_counts_and_serves_the_file(app, demo, client):
 def test_folder_filter(app, demo, client):
     login(client, "anna@acme.example")
     with app.app_context(), db.connection_context():
-        manuals = Folder.get(Folder.name_en == "Manuals")
+        manuals = Folder.get(Folder.label_en == "Manuals")
     text = _titles(client, f"/documents/?f_folder={manuals.id}")
     assert "Manuale utente del gestionale" in text and "Rapporto intervento server" not in text
     assert ">Manuali</option>" in text  # anna reads Italian folder names
+
+
+def test_sizes_in_the_users_language(app, demo, client):
+    with app.app_context(), db.connection_context():
+        doc = Document.create(title="Big manual", public=True, stored_name="missing-file-name-size",
+                              original_name="big.pdf", size=1536 * 1024)
+    login(client, "anna@acme.example")  # Italian
+    assert "1,5 MB" in _titles(client) and "1,5 MB" in client.get(f"/documents/{doc.id}").text
+    with app.app_context(), db.connection_context():
+        Contact.update(language="en").where(Contact.email == "anna@acme.example").execute()
+    assert "1.5 MB" in _titles(client) and "1,5 MB" not in _titles(client)
 
 
 def test_upload_by_customer(app, demo, client):
@@ -83,6 +94,7 @@ def test_upload_by_customer(app, demo, client):
         assert doc.original_name == "errore stampante.pdf"
         mail = OutboxMessage.select().order_by(OutboxMessage.id.desc()).first()
         assert mail.template == "documents_uploaded" and mail.to_address == app.config["SUPPORT_EMAIL"]
+        assert "Acme S.p.A." in mail.subject  # the company, looked up before the template renders
         assert "&lt;script&gt;" in mail.body_html
     detail = client.get(response.headers["Location"])
     assert "Log &lt;script&gt;alert(1)&lt;/script&gt;" in detail.text
