@@ -238,7 +238,7 @@ def _post(url: str, data: dict) -> int:
 
 @pytest.mark.parametrize("path,email,module", [
     ("/login", "carla@globex.example", "crm_portal.views.auth"),
-    ("/admin/login", "admin@example.com", "crm_portal.admin.login"),
+    ("/admin/login", "admin@example.com", "crm_portal.views.auth"),
 ])
 def test_parallel_wrong_passwords_get_at_most_the_limit_of_checks(tmp_path, monkeypatch, path, email, module):
     import importlib

@@ -1,17 +1,13 @@
 """Staff login for Flask-Admin, separate from the portal login: a contact never gets past it."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .. import ratelimit, signals
-from ..audit import audit
-from ..auth import StaffPrincipal, client_ip, hash_password, needs_rehash, safe_next, verify_password
-from ..db import db, utcnow
+from ..auth import safe_next
 from ..forms import EmptyForm, LoginForm
-from ..models import StaffUser
-from ..views.auth import end_session, finish_login, throttled_response
+from ..views.auth import attempt_login, end_session, finish_login, throttled_response
 
 
 def staff_login(view):
@@ -19,29 +15,13 @@ def staff_login(view):
         return redirect(url_for("admin.index"))
     form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        keys = (ratelimit.account_key(email, staff=True), ratelimit.ip_key(client_ip()))
-        wait = ratelimit.reserve_login(*keys)  # checked and counted before the password is
+        principal, wait = attempt_login(form.email.data.strip().lower(), form.password.data, staff=True)
         if wait:
             return throttled_response(wait, lambda: view.render("admin/login.html", form=form), "error")
-        staff = StaffUser.get_or_none(StaffUser.email == email)
-        if verify_password(staff.password_hash if staff else None, form.password.data) and staff.active:
-            principal = StaffPrincipal(staff)
-            with db.atomic():
-                staff.last_login = utcnow()
-                if needs_rehash(staff.password_hash):
-                    staff.password_hash = hash_password(form.password.data)
-                staff.save()
-                audit("staff-login", staff, user=principal)
-            ratelimit.record_success(*keys)
+        if principal is not None:
             finish_login(principal, bool(form.remember.data))
             target = safe_next(form.next.data)
             return redirect(target if target and target.startswith("/admin") else url_for("admin.index"))
-        with db.atomic():
-            audit("staff-login-failed", object_type="core_staff_user", object_id=staff.id if staff else None,
-                  details={"email": email[:254]})
-        ratelimit.confirm_failure(*keys)
-        signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=True)
         flash(_("Wrong email or password."), "error")
     return view.render("admin/login.html", form=form)
 

@@ -6,14 +6,13 @@ rotates the account's session token, so a copied session or remember-me cookie d
 """
 from __future__ import annotations
 
-from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from .. import ratelimit, signals
 from ..audit import audit
-from ..auth import PortalUser, StaffPrincipal, client_ip, needs_rehash, hash_password, safe_next, verify_password
+from ..auth import PortalUser, StaffPrincipal, client_ip, hash_password, needs_rehash, safe_next, verify_password
 from ..db import db, utcnow
 from ..forms import EmptyForm, LoginForm
 from ..models import Contact, StaffUser, new_token
@@ -61,6 +60,38 @@ def throttled_response(seconds: int, render, category: str = "warning"):
     return response
 
 
+def attempt_login(email: str, password: str, *, staff: bool) -> tuple[PortalUser | StaffPrincipal | None, int]:
+    """Check a contact's (or, with ``staff``, a staff member's) password, throttled, counted and
+    audited: ``(principal, 0)`` on success, ``(None, 0)`` on a wrong password or a closed account,
+    ``(None, seconds)`` when the account or the address must wait first (answer 429).
+
+    The attempt takes its place in the throttle before the password is checked, so parallel
+    guesses cannot all slip under the limit while the first ones are still being verified."""
+    keys = (ratelimit.account_key(email, staff=staff), ratelimit.ip_key(client_ip()))
+    wait = ratelimit.reserve_login(*keys)
+    if wait:
+        return None, wait
+    model = StaffUser if staff else Contact
+    account = model.get_or_none(model.email == email)
+    verified = verify_password(account.password_hash if account else None, password)
+    if verified and account is not None and (account.active if staff else account.portal_access):
+        principal: PortalUser | StaffPrincipal = StaffPrincipal(account) if staff else PortalUser(account)
+        with db.atomic():
+            account.last_login = utcnow()
+            if needs_rehash(account.password_hash):
+                account.password_hash = hash_password(password)
+            account.save()
+            audit("staff-login" if staff else "login", account, user=principal)
+        ratelimit.record_success(*keys)
+        return principal, 0
+    with db.atomic():
+        audit("staff-login-failed" if staff else "login-failed", object_type=model._meta.table_name,
+              object_id=account.id if account else None, details={"email": email[:254]})
+    ratelimit.confirm_failure(*keys)
+    signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=staff)
+    return None, 0
+
+
 def rotate_session_token(user) -> None:
     """End every session and remember-me cookie of ``user`` (server side)."""
     with db.atomic():
@@ -80,30 +111,12 @@ def login():
         return render_template("auth/login.html", form=form)
 
     if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        keys = (ratelimit.account_key(email), ratelimit.ip_key(client_ip()))
-        # Checked and counted in one step before the password is: parallel guesses cannot all
-        # slip under the limit while the first ones are still being verified.
-        wait = ratelimit.reserve_login(*keys)
+        user, wait = attempt_login(form.email.data.strip().lower(), form.password.data, staff=False)
         if wait:
             return throttled_response(wait, render)
-        contact = Contact.get_or_none(Contact.email == email)
-        ok = verify_password(contact.password_hash if contact else None, form.password.data)
-        if ok and contact.portal_access:
-            with db.atomic():
-                contact.last_login = utcnow()
-                if needs_rehash(contact.password_hash):
-                    contact.password_hash = hash_password(form.password.data)
-                contact.save()
-                audit("login", contact, user=PortalUser(contact))
-            ratelimit.record_success(*keys)
-            finish_login(PortalUser(contact), bool(form.remember.data))
+        if user is not None:
+            finish_login(user, bool(form.remember.data))
             return redirect(safe_next(form.next.data) or url_for("portal.dashboard"))
-        with db.atomic():
-            audit("login-failed", object_type="core_contact", object_id=contact.id if contact else None,
-                  details={"email": email[:254]})
-        ratelimit.confirm_failure(*keys)
-        signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=False)
         flash(_("Wrong email or password."), "danger")
     return render()
 
