@@ -318,12 +318,14 @@ def delete_with_files(record: pw.Model) -> int:
     return deleted
 
 
-def content_disposition(download_name: str) -> str:
-    """``attachment`` with an ASCII ``filename`` fallback and the UTF-8 ``filename*`` of RFC 5987."""
+def content_disposition(download_name: str, *, inline: bool = False) -> str:
+    """``attachment`` (``inline`` if asked: a feed or page the browser may show) with an ASCII
+    ``filename`` fallback and the UTF-8 ``filename*`` of RFC 5987."""
     name = clean_filename(download_name) or "download"
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     ascii_name = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", ascii_name).strip() or "download"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def send_stored(stored_name: str, area: str, download_name: str, mimetype: str | None = None) -> Response:

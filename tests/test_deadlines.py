@@ -9,7 +9,8 @@ from icalendar import Calendar
 from conftest import login, staff_login
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, ProfileModule
-from crm_portal.modules.deadlines import CalendarToken, Deadline, DeadlineReminder, queue_due_reminders
+from crm_portal.modules.deadlines.jobs import queue_due_reminders
+from crm_portal.modules.deadlines.models import CalendarToken, Deadline, DeadlineReminder
 
 
 def _feed_path(client) -> str:
@@ -52,6 +53,8 @@ def test_calendar_feed_contains_only_the_gate(app, demo, client):
     response = anonymous.get(path)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/calendar")
+    assert response.headers["Content-Disposition"].startswith('inline; filename="deadlines.ics"')
+    assert response.headers["Cache-Control"] == "private, no-store"
     summaries = _summaries(response.data)
     assert any("Scadenza licenze gestionale" in s for s in summaries)
     assert any("Rinnovo contratto di assistenza" in s for s in summaries)
