@@ -65,6 +65,19 @@ def test_links_to_documents_and_tickets_only_when_available(app, demo, client):
     assert "Come configurare la VPN" in docs.text and "Manuale utente" not in docs.text
 
 
+def test_no_documents_link_without_the_documents_module(app, demo, client):
+    with app.app_context(), db.connection_context():
+        anna = Contact.get(Contact.email == "anna@acme.example")
+        ProfileModule.delete().where((ProfileModule.profile == anna.profile_id)
+                                     & (ProfileModule.module == "documents")).execute()
+        fw = _product("FW-200")
+    login(client, "anna@acme.example")
+    page = client.get(f"/products/{fw.id}")
+    assert page.status_code == 200 and "Firewall FW-200" in page.text
+    assert "s_product_code" not in page.text
+    assert "products_links" not in app.jinja_env.globals  # the page gets its links from the view
+
+
 def test_support_end_badges(app, demo, client):
     login(client, "anna@acme.example")
     page = client.get("/products/")

@@ -1,0 +1,27 @@
+"""The staff side: products and the per-company settings."""
+from __future__ import annotations
+
+from crm_portal.api import AdminModelView, _l
+
+from .models import CompanySetting, Product
+
+
+class ProductAdmin(AdminModelView):
+    roles = ("admin", "operator")
+    column_list = ("company", "contact", "name", "code", "version", "quantity", "support_end",
+                   "serial_company_only")
+    column_searchable_list = ("name", "code", "serial")
+    column_filters = ("support_end", "serial_company_only")
+
+
+class CompanySettingAdmin(AdminModelView):
+    roles = ("admin",)
+    column_list = ("company", "serial_company_only")
+
+
+def views() -> list[AdminModelView]:
+    """The module's admin views, under one menu category."""
+    category = _l("Products and licences")
+    return [ProductAdmin(Product, name=_l("Products"), category=category, endpoint="products_product"),
+            CompanySettingAdmin(CompanySetting, name=_l("Company settings"), category=category,
+                                endpoint="products_company_setting")]
