@@ -1,0 +1,79 @@
+"""The testing kit (crm_portal.testing) that the portal's and partners' tests run on."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import pytest
+
+from crm_portal.db import db, utcnow
+from crm_portal.models import Company
+from crm_portal.testing import FrozenClock, assert_scope_matrix, make_app, reset_demo
+
+
+def test_frozen_clock_stops_every_clock_of_the_portal(frozen_clock):
+    from crm_portal import ratelimit
+    from crm_portal.account import tokens
+    from crm_portal.modules.tickets import workflow
+
+    start = frozen_clock.now
+    assert utcnow() == ratelimit.now() == workflow.clock() == start
+    assert tokens.now() == start.replace(tzinfo=dt.timezone.utc).timestamp()
+    frozen_clock.advance(days=2, minutes=1)
+    assert utcnow() == workflow.clock() == start + dt.timedelta(days=2, minutes=1)
+    assert tokens.now() == frozen_clock.timestamp()
+
+
+def test_frozen_clock_gives_the_real_clock_back():
+    from crm_portal.account import tokens
+
+    moment = dt.datetime(2020, 1, 2, 3, 4, 5)
+    with FrozenClock(moment).installed():
+        assert utcnow() == moment
+    assert abs(utcnow() - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)) < dt.timedelta(seconds=5)
+    assert tokens.now() > moment.timestamp() + 3600
+
+
+def test_each_application_starts_from_an_empty_database(tmp_path):
+    first = make_app(tmp_path)
+    with first.app_context(), db.connection_context():
+        Company.create(name="Left behind")
+    second = make_app(tmp_path)  # the same database file (or PostgreSQL database) again
+    with second.app_context(), db.connection_context():
+        assert Company.select().count() == 0
+
+
+def test_reset_demo_puts_the_demo_data_back(app, demo):
+    with app.app_context(), db.connection_context():
+        Company.delete().where(Company.name != "Acme S.p.A.").execute()
+    records = reset_demo(app)
+    assert set(records["companies"]) == set(demo["companies"]) and "globex" in records["companies"]
+    assert records["contacts"]["carla"].email == "carla@globex.example"
+
+
+def _three_contacts(demo):
+    contacts = demo["contacts"]
+    return {"own": contacts["bruno"].id, "colleague": contacts["anna"].id, "other": contacts["carla"].id}
+
+
+def _email(contact_id, demo):
+    return next(c.email for c in demo["contacts"].values() if c.id == contact_id)
+
+
+def test_scope_matrix_passes_on_the_rules_of_the_module(app):
+    assert_scope_matrix(app, "contacts", records=_three_contacts, marker=_email)
+
+
+def test_scope_matrix_fails_when_a_record_shows_where_it_should_not(app):
+    claimed = {"own": {"own": True, "colleague": True, "other": False}}  # not what the contacts module does
+    with pytest.raises(AssertionError, match="contacts, own scope, colleague record"):
+        assert_scope_matrix(app, "contacts", records=_three_contacts, marker=_email, expected=claimed)
+
+
+def test_the_plugin_loads_nothing_of_the_portal():
+    """pytest loads the plugin in every run of the environment, other projects' too."""
+    code = ("import sys, crm_portal.testing.plugin, crm_portal.testing; "
+            "loaded = [m for m in sys.modules if m.startswith('crm_portal.') and not m.startswith('crm_portal.testing')]; "
+            "assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)
