@@ -5,8 +5,9 @@ import pytest
 
 from conftest import login, staff_login
 from crm_portal.db import db
-from crm_portal.modules.faq import Article, Feedback, render_markdown
+from crm_portal.modules.faq import Article, Feedback
 from crm_portal.modules.faq import search as fts
+from crm_portal.modules.faq.views import render_markdown
 from crm_portal.modules.faq.models import ArticleCompany, ArticleDocument, Category
 
 CORPUS = [
@@ -216,3 +217,71 @@ def test_admin_crud_keeps_index(app, demo, client):
     with app.app_context(), db.connection_context():
         assert fts.search("scanner", "en") == []
     assert client.get("/admin/faq_category/").status_code == 200
+
+
+def test_index_follows_the_model_signals_and_reindex_all_repairs_it(app, corpus):
+    from playhouse.signals import post_delete, post_save
+
+    from crm_portal.modules.faq import jobs
+
+    with app.app_context(), db.connection_context():
+        # The index is kept by receivers of the article's signals, not by the model's own methods.
+        assert "save" not in Article.__dict__ and "delete_instance" not in Article.__dict__
+        assert any(r is jobs.index_saved for _, r, _ in post_save._receiver_list)
+        assert any(r is jobs.unindex_deleted for _, r, _ in post_delete._receiver_list)
+        jobs.connect()  # a second application connects nothing twice
+        assert sum(r is jobs.index_saved for _, r, _ in post_save._receiver_list) == 1
+        # Bulk queries send no signal: the index is stale until rebuilt.
+        Article.update(title="Vacanze estive").where(Article.id == corpus["Ferie e permessi"]).execute()
+        assert fts.search("vacanze", "it") == []
+        assert fts.reindex_all() == len(CORPUS)
+        assert [a for a, _ in fts.search("vacanze", "it")] == [corpus["Ferie e permessi"]]
+        assert fts.search("ferie", "it") != []  # the body still speaks of "ferie"
+
+
+def test_save_stamps_updated_at(app, corpus):
+    import datetime as dt
+
+    with app.app_context(), db.connection_context():
+        article = Article.get_by_id(corpus["Printer setup"])
+        Article.update(updated_at=dt.datetime(2000, 1, 1)).where(Article.id == article.id).execute()
+        article = Article.get_by_id(article.id)
+        article.body = "Changed."
+        article.save()
+        assert Article.get_by_id(article.id).updated_at.year > 2000
+
+
+def test_category_labels_follow_the_language(app):
+    from flask_babel import force_locale
+
+    with app.test_request_context(), db.connection_context():
+        both = Category.create(label_en="Printing", label_it="Stampa")
+        english_only = Category.create(label_en="Network")
+        with force_locale("it"):
+            assert (both.label, english_only.label) == ("Stampa", "Network")
+        with force_locale("en"):
+            assert (both.label, english_only.label) == ("Printing", "Network")
+        assert str(both) == "Printing"
+
+
+def test_detail_data_comes_from_the_view(app, demo, client, queries):
+    from crm_portal.modules.documents import Document
+
+    assert "faq_article_context" not in app.jinja_env.globals  # templates never query
+    with app.app_context(), db.connection_context():
+        article = Article.get(Article.title == "Connettersi alla VPN aziendale")
+        doc = Document.get(Document.title == "Come configurare la VPN")
+    login(client, "bruno@acme.example")
+    with queries:
+        page = client.get(f"/faq/{article.id}")
+    few = queries.count
+    assert 'aria-pressed="true"' not in page.text
+    with app.app_context(), db.connection_context():
+        for n in range(5):
+            ArticleDocument.create(article=article, document_id=doc.id, title=f"Guida {n}", position=n)
+    client.post(f"/faq/{article.id}/feedback", data={"helpful": "1"})
+    with queries:
+        page = client.get(f"/faq/{article.id}")
+    assert "Guida 4" in page.text and 'data-testid="voted"' in page.text
+    assert page.text.count('aria-pressed="true"') == 1
+    assert queries.count == few

@@ -1,33 +1,38 @@
 """FAQ tables. One article is written in one language (``language``: ``it`` or ``en``); a topic
 covered in both languages is two articles. That keeps each full-text index entry in a single
-language (stemming, stop words) and lets staff publish a language at a time."""
+language (stemming, stop words) and lets staff publish a language at a time.
+
+:class:`Article` sends peewee's model signals (``playhouse.signals``: ``pre_save``, ``post_save``,
+``post_delete`` …) on ``save()`` and ``delete_instance()``: the full-text index follows them
+(``jobs.py``); bulk ``update()``/``delete()`` queries send none (rebuild with ``search.reindex_all``).
+"""
 from __future__ import annotations
 
-import peewee as pw
-from flask_babel import get_locale
+from typing import Any
 
-from crm_portal.api import BaseModel, Company, Contact, utcnow
+import peewee as pw
+from playhouse.signals import Model as SignalsModel, pre_save
+
+from crm_portal.api import BaseModel, Company, Contact, Localized, _l, db, is_postgres, utcnow
 
 LANGUAGES = ("it", "en")
+LANGUAGE_LABELS = {"it": _l("Italian"), "en": _l("English")}
 
 
-class Category(BaseModel):
-    name_en = pw.CharField(max_length=100)
-    name_it = pw.CharField(max_length=100, null=True)
+class Category(Localized, BaseModel):
+    # The columns keep their original names; the attributes follow the shared label convention.
+    label_en = pw.CharField(max_length=100, column_name="name_en")
+    label_it = pw.CharField(max_length=100, null=True, column_name="name_it")
     position = pw.IntegerField(default=0)
 
     class Meta:
         table_name = "faq_category"
 
-    @property
-    def label(self) -> str:
-        return (self.name_it if str(get_locale() or "") == "it" and self.name_it else self.name_en) or ""
-
     def __str__(self) -> str:
-        return self.name_en
+        return self.label_en
 
 
-class Article(BaseModel):
+class Article(BaseModel, SignalsModel):  # BaseModel first: its Meta (database, dirty-only saves) wins
     category = pw.ForeignKeyField(Category, backref="articles", null=True, on_delete="SET NULL", index=True)
     language = pw.CharField(max_length=5, default="it", index=True, choices=[(code, code) for code in LANGUAGES])
     title = pw.CharField(max_length=200)
@@ -43,23 +48,11 @@ class Article(BaseModel):
     class Meta:
         table_name = "faq_article"
 
-    def save(self, *args, **kwargs):
-        from .search import index_article
 
-        self.updated_at = utcnow()
-        result = super().save(*args, **kwargs)
-        index_article(self)
-        return result
-
-    def delete_instance(self, recursive=False, delete_nullable=False):
-        # Links, votes and the index row go with ON DELETE CASCADE (and remove_article for the
-        # FTS5 table): a recursive delete would also address the index table like a plain one.
-        from .search import remove_article
-
-        article_id = self.id
-        result = super().delete_instance()
-        remove_article(article_id)
-        return result
+@pre_save(sender=Article)
+def stamp_updated_at(model_class: type[Article], instance: Article, created: bool) -> None:
+    """Every save of an article records when it last changed."""
+    instance.updated_at = utcnow()
 
 
 class ArticleCompany(BaseModel):
@@ -103,9 +96,10 @@ class Feedback(BaseModel):
 
 
 class ArticleIndex(BaseModel):
-    """The full-text index of the articles (see ``search.py``). Its table is not an ordinary one:
-    an FTS5 virtual table on SQLite, a ``tsvector`` column with a GIN index on PostgreSQL.
-    Creating it goes through :meth:`create_table` like any other model, so migrations create it."""
+    """The full-text index of the articles (queried by ``search.py``). Its table is not an ordinary
+    one: an FTS5 virtual table on SQLite (``rowid`` = article id; title, body, language), a
+    ``tsvector`` column with a GIN index on PostgreSQL. Creating it goes through
+    :meth:`create_table` like any other model, so migrations create it."""
 
     article = pw.ForeignKeyField(Article, primary_key=True, on_delete="CASCADE")
 
@@ -113,11 +107,27 @@ class ArticleIndex(BaseModel):
         table_name = "faq_article_index"
 
     @classmethod
-    def create_table(cls, safe=True, **options):
-        from .search import create_index_table
-
-        create_index_table()
+    def create_table(cls, safe: bool = True, **options: Any) -> None:
+        table = cls._meta.table_name
+        if is_postgres():
+            db.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ("
+                           "article_id INTEGER PRIMARY KEY REFERENCES faq_article (id) ON DELETE CASCADE, "
+                           "language VARCHAR(5) NOT NULL, document TSVECTOR NOT NULL)")
+            db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_document ON {table} USING GIN (document)")
+        else:
+            db.execute_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5("
+                           "title, body, language UNINDEXED, tokenize = 'porter unicode61 remove_diacritics 2')")
 
     @classmethod
-    def drop_table(cls, safe=True, **options):
+    def drop_table(cls, safe: bool = True, **options: Any) -> None:
         cls._meta.database.execute_sql(f'DROP TABLE {"IF EXISTS " if safe else ""}"{cls._meta.table_name}"')
+
+
+def readable(query: pw.ModelSelect, company_id: int | None) -> pw.ModelSelect:
+    """``query`` over articles narrowed to the published ones a user of ``company_id`` may read:
+    public ones and those restricted to their company."""
+    allowed = Article.public == True  # noqa: E712
+    if company_id is not None:
+        mine = ArticleCompany.select(ArticleCompany.article).where(ArticleCompany.company == company_id)
+        allowed = allowed | Article.id.in_(mine)
+    return query.where((Article.published == True) & allowed)  # noqa: E712

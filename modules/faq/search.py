@@ -10,24 +10,23 @@
 User input is never passed as query syntax: it is split into words (letters and digits only), each
 word is quoted, and the words are joined with AND (:func:`search`) or OR (suggestions, where the last
 word also matches as a prefix). Quotes, ``*``, ``NEAR``, parentheses … are therefore plain text.
-Articles are indexed on ``Article.save()``; :func:`reindex_all` rebuilds the index.
+
+The table is created by ``models.ArticleIndex``. An article is indexed when it is saved and removed
+when it is deleted (the model's signals, connected in ``jobs.py``); :func:`reindex_all` rebuilds
+the whole index.
 """
 from __future__ import annotations
 
 import re
 
-import peewee as pw
+from crm_portal.api import db, is_postgres
 
-from crm_portal.api import db
+from .models import Article, ArticleIndex
 
-TABLE = "faq_article_index"
+TABLE = ArticleIndex._meta.table_name
 MAX_TERMS = 12
 WORD = re.compile(r"\w+", re.UNICODE)
 PG_CONFIG = {"it": "italian", "en": "english"}
-
-
-def _postgres() -> bool:
-    return isinstance(db.obj, pw.PostgresqlDatabase)
 
 
 def terms(text: str | None) -> list[str]:
@@ -36,21 +35,10 @@ def terms(text: str | None) -> list[str]:
     return [w.strip("_") for w in words][:MAX_TERMS]
 
 
-def create_index_table() -> None:
-    if _postgres():
-        db.execute_sql(f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-                       "article_id INTEGER PRIMARY KEY REFERENCES faq_article (id) ON DELETE CASCADE, "
-                       "language VARCHAR(5) NOT NULL, document TSVECTOR NOT NULL)")
-        db.execute_sql(f"CREATE INDEX IF NOT EXISTS {TABLE}_document ON {TABLE} USING GIN (document)")
-    else:
-        db.execute_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
-                       "title, body, language UNINDEXED, tokenize = 'porter unicode61 remove_diacritics 2')")
-
-
-def index_article(article) -> None:
+def index_article(article: Article) -> None:
     """Add or refresh one article in the index (unpublished articles are indexed too: the
     scoping gate filters them out)."""
-    if _postgres():
+    if is_postgres():
         config = PG_CONFIG.get(article.language, "simple")
         db.execute_sql(
             f"INSERT INTO {TABLE} (article_id, language, document) VALUES (%s, %s, "
@@ -64,15 +52,15 @@ def index_article(article) -> None:
 
 
 def remove_article(article_id: int) -> None:
-    if _postgres():
+    """Take one article out of the index."""
+    if is_postgres():
         db.execute_sql(f"DELETE FROM {TABLE} WHERE article_id = %s", (article_id,))
     else:
         db.execute_sql(f"DELETE FROM {TABLE} WHERE rowid = ?", (article_id,))
 
 
 def reindex_all() -> int:
-    from .models import Article
-
+    """Rebuild the whole index from the articles table; returns the number of articles indexed."""
     with db.atomic():
         db.execute_sql(f"DELETE FROM {TABLE}")
         count = 0
@@ -92,7 +80,7 @@ def search(text: str, language: str, *, any_word: bool = False, prefix: bool = F
     words = terms(text)
     if not words:
         return []
-    if _postgres():
+    if is_postgres():
         config = PG_CONFIG.get(language, "simple")
         parts = [f"'{w}'" for w in words]
         if prefix:
