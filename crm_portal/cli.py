@@ -3,10 +3,11 @@ worker (background jobs) and send-mail."""
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, pass_script_info, with_appcontext
 
 from .db import db
 
@@ -26,16 +27,38 @@ def _check_password(password: str, email: str) -> None:
 
 def _external_url(option: str | None) -> str | None:
     """The ``EXTERNAL_URL`` ``init`` writes: the option, else none when one is configured, else
-    (development) :data:`crm_portal.outbox.DEVELOPMENT_URL`."""
+    (development) :data:`crm_portal.outbox.DEVELOPMENT_URL`. A production instance must be told
+    its address, and the address must be one of ``TRUSTED_HOSTS``, or it could not start."""
+    from werkzeug.sansio.utils import host_is_trusted
+
     from .config import ConfigurationError, normalize_external_url
     from .outbox import DEVELOPMENT_URL
 
     if option is None:
-        return None if current_app.config.get("EXTERNAL_URL") else DEVELOPMENT_URL
+        if current_app.config.get("EXTERNAL_URL"):
+            return None
+        if current_app.config["PRODUCTION"]:
+            raise click.UsageError("This is a production instance (PRODUCTION = true): give the address users "
+                                   "open with --external-url, e.g. --external-url https://portal.example.com.")
+        return DEVELOPMENT_URL
     try:
-        return normalize_external_url(option)
+        url = normalize_external_url(option)
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc), param_hint="--external-url") from exc
+    hosts = current_app.config.get("TRUSTED_HOSTS")
+    if hosts and not host_is_trusted(urlsplit(url).netloc, hosts):
+        raise click.BadParameter(f"the host of {url} is not in TRUSTED_HOSTS {hosts}: the portal would refuse "
+                                 "every link of its emails.", param_hint="--external-url")
+    return url
+
+
+def _init_app(info: ScriptInfo) -> Flask:
+    """The application ``init`` works on. It may be a production instance that has no secret key or
+    ``EXTERNAL_URL`` yet, which any other command refuses: init is the one that writes them."""
+    from .config import preparing_instance
+
+    with preparing_instance():
+        return info.load_app()
 
 
 @click.command("init")
@@ -45,12 +68,22 @@ def _external_url(option: str | None) -> str | None:
 @click.option("--no-admin", is_flag=True, help="Create no staff admin (the demo data brings its own).")
 @click.option("--external-url", default=None,
               help="Address users open, e.g. https://portal.example.com: every link in emails starts with it "
-                   "(written to config.toml as EXTERNAL_URL; default: the configured one, else "
-                   "http://127.0.0.1:5000).")
-@with_appcontext
-def init_command(admin_email: str | None, admin_password: str | None, no_admin: bool,
+                   "(written to config.toml as EXTERNAL_URL; default: the configured one, else, outside "
+                   "production, http://127.0.0.1:5000).")
+@pass_script_info
+def init_command(info: ScriptInfo, admin_email: str | None, admin_password: str | None, no_admin: bool,
                  external_url: str | None) -> None:
-    """Create the database schema, the secret key, EXTERNAL_URL, default profiles and buttons and a staff admin."""
+    """Create the secret key, EXTERNAL_URL, the database schema, default profiles and buttons and a staff admin.
+
+    Works on a fresh production instance too (config.toml with PRODUCTION = true and DATABASE_URL
+    written first): the secret key and EXTERNAL_URL are written before anything needs them, and
+    the schema goes to the configured database only."""
+    with _init_app(info).app_context():
+        _initialise(admin_email, admin_password, no_admin, external_url)
+
+
+def _initialise(admin_email: str | None, admin_password: str | None, no_admin: bool,
+                external_url: str | None) -> None:
     from .auth import hash_password
     from .config import write_secret, write_setting
     from .migrations import upgrade
@@ -167,3 +200,7 @@ def _create_app(*_args):
 @click.group(cls=FlaskGroup, create_app=_create_app)
 def main() -> None:
     """CRM Portal management commands."""
+
+
+# Found without loading the application first: init prepares what loading it requires in production.
+main.add_command(init_command)

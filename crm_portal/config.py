@@ -8,6 +8,9 @@ import json
 import re
 import secrets
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -133,6 +136,22 @@ class ConfigurationError(RuntimeError):
     """A setting that would make the portal unsafe or broken: the application refuses to start."""
 
 
+#: True while ``crm-portal init`` builds its application: it is about to write the secret key and
+#: ``EXTERNAL_URL`` that production requires, so their absence must not stop it from starting.
+_preparing_instance: ContextVar[bool] = ContextVar("crm_portal_preparing_instance", default=False)
+
+
+@contextmanager
+def preparing_instance() -> Iterator[None]:
+    """Build an application for ``crm-portal init`` inside this block: a production instance
+    without its secret key or ``EXTERNAL_URL`` yet is accepted: init writes them."""
+    token = _preparing_instance.set(True)
+    try:
+        yield
+    finally:
+        _preparing_instance.reset(token)
+
+
 def normalize_external_url(value: Any) -> str:
     """``value`` as a base URL for links (``https://host[:port][/prefix]``, no trailing slash), or
     :class:`ConfigurationError` saying what is wrong with it."""
@@ -156,12 +175,15 @@ def _check_external_url(app: Flask) -> None:
     value = app.config.get("EXTERNAL_URL")
     if value:
         app.config["EXTERNAL_URL"] = normalize_external_url(value)
-    elif app.config["PRODUCTION"]:
-        raise ConfigurationError(
-            "EXTERNAL_URL is not set. In production every link in an email is built from it: add "
-            "EXTERNAL_URL = \"https://portal.example.com\" (the address users open) to "
-            f"{Path(app.instance_path) / 'config.toml'}, set CRM_PORTAL_EXTERNAL_URL, or run "
-            "'crm-portal init --external-url https://portal.example.com' before PRODUCTION = true.")
+    elif app.config["PRODUCTION"] and not _preparing_instance.get():
+        raise ConfigurationError(_no_external_url_message(app))
+
+
+def _no_external_url_message(app: Flask) -> str:
+    return ("EXTERNAL_URL is not set. In production every link in an email is built from it: run "
+            "'crm-portal init --external-url https://portal.example.com' (the address users open), add "
+            f"EXTERNAL_URL = \"https://portal.example.com\" to {Path(app.instance_path) / 'config.toml'} "
+            "or set CRM_PORTAL_EXTERNAL_URL.")
 
 
 def _check_trusted_hosts(app: Flask) -> None:
@@ -239,12 +261,17 @@ def _load_secret(app: Flask) -> None:
         app.config["SECRET_KEY"] = secret_file.read_text().strip()
         return
     if app.config["PRODUCTION"]:
-        raise RuntimeError(
-            f"No secret key: run 'crm-portal init' (writes {secret_file}) or set CRM_PORTAL_SECRET_KEY."
-        )
+        if _preparing_instance.get():
+            return  # init writes it next (write_secret)
+        raise ConfigurationError(_no_secret_message(app))
     # Development without init: sessions last as long as the process.
     app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.logger.warning("No secret key in %s; using a temporary one (run 'crm-portal init').", secret_file)
+
+
+def _no_secret_message(app: Flask) -> str:
+    return (f"No secret key: run 'crm-portal init' (writes {Path(app.instance_path) / SECRET_FILE}) "
+            "or set CRM_PORTAL_SECRET_KEY.")
 
 
 def write_secret(app: Flask) -> Path:
