@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import login, staff_login
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, ProfileModule
-from crm_portal.modules.documents import Document, Folder
+from crm_portal.modules.documents.models import Document, Folder
 
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 

@@ -6,7 +6,7 @@ import datetime as dt
 from conftest import login, staff_login
 from crm_portal.db import db
 from crm_portal.models import Contact, ProfileModule
-from crm_portal.modules.products import CompanySetting, Product
+from crm_portal.modules.products.models import CompanySetting, Product
 
 HIDDEN = "Visibile solo agli amministratori"  # Italian text for bruno and anna
 

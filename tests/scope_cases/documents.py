@@ -4,7 +4,7 @@ MODULE = "documents"
 
 
 def _is_the_file(response, record_id):
-    from crm_portal.modules.documents import Document
+    from crm_portal.modules.documents.models import Document
 
     document = Document.get_by_id(record_id)
     assert len(response.data) == document.size
@@ -15,7 +15,7 @@ ROUTES = [Route("GET", "/documents/{id}/download", 200, check=_is_the_file)]
 
 
 def records(demo):
-    from crm_portal.modules.documents import Document
+    from crm_portal.modules.documents.models import Document
 
     by_title = {d.title: d.id for d in Document.select()}
     return {"own": by_title["Rapporto intervento server"], "colleague": by_title["Verifica backup trimestrale"],
@@ -23,6 +23,6 @@ def records(demo):
 
 
 def marker(record_id, demo):
-    from crm_portal.modules.documents import Document
+    from crm_portal.modules.documents.models import Document
 
     return Document.get_by_id(record_id).title
