@@ -681,3 +681,139 @@ def test_my_data_change_request_opens_a_ticket(app, demo, client):
         assert not OutboxMessage.select().where(OutboxMessage.template == "change-request").exists()
     page = client.get(f"/tickets/{ticket.id}").text
     assert "Ora sono il &lt;b&gt;CFO&lt;/b&gt;" in page
+
+
+# --- module layout: emails are signal receivers, templates get data, queries take explicit inputs ---
+def test_quiet_changes_send_signals_but_no_email(ctx):
+    from crm_portal.modules.tickets import signals
+
+    seen = []
+    with signals.ticket_created.connected_to(lambda sender, **kw: seen.append("created")), \
+            signals.status_changed.connected_to(lambda sender, **kw: seen.append("status")), \
+            signals.comment_added.connected_to(lambda sender, **kw: seen.append("comment")):
+        with workflow.quiet(), db.atomic():
+            ticket = new_ticket()
+            workflow.take_charge(ticket, staff())
+            workflow.add_comment(ticket, workflow.Actor.for_staff(staff()), "Quiet reply", "public")
+            workflow.add_comment(ticket, workflow.Actor.customer(contact("bruno@acme.example")), "Quiet", "public")
+    assert seen == ["created", "status", "comment", "comment"]
+    assert outbox() == []
+    with db.atomic():  # outside quiet() the same receivers write the emails
+        workflow.add_comment(ticket, workflow.Actor.for_staff(staff()), "Loud reply", "public")
+    assert [m.template for m in outbox()] == ["tickets_reply"]
+
+
+def test_a_customer_comment_email_names_the_state_it_was_written_in(ctx):
+    """comment-added is sent before the move the comment causes: support reads "Waiting for
+    customer", then the requester is told of the move back to support."""
+    carla = contact("carla@globex.example")
+    with db.atomic():
+        ticket = workflow.create_ticket(workflow.Actor.customer(carla), carla, title="Import", description="d")
+        workflow.take_charge(ticket, staff())
+        workflow.change_state(ticket, "waiting_customer", workflow.Actor.for_staff(staff()))
+    OutboxMessage.delete().execute()
+    with db.atomic():
+        workflow.add_comment(ticket, workflow.Actor.customer(carla), "Here is the file", "public")
+    to_support, status = outbox()
+    assert (to_support.template, status.template) == ("tickets_customer_comment", "tickets_status")
+    assert "Status: Waiting for customer" in to_support.body_text
+    assert "Waiting for support" in status.body_text
+
+
+def test_receivers_are_connected_once_whatever_the_number_of_applications(tmp_path):
+    from crm_portal.modules.tickets import signals
+
+    counts = []
+    for name in ("one", "two", "three"):
+        (tmp_path / name).mkdir()
+        app = make_app(tmp_path / name)
+        counts.append((len(signals.ticket_created.receivers), len(signals.status_changed.receivers),
+                       len(signals.comment_added.receivers)))
+    assert counts[0] == counts[1] == counts[2] and counts[0] >= (1, 1, 1)
+    from crm_portal.demo import load_demo
+
+    with app.app_context(), db.connection_context():
+        load_demo(app)
+        reset_tickets()
+        new_ticket()
+        assert [m.template for m in outbox("bruno@acme.example")] == ["tickets_created"]
+
+
+def test_a_change_request_in_an_application_without_tickets_goes_to_support(tmp_path):
+    """The receiver is connected for the whole process: an application that does not run the
+    tickets module must not open a ticket (the host emails support instead)."""
+    from crm_portal.demo import load_demo
+
+    for name in ("with", "without"):
+        (tmp_path / name).mkdir()
+    make_app(tmp_path / "with")  # connects the module's receivers
+    app = make_app(tmp_path / "without", MODULES_DISABLED=["tickets"])
+    with app.app_context(), db.connection_context():
+        load_demo(app)
+    client = app.test_client()
+    login(client, "bruno@acme.example")
+    response = client.post("/me/request", data={"req-field": "role", "req-message": "Ora sono il CFO"})
+    assert response.status_code == 302
+    with app.app_context(), db.connection_context():
+        assert [m.template for m in OutboxMessage.select()] == ["change-request"]
+
+
+def test_templates_get_their_data_from_the_views(app, demo, client):
+    """No query helpers among the Jinja globals: the ticket page (category included) is drawn
+    from detail_context, the list's badges from list_context."""
+    assert not [name for name in app.jinja_env.globals if name.startswith("tickets")]
+    from crm_portal.modules.tickets.models import TicketCategory
+
+    with app.app_context(), db.connection_context():
+        ticket = Ticket.get(Ticket.title == "Bank reconciliation import fails")
+        assert TicketCategory.get_by_id(ticket.category_id).label_en == "Accounting"
+    login(client, "carla@globex.example")
+    page = client.get(f"/tickets/{ticket.id}").text
+    assert re.search(r"Category</dt><dd[^>]*>Accounting<", page)
+    assert re.search(r'data-ticket="%s">.*?text-bg-info">Waiting for support<' % ticket.number,
+                     client.get("/tickets/").text, re.S)
+
+
+def test_the_ticket_query_does_not_depend_on_the_endpoint(app):
+    module = app.extensions["crm_portal"].modules["tickets"]
+    outside = module.base_query().sql()
+    for path in ("/tickets/1", "/tickets/", "/tickets/1/comment"):
+        with app.test_request_context(path):
+            assert module.base_query().sql() == outside, path
+
+
+def test_admin_selects_name_states_and_categories_in_english(ctx, app):
+    from flask_babel import force_locale
+
+    from crm_portal.modules.tickets.models import TicketCategory, TicketQuestion
+
+    with force_locale("it"):
+        state = TicketState.get(TicketState.key == "waiting_dev")
+        assert (state.label, str(state)) == ("Attesa programmazione", "Waiting for development")
+        assert str(TicketCategory.get(TicketCategory.key == "payroll")) == "Payroll"
+        assert str(TicketQuestion(label_en="Which month?", label_it="Quale mese?")) == "Which month?"
+
+
+def test_no_import_cycles_inside_the_module():
+    """Each file of the package imports only files that do not import it back, and none imports
+    the package's declaration (``__init__``)."""
+    import ast
+    from pathlib import Path
+
+    import crm_portal.modules.tickets as package
+
+    folder = Path(package.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+        graph[path.stem] = deps
+    assert not [name for name, deps in graph.items() if "__init__" in deps or (name != "__init__" and not deps <= set(graph))]
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        return any(dep == target or (dep not in seen and reaches(dep, target, seen | {dep}))
+                   for dep in graph.get(start, ()))
+
+    assert not [name for name in graph if reaches(name, name, {name})]

@@ -18,7 +18,7 @@ from test_tickets import PNG, contact, form_data, new_ticket, reset_tickets, sta
 
 from crm_portal.db import db
 from crm_portal.models import ProfileModule
-from crm_portal.modules.tickets import notifications, views, workflow
+from crm_portal.modules.tickets import signals, views, workflow
 from crm_portal.modules.tickets.admin import TicketQueueView
 from crm_portal.modules.tickets.models import Ticket, TicketAttachment, TicketComment, TicketHistory
 
@@ -395,17 +395,16 @@ def test_admin_assign_keeps_what_the_customer_changed_meanwhile(app, demo, monke
 
 
 # --- a failed creation leaves nothing behind -----------------------------------------------------
-def test_failed_creation_removes_its_stored_files(app, demo, client, monkeypatch, tmp_path):
+def test_failed_creation_removes_its_stored_files(app, demo, client, tmp_path):
     app.config["UPLOAD_FOLDER"] = str(tmp_path / "uploads")
     login(client, "bruno@acme.example")
     url = wizard_url(client)
 
-    def broken_mail(ticket):  # fails after the ticket and its attachment rows were written
+    def broken_mail(sender, ticket, **kwargs):  # fails after the ticket and its attachment rows were written
         assert TicketAttachment.select().where(TicketAttachment.ticket == ticket.id).count() == 1
         raise RuntimeError("mail queue down")
 
-    monkeypatch.setattr(notifications, "ticket_created", broken_mail)
-    with pytest.raises(RuntimeError, match="mail queue down"):
+    with signals.ticket_created.connected_to(broken_mail), pytest.raises(RuntimeError, match="mail queue down"):
         client.post(url, data=form_data(attachments=[(io.BytesIO(PNG), "shot.png")]),
                     content_type="multipart/form-data")
     with app.app_context(), db.connection_context():

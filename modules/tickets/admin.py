@@ -16,15 +16,14 @@ from flask import abort, flash, has_request_context, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter, FilterEqual, FilterLike
 from flask_babel import gettext as _
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from crm_portal.api import AdminModelView, Company, StaffUser, _l, audit, current_staff, db, staff_members
 
 from . import workflow
 from .models import (COMMENT_KINDS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory,
                      TicketComment, TicketHistory, TicketQuestion, TicketState, TicketTransition, is_valid_id)
-
-UPLOAD_AREA = "tickets"
+from .views import send_attachment
 
 
 def _state_options():
@@ -71,8 +70,7 @@ class CompanyFilter(BasePeeweeFilter):
         super().__init__(Ticket.company, str(_l("Company")))
 
     def apply(self, query, value):
-        term = f"%{value}%"
-        return query.where(Ticket.company.in_(Company.select(Company.id).where(Company.name ** term)))
+        return query.where(Ticket.company.in_(Company.select(Company.id).where(Company.name.contains(value))))
 
     def operation(self):
         return _l("contains")
@@ -289,8 +287,6 @@ class TicketQueueView(AdminModelView):
 
     @expose("/work/<int:id>/attachments/<int:attachment_id>", methods=("GET",))
     def download(self, id: int, attachment_id: int):
-        from .views import send_attachment
-
         return send_attachment(id, attachment_id)
 
 
@@ -323,7 +319,8 @@ class QuestionView(AdminModelView):
     column_descriptions = {"service_id": _l("Id of a service (services module): ask only for requests about it.")}
 
 
-def admin_views(module) -> list[Any]:
+def views(module: Any) -> list[Any]:
+    """The module's admin views: the queue and work page, and the workflow settings."""
     category = _l("Helpdesk")
     return [
         TicketQueueView(name=_l("Ticket queue"), category=category, endpoint="tickets_queue"),
@@ -334,5 +331,3 @@ def admin_views(module) -> list[Any]:
         QuestionView(TicketQuestion, name=_l("Guided questions"), category=category, endpoint="tickets_question"),
     ]
 
-
-__all__ = ["admin_views", "TicketQueueView", "escape"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import peewee as pw
-from flask_babel import get_locale
 
-from crm_portal.api import BaseModel, Company, Contact, StaffUser, _l, utcnow
+from crm_portal.api import BaseModel, Company, Contact, Localized, StaffUser, _l, utcnow
 
 TYPES = {"question": _l("Question"), "problem": _l("Problem / anomaly"), "request": _l("Request")}
 PRIORITIES = {"urgent": _l("Urgent"), "medium": _l("Medium"), "low": _l("Not urgent")}
@@ -34,22 +33,7 @@ def is_valid_id(value: object) -> bool:
     return 0 < number <= MAX_ID
 
 
-class LabelMixin:
-    """Rows with ``label_en`` / ``label_it``: ``label`` in the current language, ``label_for(lang)``."""
-
-    def label_for(self, language: str | None) -> str:
-        value = getattr(self, f"label_{language}", None) if language else None
-        return value or getattr(self, "label_en", None) or getattr(self, "key", "")
-
-    @property
-    def label(self) -> str:
-        return self.label_for(str(get_locale() or "en"))
-
-    def __str__(self) -> str:
-        return self.label_for("en")
-
-
-class TicketState(LabelMixin, BaseModel):
+class TicketState(Localized, BaseModel):
     """A workflow state. ``final`` states (closed, discarded) accept no change from customers."""
 
     key = pw.CharField(max_length=32, unique=True)
@@ -66,6 +50,9 @@ class TicketState(LabelMixin, BaseModel):
 
     class Meta:
         table_name = "tickets_state"
+
+    def __str__(self) -> str:  # the admin's selects and foreign-key columns: one stable name
+        return self.label_for("en")
 
     @property
     def hex(self) -> str:
@@ -89,15 +76,11 @@ class TicketTransition(BaseModel):
         table_name = "tickets_transition"
         indexes = ((("from_state", "to_state", "actor"), True),)
 
-    @property
-    def type_set(self) -> frozenset[str]:
-        return frozenset(t.strip() for t in (self.types or "").split(",") if t.strip())
-
     def __str__(self) -> str:
         return f"{self.from_state_id} → {self.to_state_id} ({self.actor})"
 
 
-class TicketCategory(LabelMixin, BaseModel):
+class TicketCategory(Localized, BaseModel):
     key = pw.CharField(max_length=64, unique=True)
     label_en = pw.CharField(max_length=100)
     label_it = pw.CharField(max_length=100, null=True)
@@ -107,8 +90,11 @@ class TicketCategory(LabelMixin, BaseModel):
     class Meta:
         table_name = "tickets_category"
 
+    def __str__(self) -> str:
+        return self.label_for("en")
 
-class TicketQuestion(LabelMixin, BaseModel):
+
+class TicketQuestion(Localized, BaseModel):
     """An extra question asked in the request form for a category and/or a service (both empty:
     every request)."""
 
@@ -122,6 +108,9 @@ class TicketQuestion(LabelMixin, BaseModel):
 
     class Meta:
         table_name = "tickets_question"
+
+    def __str__(self) -> str:
+        return self.label_for("en")
 
 
 class TicketCounter(BaseModel):
@@ -220,10 +209,6 @@ class TicketComment(BaseModel):
     class Meta:
         table_name = "tickets_comment"
         indexes = ((("ticket", "created_at"), False),)
-
-    @property
-    def from_support(self) -> bool:
-        return self.author_staff_id is not None or (self.author_contact_id is None)
 
 
 class TicketHistory(BaseModel):

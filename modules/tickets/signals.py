@@ -2,7 +2,10 @@
 
 Connect with ``from crm_portal.modules.tickets import signals; signals.ticket_created.connect(receiver)``.
 Every signal is sent inside the transaction that made the change: queue email or webhooks there
-(through the outbox), keep slow work for a background job.
+(through the outbox), keep slow work for a background job. Changes made inside
+``workflow.quiet()`` (demo data, imports) send their signals too: receivers that notify people
+check ``workflow.is_quiet()`` first. The module's own emails are receivers of these signals
+(:mod:`crm_portal.modules.tickets.jobs`).
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ Sender: the module name, "tickets". Keyword arguments: ``ticket`` (the saved Tic
 comment_added = _signal("comment-added", """A comment was added to a ticket.
 
 Sender: the module name, "tickets". Keyword arguments: ``ticket``, ``comment`` (TicketComment; its ``kind`` is
-"public", "private" — a customer's note for support only — or "internal", staff only), ``actor``.""")
+"public", "private" — a customer's note for support only — or "internal", staff only), ``actor``. Sent
+before the state change the comment may cause (a customer's reply sends a ticket waiting for them back
+to support: status-changed follows).""")
 
 status_changed = _signal("status-changed", """A ticket moved to another workflow state.
 

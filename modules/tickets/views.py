@@ -1,123 +1,96 @@
 """Customer-side views: the request wizard, the ticket page's actions (comment, private note,
-attachments, close with rating, reopen), the dashboard panel and template helpers.
+attachments, close with rating, reopen), and the data of the list, the ticket page and the
+dashboard panel.
 
-The list, export and detail pages are the host's generic views with this module's templates; every
-record is reached through the scoping gate (``get_or_404`` / ``visible``).
+The list, export and detail pages are the host's generic views with this module's templates, fed
+by :func:`list_context` and :func:`detail_context`; every record is reached through the scoping
+gate (``get_or_404`` / ``visible``).
 """
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import peewee as pw
-from flask import (abort, current_app, flash, jsonify, redirect, render_template, request, url_for)
+from flask import Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
-from crm_portal.api import Contact, db, get_or_404, require, visible
+from crm_portal.api import (Module, ModuleBlueprint, PortalUser, StoredFile, UploadRejected, current_module, db,
+                            delete_stored, get_or_404, require, save_upload, send_stored, visible)
 
 from . import workflow
 from .forms import CloseForm, CommentForm, ReopenForm, choices, ticket_form
 from .models import (PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory, TicketComment,
                      TicketHistory, TicketQuestion, is_valid_id)
 
+bp = ModuleBlueprint("tickets", __name__)
+
 UPLOAD_AREA = "tickets"
 CHOICES = {"type": TYPES, "priority": PRIORITIES, "severity": SEVERITIES}
 
 
-# --- helpers -----------------------------------------------------------------------------------
-def choice_label(kind: str, value: Any) -> str:
+# --- formatting (a template filter: no queries) ------------------------------------------------
+def choice_label(value: Any, kind: str) -> str:
+    """The label of a ticket's ``type``, ``priority`` or ``severity`` value (``tickets_choice`` filter)."""
     label = CHOICES.get(kind, {}).get(value)
     return str(label) if label is not None else ("" if value is None else str(value))
 
 
-def _other_module(name: str):
-    return current_app.extensions["crm_portal"].modules.get(name)
+def init_app(app: Flask) -> None:
+    """Register the module's formatting filter (portal pages and emails)."""
+    app.add_template_filter(choice_label, "tickets_choice")
 
 
-def _services() -> list[Any] | None:
-    """The services of the customer's contract, or None when there is no services module."""
-    module = _other_module("services")
-    if module is None or not hasattr(module, "services_for"):
-        return None
+# --- list --------------------------------------------------------------------------------------
+def _date(value: Any) -> dt.date | None:
     try:
-        return list(module.services_for(current_user))
-    except Exception:  # another module's failure must not stop a customer from asking for help
-        current_app.logger.exception("tickets: services_for failed")
+        return dt.date.fromisoformat(str(value or "").strip()[:10])
+    except ValueError:
         return None
 
 
-def _products() -> list[tuple[int, str]]:
-    module = _other_module("products")
-    if module is None or not current_user.can("products", "view"):
-        return []
-    try:
-        if hasattr(module, "products_for"):
-            rows = module.products_for(current_user)
-        else:
-            rows = visible(module).limit(200)
-        return [(int(r.id), str(getattr(r, "name", None) or r)) for r in rows]
-    except Exception:
-        current_app.logger.exception("tickets: could not list products")
-        return []
+def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> pw.ModelSelect:
+    """The tickets list's own filters (``TicketsModule.list_params``): ``show`` (mine/all),
+    ``state`` (open/closed) and the created/closed date ranges (``created_from`` … ``closed_to``)."""
+    if params.get("show") == "mine":
+        query = query.where(Ticket.contact == user.contact_id)
+    which = params.get("state")
+    if which == "open":
+        query = query.where(Ticket.status.in_(workflow.open_keys()))
+    elif which == "closed":
+        query = query.where(Ticket.status.in_(workflow.final_keys()))
+    for name, field in (("created", Ticket.created_at), ("closed", Ticket.closed_at)):
+        start, end = _date(params.get(f"{name}_from")), _date(params.get(f"{name}_to"))
+        if start:
+            query = query.where(field >= dt.datetime.combine(start, dt.time()))
+        if end:  # the whole last day (no "next day": 9999-12-31 has none)
+            query = query.where(field <= dt.datetime.combine(end, dt.time.max))
+    return query
 
 
-def _may_act(ticket: Ticket, grant: Any) -> bool:
+def list_context(page: Any, user: PortalUser) -> dict[str, Any]:
+    """What the list draws besides its rows: the workflow states (badge label and colour)."""
+    return {"states": workflow.states()}
+
+
+# --- ticket page -------------------------------------------------------------------------------
+def _may_act(ticket: Ticket, user: PortalUser, actions: frozenset[str]) -> bool:
     """Own tickets always; a colleague's only with ``comment_others``."""
-    return ticket.contact_id == current_user.contact_id or "comment_others" in grant.action_set
+    return ticket.contact_id == user.contact_id or "comment_others" in actions
 
 
-def _actor() -> workflow.Actor:
-    return workflow.Actor.customer(current_user.contact)
-
-
-def _wants_json() -> bool:
-    return request.headers.get("X-Requested-With") == "fetch" or request.accept_mimetypes.best == "application/json"
-
-
-def _uploads():
-    from crm_portal import api
-
-    return api.save_upload, api.delete_stored, api.UploadRejected
-
-
-def _store_files(files) -> list[Any]:
-    """Save every uploaded file or none: on a refusal the ones already stored are removed."""
-    save_upload, delete_stored, upload_rejected = _uploads()
-    stored = []
-    try:
-        for storage in files:
-            if storage and storage.filename:
-                stored.append(save_upload(storage, UPLOAD_AREA))
-    except upload_rejected:
-        for item in stored:
-            delete_stored(item.stored_name, UPLOAD_AREA)
-        raise
-    return stored
-
-
-def _discard(stored: list[Any]) -> None:
-    delete_stored = _uploads()[1]
-    for item in stored:
-        try:
-            delete_stored(item.stored_name, UPLOAD_AREA)
-        except (OSError, ValueError):
-            current_app.logger.warning("tickets: could not remove %s", item.stored_name)
-
-
-# --- detail page context -----------------------------------------------------------------------
-def detail_context(ticket: Ticket) -> dict[str, Any]:
-    """What the ticket page shows to the current customer (3 queries)."""
-    grant = current_user.grant("tickets")
-    actions = grant.action_set if grant else frozenset()
-    me = current_user.contact_id
-    rows = list(TicketComment.select()
-                .where((TicketComment.ticket == ticket.id)
-                       & ((TicketComment.kind == "public")
-                          | ((TicketComment.kind == "private") & (TicketComment.author_contact == me))))
-                .order_by(TicketComment.created_at, TicketComment.id))
+def _conversation(ticket: Ticket, contact_id: int | None) -> tuple[list[tuple[int | None, TicketComment]], int]:
+    """Public comments (numbered) and the reader's own private notes, newest first; the public count."""
+    rows = (TicketComment.select()
+            .where((TicketComment.ticket == ticket.id)
+                   & ((TicketComment.kind == "public")
+                      | ((TicketComment.kind == "private") & (TicketComment.author_contact == contact_id))))
+            .order_by(TicketComment.created_at, TicketComment.id))
     number = 0
-    comments = []
+    comments: list[tuple[int | None, TicketComment]] = []
     for row in rows:
         if row.kind == "public":
             number += 1
@@ -125,54 +98,39 @@ def detail_context(ticket: Ticket) -> dict[str, Any]:
         else:
             comments.append((None, row))
     comments.reverse()
+    return comments, number
+
+
+def detail_context(ticket: Ticket, user: PortalUser) -> dict[str, Any]:
+    """What the ticket page shows to ``user``: conversation, attachments, history, category, the
+    workflow states and the actions allowed now (5 queries at most)."""
+    grant = user.grant("tickets")
+    actions = grant.action_set if grant else frozenset()
+    comments, public_count = _conversation(ticket, user.contact_id)
     history = list(TicketHistory.select().where(TicketHistory.ticket == ticket.id)
                    .order_by(TicketHistory.created_at, TicketHistory.id))
     attachments = list(TicketAttachment.select().where(TicketAttachment.ticket == ticket.id)
                        .order_by(TicketAttachment.created_at, TicketAttachment.id))
+    category = (TicketCategory.get_or_none(TicketCategory.id == ticket.category_id)
+                if ticket.category_id else None)
     states = workflow.states()
     current = states.get(ticket.status)
     final = bool(current and current.final)
-    may_act = _may_act(ticket, grant) if grant else False
+    may_act = _may_act(ticket, user, actions)
+    resolved = ticket.status == workflow.RESOLVED
     return {
-        "comments": comments, "public_count": number, "history": history, "attachments": attachments,
-        "states": states, "state": current, "final": final,
+        "comments": comments, "public_count": public_count, "history": history, "attachments": attachments,
+        "category": category, "states": states, "state": current, "final": final,
         "can_comment": not final and may_act and "comment" in actions,
-        "can_close": ticket.status == workflow.RESOLVED and may_act and "close" in actions,
-        "can_reopen": ticket.status == workflow.RESOLVED and may_act and "comment" in actions,
-        "overdue": False,
-        "comment_form": CommentForm(formdata=None), "close_form": CloseForm(formdata=None),
-        "reopen_form": ReopenForm(formdata=None),
-        "max_upload_mb": round(current_app.config.get("UPLOAD_MAX_BYTES", 0) / 1024 / 1024),
+        "can_close": resolved and may_act and "close" in actions,
+        "can_reopen": resolved and may_act and "comment" in actions,
+        "close_form": CloseForm(formdata=None), "reopen_form": ReopenForm(formdata=None),
+        "max_upload_mb": _max_upload_mb(),
     }
 
 
-def send_attachment(ticket_id: int, attachment_id: int):
-    """Download one attachment of a ticket the caller has already been allowed to see (404 otherwise)."""
-    from crm_portal.api import send_stored
-
-    if not (is_valid_id(ticket_id) and is_valid_id(attachment_id)):
-        abort(404)
-    row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id) & (TicketAttachment.ticket == ticket_id))
-    if row is None:
-        abort(404)
-    try:
-        return send_stored(row.stored_name, UPLOAD_AREA, row.original_name, row.mimetype)
-    except (FileNotFoundError, ValueError):
-        abort(404)
-
-
-def human_size(size: int | None) -> str:
-    size = int(size or 0)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
-
-
-def jinja_helpers() -> dict[str, Any]:
-    return {"tickets_choice": choice_label, "tickets_detail": detail_context, "tickets_size": human_size,
-            "tickets_states": workflow.states}
+def _max_upload_mb() -> int:
+    return round(current_app.config.get("UPLOAD_MAX_BYTES", 0) / 1024 / 1024)
 
 
 # --- dashboard ---------------------------------------------------------------------------------
@@ -189,7 +147,9 @@ def _chart(counts: dict[str, int], states: dict[str, Any]) -> dict[str, Any]:
     return {"bars": [(s, n, (n / top) if top else 0) for s, n in bars], "total": total}
 
 
-def dashboard_panel(module) -> Markup | None:
+def dashboard_panel(module: Module) -> Markup | None:
+    """The dashboard's tickets panel (``dashboard.after-buttons``): the user's counters, their open
+    tickets by state and, with company scope, the company's."""
     grant = current_user.grant("tickets")
     if grant is None:
         return None
@@ -200,179 +160,268 @@ def dashboard_panel(module) -> Markup | None:
     if grant.scope == "company" and current_user.company_id is not None:
         company = _chart(_counts(visible(module, query=Ticket.select()), keys), states)
     return Markup(render_template("tickets/_dashboard.html", mine=_chart(mine, states), company=company,
-                                  mine_counts=mine, grant=grant, states=states, workflow=workflow))
+                                  waiting=mine.get(workflow.WAITING_CUSTOMER, 0),
+                                  resolved=mine.get(workflow.RESOLVED, 0)))
+
+
+# --- helpers of the routes ---------------------------------------------------------------------
+def _services() -> list[Any] | None:
+    """The services of the customer's contract, or None when there is no services module."""
+    module = current_app.extensions["crm_portal"].modules.get("services")
+    if module is None or not hasattr(module, "services_for"):
+        return None
+    try:
+        return list(module.services_for(current_user))
+    except Exception:  # another module's failure must not stop a customer from asking for help
+        current_app.logger.exception("tickets: services_for failed")
+        return None
+
+
+def _products() -> list[tuple[int, str]]:
+    module = current_app.extensions["crm_portal"].modules.get("products")
+    if module is None or not current_user.can("products", "view"):
+        return []
+    try:
+        if hasattr(module, "products_for"):
+            rows = module.products_for(current_user)
+        else:
+            rows = visible(module).limit(200)
+        return [(int(r.id), str(getattr(r, "name", None) or r)) for r in rows]
+    except Exception:
+        current_app.logger.exception("tickets: could not list products")
+        return []
+
+
+def _actor() -> workflow.Actor:
+    return workflow.Actor.customer(current_user.contact)
+
+
+def _wants_json() -> bool:
+    return request.headers.get("X-Requested-With") == "fetch" or request.accept_mimetypes.best == "application/json"
+
+
+def _store_files(files: Any) -> list[StoredFile]:
+    """Save every uploaded file or none: on a refusal the ones already stored are removed."""
+    stored: list[StoredFile] = []
+    try:
+        for storage in files:
+            if storage and storage.filename:
+                stored.append(save_upload(storage, UPLOAD_AREA))
+    except UploadRejected:
+        for item in stored:
+            delete_stored(item.stored_name, UPLOAD_AREA)
+        raise
+    return stored
+
+
+def _discard(stored: list[StoredFile]) -> None:
+    for item in stored:
+        try:
+            delete_stored(item.stored_name, UPLOAD_AREA)
+        except (OSError, ValueError):
+            current_app.logger.warning("tickets: could not remove %s", item.stored_name)
+
+
+def _ticket_for(record_id: int, action: str) -> tuple[Ticket, Any]:
+    """The ticket the current customer may ``action`` (404 out of scope, 403 on a colleague's
+    ticket without ``comment_others``) and their grant."""
+    module = current_module()
+    grant = require(module, "view")
+    ticket = get_or_404(module, record_id, action=action)
+    if not _may_act(ticket, current_user, grant.action_set):
+        abort(403)
+    return ticket, grant
+
+
+def _back(ticket: Ticket, anchor: str = ""):
+    return redirect(url_for("tickets.detail", record_id=ticket.id) + anchor)
+
+
+def _refused(ticket: Ticket, grant: Any, message: str, status: int):
+    """The ticket page (or JSON) with ``message`` and ``status``; nothing was changed."""
+    if _wants_json():
+        return jsonify({"ok": False, "error": message}), status
+    module = current_module()
+    if status == 409:  # show the ticket as it is now, not the copy the refused change was based on
+        ticket = get_or_404(module, ticket.id)
+    flash(message, "danger")
+    return render_template(module.detail_template, module=module, record=ticket, grant=grant, error=message,
+                           **detail_context(ticket, current_user)), status
+
+
+def _conflict(ticket: Ticket, grant: Any, exc: workflow.TransitionRefused, message: str):
+    """409 for a refused change: "changed meanwhile" when another request got there first."""
+    if isinstance(exc, workflow.TicketChanged):
+        message = _("This request was changed meanwhile: reload the page and try again.")
+    elif str(exc) == "closed":
+        message = _("This request is closed: it can no longer be changed.")
+    return _refused(ticket, grant, message, 409)
+
+
+def send_attachment(ticket_id: int, attachment_id: int):
+    """Download one attachment of a ticket the caller has already been allowed to see (404 otherwise)."""
+    if not (is_valid_id(ticket_id) and is_valid_id(attachment_id)):
+        abort(404)
+    row = TicketAttachment.get_or_none((TicketAttachment.id == attachment_id) & (TicketAttachment.ticket == ticket_id))
+    if row is None:
+        abort(404)
+    try:
+        return send_stored(row.stored_name, UPLOAD_AREA, row.original_name, row.mimetype)
+    except (FileNotFoundError, ValueError):  # removed between the check and the open
+        abort(404)
 
 
 # --- routes ------------------------------------------------------------------------------------
-def register(module, bp) -> None:  # noqa: C901 - the module's routes, one closure each
-    @bp.route("/new", methods=["GET", "POST"], endpoint="create")
-    def create():
-        grant = require(module, "create")
-        services = _services()
-        service = sub = None
-        if services:
-            service_id = request.args.get("service", type=int)
-            if service_id is None:
-                return render_template("tickets/wizard_service.html", module=module, grant=grant, services=services)
-            service = next((s for s in services if s.id == service_id), None)
-            if service is None:
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    """The request wizard: service, sub-category (with the services module), then the form."""
+    module = current_module()
+    grant = require(module, "create")
+    services = _services()
+    service = sub = None
+    if services:
+        service_id = request.args.get("service", type=int)
+        if service_id is None:
+            return render_template("tickets/wizard_service.html", module=module, grant=grant, services=services)
+        service = next((s for s in services if s.id == service_id), None)
+        if service is None:
+            abort(404)
+        subcategories = list(getattr(service, "subcategories", None) or [])
+        if subcategories:
+            sub_id = request.args.get("sub", type=int)
+            if sub_id is None:
+                return render_template("tickets/wizard_subcategory.html", module=module, grant=grant,
+                                       service=service, subcategories=subcategories)
+            sub = next(((i, n) for i, n in subcategories if i == sub_id), None)
+            if sub is None:
                 abort(404)
-            subcategories = list(getattr(service, "subcategories", None) or [])
-            if subcategories:
-                sub_id = request.args.get("sub", type=int)
-                if sub_id is None:
-                    return render_template("tickets/wizard_subcategory.html", module=module, grant=grant,
-                                           service=service, subcategories=subcategories)
-                sub = next(((i, n) for i, n in subcategories if i == sub_id), None)
-                if sub is None:
-                    abort(404)
-        categories = list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
-                          .order_by(TicketCategory.position, TicketCategory.id))
-        questions = TicketQuestion.select().where(TicketQuestion.active == True)  # noqa: E712
-        questions = questions.where(TicketQuestion.service_id.is_null()
-                                    | (TicketQuestion.service_id == (service.id if service else -1)))
-        questions = list(questions.order_by(TicketQuestion.position, TicketQuestion.id))
-        form = ticket_form(questions)
-        form.category.choices = choices([(c.id, c.label) for c in categories])
-        products = _products()
-        if products:
-            form.product.choices = choices([(0, "—")] + products)
+    categories = list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
+                      .order_by(TicketCategory.position, TicketCategory.id))
+    questions = TicketQuestion.select().where(TicketQuestion.active == True)  # noqa: E712
+    questions = questions.where(TicketQuestion.service_id.is_null()
+                                | (TicketQuestion.service_id == (service.id if service else -1)))
+    form = ticket_form(list(questions.order_by(TicketQuestion.position, TicketQuestion.id)))
+    form.category.choices = choices([(c.id, c.label) for c in categories])
+    products = _products()
+    if products:
+        form.product.choices = choices([(0, "—")] + products)
+    else:
+        del form.product
+    status = 200
+    upload_error = None
+    if form.validate_on_submit():
+        try:
+            stored = _store_files(request.files.getlist(form.attachments.name))
+        except UploadRejected as exc:
+            upload_error, status = exc.message, exc.status
         else:
-            del form.product
-        status = 200
-        upload_error = None
-        if form.validate_on_submit():
+            product = None
+            if products and form.product.data:
+                product = next(((i, n) for i, n in products if i == form.product.data), None)
             try:
-                stored = _store_files(request.files.getlist(form.attachments.name))
-            except _uploads()[2] as exc:
-                upload_error, status = exc.message, exc.status
-            else:
-                product = None
-                if products and form.product.data:
-                    product = next(((i, n) for i, n in products if i == form.product.data), None)
-                try:
-                    with db.atomic():
-                        ticket = workflow.create_ticket(
-                            _actor(), current_user.contact, title=form.title.data, description=form.description.data,
-                            type=form.type.data, category=form.category.data, priority=form.priority.data,
-                            severity=form.severity.data,
-                            service=(service.id, service.name) if service else None, subcategory=sub,
-                            product=product, answers=form.answers(), files=stored)
-                except Exception:
-                    _discard(stored)
-                    raise
-                flash(_("Request %(number)s sent. We will answer as soon as possible.", number=ticket.number), "success")
-                return redirect(url_for("tickets.detail", record_id=ticket.id))
-        elif request.method == "POST":
-            status = 400
-        suggest_url = url_for("faq.suggest") if "faq.suggest" in current_app.view_functions else None
-        return render_template("tickets/wizard_form.html", module=module, grant=grant, form=form, service=service,
-                               sub=sub, services=services, upload_error=upload_error, suggest_url=suggest_url,
-                               max_upload_mb=round(current_app.config.get("UPLOAD_MAX_BYTES", 0) / 1024 / 1024)), status
-
-    def _ticket_for(record_id: int, action: str) -> tuple[Ticket, Any]:
-        grant = require(module, "view")
-        ticket = get_or_404(module, record_id, action=action)
-        if not _may_act(ticket, grant):
-            abort(403)
-        return ticket, grant
-
-    def _back(ticket: Ticket, anchor: str = ""):
-        return redirect(url_for("tickets.detail", record_id=ticket.id) + anchor)
-
-    def _refused(ticket: Ticket, grant: Any, message: str, status: int):
-        if _wants_json():
-            return jsonify({"ok": False, "error": message}), status
-        if status == 409:  # show the ticket as it is now, not the copy the refused change was based on
-            ticket = get_or_404(module, ticket.id)
-        flash(message, "danger")
-        return render_template(module.detail_template, module=module, record=ticket, grant=grant,
-                               error=message), status
-
-    def _conflict(ticket: Ticket, grant: Any, exc: workflow.TransitionRefused, message: str):
-        """409 for a refused change: "changed meanwhile" when another request got there first."""
-        if isinstance(exc, workflow.TicketChanged):
-            message = _("This request was changed meanwhile: reload the page and try again.")
-        elif str(exc) == "closed":
-            message = _("This request is closed: it can no longer be changed.")
-        return _refused(ticket, grant, message, 409)
-
-    @bp.route("/<int:record_id>/comment", methods=["POST"], endpoint="comment")
-    def comment(record_id: int):
-        ticket, grant = _ticket_for(record_id, "comment")
-        form = CommentForm()
-        if not form.validate_on_submit():
-            return _refused(ticket, grant, _("Please write a comment."), 400)
-        kind = "private" if form.kind.data == "private" else "public"
-        try:
-            with db.atomic():
-                workflow.add_comment(ticket, _actor(), form.body.data, kind)
-        except workflow.TransitionRefused as exc:
-            return _conflict(ticket, grant, exc, _("This request is closed: it can no longer be changed."))
-        flash(_("Private note sent to support.") if kind == "private" else _("Comment added."), "success")
-        return _back(ticket, "#conversation")
-
-    @bp.route("/<int:record_id>/upload", methods=["POST"], endpoint="upload")
-    def upload(record_id: int):
-        ticket, grant = _ticket_for(record_id, "comment")
-        if workflow.is_final(ticket):
-            return _refused(ticket, grant, _("This request is closed: it can no longer be changed."), 409)
-        files = request.files.getlist("file")
-        if not any(f and f.filename for f in files):
-            return _refused(ticket, grant, _("Please choose a file to upload."), 400)
-        try:
-            stored = _store_files(files)
-        except _uploads()[2] as exc:
-            return _refused(ticket, grant, exc.message, exc.status)
-        try:
-            with db.atomic():
-                rows = [workflow.attach(ticket, _actor(), item) for item in stored]
-        except workflow.TransitionRefused as exc:  # closed after the check above
-            _discard(stored)
-            return _conflict(ticket, grant, exc, _("This request is closed: it can no longer be changed."))
-        except Exception:
-            _discard(stored)
-            raise
-        if _wants_json():
-            return jsonify({"ok": True, "files": [{"name": r.original_name, "size": r.size} for r in rows]})
-        flash(_("File attached.") if len(rows) == 1 else _("%(n)s files attached.", n=len(rows)), "success")
-        return _back(ticket, "#attachments")
-
-    @bp.route("/<int:record_id>/attachments/<int:attachment_id>", endpoint="download")
-    def download(record_id: int, attachment_id: int):
-        require(module, "view")
-        ticket = get_or_404(module, record_id)
-        return send_attachment(ticket.id, attachment_id)
-
-    @bp.route("/<int:record_id>/close", methods=["POST"], endpoint="close")
-    def close(record_id: int):
-        ticket, grant = _ticket_for(record_id, "close")
-        form = CloseForm()
-        if not form.validate_on_submit():
-            return _refused(ticket, grant, _("Please choose a rating from 1 to 5."), 400)
-        try:
-            with db.atomic():
-                workflow.close_by_customer(ticket, _actor(), form.rating.data, form.comment.data)
-        except workflow.TransitionRefused as exc:
-            return _conflict(ticket, grant, exc, _("Only a resolved request can be closed."))
-        except ValueError:
-            return _refused(ticket, grant, _("Please choose a rating from 1 to 5."), 400)
-        flash(_("Thank you: the request is closed."), "success")
-        return _back(ticket)
-
-    @bp.route("/<int:record_id>/reopen", methods=["POST"], endpoint="reopen")
-    def reopen(record_id: int):
-        ticket, grant = _ticket_for(record_id, "comment")
-        form = ReopenForm()
-        if not form.validate_on_submit():
-            return _refused(ticket, grant, _("Please tell us what is still not working."), 400)
-        try:
-            with db.atomic():
-                workflow.reopen(ticket, _actor(), form.body.data)
-        except workflow.TransitionRefused as exc:
-            return _conflict(ticket, grant, exc, _("Only a resolved request can be sent back to support."))
-        flash(_("Sent back to support with your comment."), "success")
-        return _back(ticket)
+                with db.atomic():
+                    ticket = workflow.create_ticket(
+                        _actor(), current_user.contact, title=form.title.data, description=form.description.data,
+                        type=form.type.data, category=form.category.data, priority=form.priority.data,
+                        severity=form.severity.data,
+                        service=(service.id, service.name) if service else None, subcategory=sub,
+                        product=product, answers=form.answers(), files=stored)
+            except Exception:
+                _discard(stored)
+                raise
+            flash(_("Request %(number)s sent. We will answer as soon as possible.", number=ticket.number), "success")
+            return redirect(url_for("tickets.detail", record_id=ticket.id))
+    elif request.method == "POST":
+        status = 400
+    suggest_url = url_for("faq.suggest") if "faq.suggest" in current_app.view_functions else None
+    return render_template("tickets/wizard_form.html", module=module, grant=grant, form=form, service=service,
+                           sub=sub, services=services, upload_error=upload_error, suggest_url=suggest_url,
+                           max_upload_mb=_max_upload_mb()), status
 
 
-__all__ = ["register", "dashboard_panel", "jinja_helpers", "detail_context", "Contact"]
+@bp.post("/<int:record_id>/comment")
+def comment(record_id: int):
+    """A public comment or a private note to support."""
+    ticket, grant = _ticket_for(record_id, "comment")
+    form = CommentForm()
+    if not form.validate_on_submit():
+        return _refused(ticket, grant, _("Please write a comment."), 400)
+    kind = "private" if form.kind.data == "private" else "public"
+    try:
+        with db.atomic():
+            workflow.add_comment(ticket, _actor(), form.body.data, kind)
+    except workflow.TransitionRefused as exc:
+        return _conflict(ticket, grant, exc, _("This request is closed: it can no longer be changed."))
+    flash(_("Private note sent to support.") if kind == "private" else _("Comment added."), "success")
+    return _back(ticket, "#conversation")
+
+
+@bp.post("/<int:record_id>/upload")
+def upload(record_id: int):
+    """Attach one or more files (JSON answer for the page's drop zone)."""
+    ticket, grant = _ticket_for(record_id, "comment")
+    if workflow.is_final(ticket):
+        return _refused(ticket, grant, _("This request is closed: it can no longer be changed."), 409)
+    files = request.files.getlist("file")
+    if not any(f and f.filename for f in files):
+        return _refused(ticket, grant, _("Please choose a file to upload."), 400)
+    try:
+        stored = _store_files(files)
+    except UploadRejected as exc:
+        return _refused(ticket, grant, exc.message, exc.status)
+    try:
+        with db.atomic():
+            rows = [workflow.attach(ticket, _actor(), item) for item in stored]
+    except workflow.TransitionRefused as exc:  # closed after the check above
+        _discard(stored)
+        return _conflict(ticket, grant, exc, _("This request is closed: it can no longer be changed."))
+    except Exception:
+        _discard(stored)
+        raise
+    if _wants_json():
+        return jsonify({"ok": True, "files": [{"name": r.original_name, "size": r.size} for r in rows]})
+    flash(_("File attached.") if len(rows) == 1 else _("%(n)s files attached.", n=len(rows)), "success")
+    return _back(ticket, "#attachments")
+
+
+@bp.get("/<int:record_id>/attachments/<int:attachment_id>")
+def download(record_id: int, attachment_id: int):
+    """One attachment of a ticket in the user's scope."""
+    module = current_module()
+    require(module, "view")
+    ticket = get_or_404(module, record_id)
+    return send_attachment(ticket.id, attachment_id)
+
+
+@bp.post("/<int:record_id>/close")
+def close(record_id: int):
+    """"Ok, resolved": close a resolved ticket with a 1–5 rating."""
+    ticket, grant = _ticket_for(record_id, "close")
+    form = CloseForm()
+    if not form.validate_on_submit():
+        return _refused(ticket, grant, _("Please choose a rating from 1 to 5."), 400)
+    try:
+        with db.atomic():
+            workflow.close_by_customer(ticket, _actor(), form.rating.data, form.comment.data)
+    except workflow.TransitionRefused as exc:
+        return _conflict(ticket, grant, exc, _("Only a resolved request can be closed."))
+    except ValueError:
+        return _refused(ticket, grant, _("Please choose a rating from 1 to 5."), 400)
+    flash(_("Thank you: the request is closed."), "success")
+    return _back(ticket)
+
+
+@bp.post("/<int:record_id>/reopen")
+def reopen(record_id: int):
+    """"It is not resolved": send a resolved ticket back to support with a comment."""
+    ticket, grant = _ticket_for(record_id, "comment")
+    form = ReopenForm()
+    if not form.validate_on_submit():
+        return _refused(ticket, grant, _("Please tell us what is still not working."), 400)
+    try:
+        with db.atomic():
+            workflow.reopen(ticket, _actor(), form.body.data)
+    except workflow.TransitionRefused as exc:
+        return _conflict(ticket, grant, exc, _("Only a resolved request can be sent back to support."))
+    flash(_("Sent back to support with your comment."), "success")
+    return _back(ticket)

@@ -1,8 +1,9 @@
 """The ticket workflow: default states and transitions, numbering, and every change a ticket goes
 through (creation, comments, state changes, customer close, auto-close).
 
-Each function that changes a ticket expects to run inside ``db.atomic()``: the change, its history
-row, its notifications (outbox) and its signals commit or roll back together. The state keys below
+Each function that changes a ticket expects to run inside ``db.atomic()`` and sends the module's
+signals (:mod:`.signals`) there: the change, its history row and whatever the receivers write (the
+emails queued in the outbox by :mod:`.jobs`) commit or roll back together. The state keys below
 have a built-in meaning; admins may relabel them, recolour them, add states and edit transitions.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from peewee import Case, fn
 
 from crm_portal.api import Contact, StaffUser, WorkingHours, db, utcnow
 
-from . import notifications, signals
+from . import signals
 from .models import (Ticket, TicketAttachment, TicketCategory, TicketComment, TicketCounter, TicketHistory,
                      TicketState, TicketTransition)
 
@@ -113,7 +114,8 @@ _quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("tickets_quiet", d
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Make changes without queueing notifications (demo data, imports). Signals are still sent."""
+    """Make changes without notifying anyone (demo data, imports). Signals are still sent: their
+    receivers check :func:`is_quiet` before emailing."""
     token = _quiet.set(True)
     try:
         yield
@@ -121,9 +123,9 @@ def quiet() -> Iterator[None]:
         _quiet.reset(token)
 
 
-def _notify(func: Any, *args: Any) -> None:
-    if not _quiet.get():
-        func(*args)
+def is_quiet() -> bool:
+    """Whether the current changes are made inside :func:`quiet` (no email to send)."""
+    return _quiet.get()
 
 
 class TransitionRefused(Exception):
@@ -203,6 +205,17 @@ def states() -> dict[str, TicketState]:
 
 def state(key: str) -> TicketState | None:
     return states().get(key)
+
+
+def state_labels() -> dict[str, str]:
+    """State key → label in the current language (the list's status column and filter)."""
+    return {key: found.label for key, found in states().items()}
+
+
+def state_colour(key: str, row: Any = None) -> str | None:
+    """The badge colour of state ``key`` (``Column.badge``); ``None`` for an unknown key."""
+    found = states().get(key)
+    return found.color if found is not None else None
 
 
 def open_keys() -> list[str]:
@@ -343,7 +356,6 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
     TicketHistory.create(ticket=ticket, from_state=None, to_state=OPEN, actor_type=actor.kind,
                          actor_name=actor.name, created_at=now)
     attachments = [attach(ticket, actor, stored, touch=False) for stored in files]
-    _notify(notifications.ticket_created, ticket)
     signals.ticket_created.send("tickets", ticket=ticket, actor=actor, attachments=attachments)
     return ticket
 
@@ -369,7 +381,7 @@ def attach(ticket: Ticket, actor: Actor, stored: Any, *, touch: bool = True) -> 
 
 
 def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.date | None = None,
-                 notify: bool = True, expected: str | None = None, extra: dict[Any, Any] | None = None,
+                 expected: str | None = None, extra: dict[Any, Any] | None = None,
                  where: Sequence[Any] = ()) -> TicketHistory:
     """Move ``ticket`` from ``expected`` (default: the state of the caller's copy) to ``to_key``.
 
@@ -405,8 +417,6 @@ def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.d
     _update_row(ticket, values, Ticket.status == old, *where)
     history = TicketHistory.create(ticket=ticket, from_state=old, to_state=to_key, actor_type=actor.kind,
                                    actor_name=actor.name, created_at=now)
-    if notify:
-        _notify(notifications.status_changed, ticket, old, to_key, actor)
     signals.status_changed.send("tickets", ticket=ticket, old=old, new=to_key, actor=actor, history=history)
     return history
 
@@ -474,13 +484,11 @@ def add_comment(ticket: Ticket, actor: Actor, body: str, kind: str = "public", *
         raise
     comment = TicketComment.create(ticket=ticket, kind=kind, body=body, author_contact=actor.contact,
                                    author_staff=actor.staff, author_name=actor.name, created_at=now)
-    if actor.kind == "customer":
-        _notify(notifications.customer_comment, ticket, comment)
-        if ticket.status in (WAITING_CUSTOMER, RESOLVED) and WAITING_SUPPORT in allowed_targets(ticket, "customer"):
-            change_state(ticket, WAITING_SUPPORT, actor)
-    elif kind == "public":
-        _notify(notifications.public_reply, ticket, comment)
+    # Sent before the move the comment causes: receivers see the state the comment was written in.
     signals.comment_added.send("tickets", ticket=ticket, comment=comment, actor=actor)
+    if (actor.kind == "customer" and ticket.status in (WAITING_CUSTOMER, RESOLVED)
+            and WAITING_SUPPORT in allowed_targets(ticket, "customer")):
+        change_state(ticket, WAITING_SUPPORT, actor)
     return comment
 
 
