@@ -11,7 +11,7 @@ from flask_babel import format_date, format_decimal, gettext as _
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from .models import STATUS_LABELS
+from .models import STATUS_LABELS, Quote, QuoteLine
 
 
 def _t(value) -> str:
@@ -29,9 +29,10 @@ def _number(value: Decimal) -> str:
 
 
 class QuotePDF(FPDF):
-    def __init__(self, portal_name: str, footer_text: str) -> None:
+    """A4 pages with the quote's number and the page number in the footer."""
+
+    def __init__(self, footer_text: str) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
-        self.portal_name = portal_name
         self.footer_text = footer_text
         self.set_auto_page_break(auto=True, margin=18)
         self.set_margins(15, 15, 15)
@@ -43,8 +44,9 @@ class QuotePDF(FPDF):
         self.cell(0, 5, _t(f"{self.footer_text} - {self.page_no()}/{{nb}}"), align="C")
 
 
-def render_quote_pdf(quote, lines, portal_name: str) -> bytes:
-    pdf = QuotePDF(portal_name, _("Quote %(number)s", number=quote.number))
+def render_quote_pdf(quote: Quote, lines: list[QuoteLine], portal_name: str) -> bytes:
+    """The PDF of ``quote`` with ``lines``, authored by ``portal_name``, in the current language."""
+    pdf = QuotePDF(_("Quote %(number)s", number=quote.number))
     pdf.alias_nb_pages()
     pdf.set_title(_t(_("Quote %(number)s", number=quote.number)))
     pdf.set_author(_t(portal_name))
