@@ -42,6 +42,7 @@ def test_each_application_starts_from_an_empty_database(tmp_path):
     second = make_app(tmp_path)  # the same database file (or PostgreSQL database) again
     with second.app_context(), db.connection_context():
         assert Company.select().count() == 0
+        assert Company.create(name="First").id == 1  # ids start again, as in a new database
 
 
 def test_reset_demo_puts_the_demo_data_back(app, demo):
@@ -77,3 +78,24 @@ def test_the_plugin_loads_nothing_of_the_portal():
             "loaded = [m for m in sys.modules if m.startswith('crm_portal.') and not m.startswith('crm_portal.testing')]; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _every_url(application) -> list[str]:
+    """Every rule built with each argument "7" (defaults kept) and an unknown argument appended."""
+    adapter = application.url_map.bind("portal.test")
+    urls = []
+    for rule in application.url_map.iter_rules():
+        values = {arg: "7" for arg in rule.arguments if arg not in (rule.defaults or {})}
+        urls.append(adapter.build(rule.endpoint, {**values, "extra": "x y"}, method=sorted(rule.methods)[0]))
+    return urls
+
+
+def test_applications_sharing_url_builders_build_the_same_urls(app, tmp_path):
+    """make_app reuses URL builders compiled for earlier applications: the URLs are the ones an
+    application compiling its own builds."""
+    from crm_portal import create_app
+    from crm_portal.testing.database import _BUILDERS
+
+    assert _BUILDERS, "make_app compiled no builder to share"
+    own = create_app({**app.config, "SERVER_NAME": "portal.test"})
+    assert _every_url(app) == _every_url(own)
