@@ -770,8 +770,8 @@ def test_templates_get_their_data_from_the_views(app, demo, client):
     login(client, "carla@globex.example")
     page = client.get(f"/tickets/{ticket.id}").text
     assert re.search(r"Category</dt><dd[^>]*>Accounting<", page)
-    assert re.search(r'data-ticket="%s">.*?text-bg-info">Waiting for support<' % ticket.number,
-                     client.get("/tickets/").text, re.S)
+    listing = client.get("/tickets/").text
+    assert re.search(rf'data-ticket="{ticket.number}">.*?text-bg-info">Waiting for support<', listing, re.S)
 
 
 def test_the_ticket_query_does_not_depend_on_the_endpoint(app):
@@ -810,7 +810,8 @@ def test_no_import_cycles_inside_the_module():
             if isinstance(node, ast.ImportFrom) and node.level == 1:
                 deps.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
         graph[path.stem] = deps
-    assert not [name for name, deps in graph.items() if "__init__" in deps or (name != "__init__" and not deps <= set(graph))]
+    assert not [name for name, deps in graph.items()
+                if "__init__" in deps or (name != "__init__" and not deps <= set(graph))]
 
     def reaches(start: str, target: str, seen: set[str]) -> bool:
         return any(dep == target or (dep not in seen and reaches(dep, target, seen | {dep}))
