@@ -4,9 +4,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from conftest import login, staff_login
 from icalendar import Calendar
 
-from conftest import login, staff_login
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, ProfileModule
 from crm_portal.modules.deadlines.jobs import queue_due_reminders

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from conftest import login, staff_login
+
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, ProfileModule
 from crm_portal.modules.documents.models import Document, Folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from conftest import login, staff_login
+
 from crm_portal.db import db
 from crm_portal.models import Contact, ProfileModule
 from crm_portal.modules.products.models import CompanySetting, Product

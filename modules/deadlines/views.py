@@ -11,12 +11,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import force_locale, gettext as _
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from icalendar import Calendar, Event
 from markupsafe import Markup
 
-from crm_portal.api import (Contact, ModuleBlueprint, PortalUser, audit, content_disposition, current_module,
-                            current_portal_user, db, external_url, utcnow, visible)
+from crm_portal.api import (
+    Contact,
+    ModuleBlueprint,
+    PortalUser,
+    audit,
+    content_disposition,
+    current_module,
+    current_portal_user,
+    db,
+    external_url,
+    utcnow,
+    visible,
+)
 
 from .models import KIND_LABELS, CalendarToken, Deadline
 
@@ -97,7 +109,7 @@ def build_calendar(deadlines: Iterable[Deadline], host: str, name: str) -> bytes
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", name)
-    stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
     for deadline in deadlines:
         event = Event()
         event.add("uid", f"deadline-{deadline.id}@{host or 'crm-portal'}")

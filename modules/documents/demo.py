@@ -49,5 +49,5 @@ def _demo_file(title: str, filename: str) -> bytes:
         pdf.cell(0, 10, title.encode("latin-1", "replace").decode("latin-1"))
         return bytes(pdf.output())
     if filename.endswith(".csv"):
-        return "data;esito\n2025-01-15;ok\n2025-04-15;ok\n".encode()
+        return b"data;esito\n2025-01-15;ok\n2025-04-15;ok\n"
     return f"{title}\n\nDocumento dimostrativo.\n".encode()

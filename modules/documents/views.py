@@ -13,9 +13,21 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from crm_portal import signals
-from crm_portal.api import (Module, ModuleBlueprint, StoredFile, UploadRejected, audit, current_module,
-                            current_portal_user, db, delete_stored, get_or_404, require, save_upload,
-                            send_stored)
+from crm_portal.api import (
+    Module,
+    ModuleBlueprint,
+    StoredFile,
+    UploadRejected,
+    audit,
+    current_module,
+    current_portal_user,
+    db,
+    delete_stored,
+    get_or_404,
+    require,
+    save_upload,
+    send_stored,
+)
 
 from .forms import UploadForm
 from .models import AREA, Document
