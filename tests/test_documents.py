@@ -96,6 +96,8 @@ def test_upload_by_customer(app, demo, client):
         mail = OutboxMessage.select().order_by(OutboxMessage.id.desc()).first()
         assert mail.template == "documents_uploaded" and mail.to_address == app.config["SUPPORT_EMAIL"]
         assert "Acme S.p.A." in mail.subject  # the company, looked up before the template renders
+        # one email, however many applications connected the module's receiver
+        assert OutboxMessage.select().where(OutboxMessage.template == "documents_uploaded").count() == 1
         assert "&lt;script&gt;" in mail.body_html
     detail = client.get(response.headers["Location"])
     assert "Log &lt;script&gt;alert(1)&lt;/script&gt;" in detail.text
