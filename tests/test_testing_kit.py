@@ -9,7 +9,7 @@ import pytest
 
 from crm_portal.db import db, utcnow
 from crm_portal.models import Company
-from crm_portal.testing import FrozenClock, assert_scope_matrix, make_app, reset_demo
+from crm_portal.testing import PG_URL, FrozenClock, assert_scope_matrix, make_app, reset_demo
 
 
 def test_frozen_clock_stops_every_clock_of_the_portal(frozen_clock):
@@ -99,3 +99,19 @@ def test_applications_sharing_url_builders_build_the_same_urls(app, tmp_path):
     assert _BUILDERS, "make_app compiled no builder to share"
     own = create_app({**app.config, "SERVER_NAME": "portal.test"})
     assert _every_url(app) == _every_url(own)
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: on SQLite the demo data comes back as a whole file")
+def test_demo_data_comes_back_after_a_test_rebuilt_a_table(app, demo):
+    """Schema-step tests drop and add columns: the column order changes, the demo data still fits."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from crm_portal.models import Contact
+
+    with app.app_context(), db.connection_context():
+        migrator = SchemaMigrator.from_database(db.obj)
+        migrate(migrator.drop_column("core_contact", "notify_by_email"))
+        migrate(migrator.add_column("core_contact", "notify_by_email", Contact.notify_by_email))
+    records = reset_demo(app)
+    assert records["contacts"]["anna"].email == "anna@acme.example"
+    assert records["contacts"]["anna"].notify_by_email is True

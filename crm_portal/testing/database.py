@@ -62,7 +62,7 @@ class _Snapshot:
     instance folder's files."""
 
     path: Path
-    tables: list[tuple[str, bytes]] = field(default_factory=list)
+    tables: list[tuple[str, bytes]] = field(default_factory=list)  # (table (columns), COPY data)
     sequences: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -199,10 +199,12 @@ def _pg_dump(app: Flask, snapshot: _Snapshot) -> None:
 
     cursor = db.obj.connection().cursor()
     for table in _pg_load_order(app):
+        # Columns by name: a test that rebuilds a table (schema steps) changes their order.
+        target = f'"{table}" (' + ", ".join(f'"{c.name}"' for c in db.obj.get_columns(table)) + ")"
         buffer = io.BytesIO()
-        cursor.copy_expert(f'COPY "{table}" TO STDOUT', buffer)
+        cursor.copy_expert(f"COPY {target} TO STDOUT", buffer)
         if buffer.tell():
-            snapshot.tables.append((table, buffer.getvalue()))
+            snapshot.tables.append((target, buffer.getvalue()))
     cursor.execute("SELECT quote_ident(sequencename), last_value FROM pg_sequences "
                    "WHERE schemaname = current_schema() AND last_value IS NOT NULL")
     snapshot.sequences = list(cursor.fetchall())
@@ -213,8 +215,8 @@ def _pg_restore(snapshot: _Snapshot) -> None:
 
     with db.atomic():
         cursor = db.obj.connection().cursor()
-        for table, data in snapshot.tables:
-            cursor.copy_expert(f'COPY "{table}" FROM STDIN', io.BytesIO(data))
+        for target, data in snapshot.tables:
+            cursor.copy_expert(f"COPY {target} FROM STDIN", io.BytesIO(data))
         for name, value in snapshot.sequences:
             cursor.execute("SELECT setval(%s, %s)", (name, value))
 
