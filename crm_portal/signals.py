@@ -7,12 +7,12 @@ Every signal here has a docstring naming its sender and keyword arguments (a tes
 """
 from __future__ import annotations
 
-from blinker import Namespace
+from blinker import NamedSignal, Namespace
 
 _signals = Namespace()
 
 
-def _signal(name: str, doc: str):
+def _signal(name: str, doc: str) -> NamedSignal:
     sig = _signals.signal(name, doc)
     sig.__doc__ = doc
     return sig
