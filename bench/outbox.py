@@ -140,8 +140,10 @@ def main() -> None:
     finally:
         controller.stop()
     print(f"{args.messages} messages, SMTP server on 127.0.0.1, EHLO delay {args.connect_delay:g} ms")
-    print(f"batched (one connection):   {new_rate:9.0f} messages/minute  ({new_sent} sent, {new_connections} connections)")
-    print(f"one connection per message: {old_rate:9.0f} messages/minute  ({old_sent} sent, {old_connections} connections)")
+    print(f"batched (one connection):   {new_rate:9.0f} messages/minute  "
+          f"({new_sent} sent, {new_connections} connections)")
+    print(f"one connection per message: {old_rate:9.0f} messages/minute  "
+          f"({old_sent} sent, {old_connections} connections)")
     print(f"ratio: {new_rate / old_rate:.1f}x; the old delivery also stopped at 200 messages a minute, "
           f"so {args.messages} took {-(-args.messages // 200)} minutes "
           f"(now {args.messages / new_rate * 60:.1f} s)")

@@ -60,9 +60,9 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
     from crm_portal.db import db
     from crm_portal.migrations import upgrade
     from crm_portal.models import Company, Contact, Profile
-    from crm_portal.provisioning import install_defaults
     from crm_portal.modules.tickets import workflow
     from crm_portal.modules.tickets.models import TicketCategory, TicketCounter
+    from crm_portal.provisioning import install_defaults
 
     if db_path.exists():
         db_path.unlink()
@@ -112,8 +112,10 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
         ticket_sql = ("INSERT INTO tickets_ticket (id, seq, number, title, description, type, category_id, priority, "
                       "severity, status, contact_id, company_id, requester_name, service_id, service_name, "
                       "assignee_name, hours_spent, created_at, updated_at, response_due_at, taken_at, resolved_at, "
-                      "closed_at, public_comments, search_text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-        comment_sql = ("INSERT INTO tickets_comment (ticket_id, kind, body, author_contact_id, author_name, created_at) "
+                      "closed_at, public_comments, search_text) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        comment_sql = ("INSERT INTO tickets_comment "
+                       "(ticket_id, kind, body, author_contact_id, author_name, created_at) "
                        "VALUES (?,?,?,?,?,?)")
         target_count = min(TARGET_TICKETS, total)
         chunk = 50_000
@@ -158,8 +160,8 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
         TicketCounter.update(value=total).where(TicketCounter.name == "ticket").execute()
         db.execute_sql("ANALYZE")
-    print(f"built {db_path.name}: {total:,} tickets, {comment_total:,} comments in {time.perf_counter() - started:.0f} s",
-          flush=True)
+    print(f"built {db_path.name}: {total:,} tickets, {comment_total:,} comments "
+          f"in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 # --- serving -----------------------------------------------------------------------------------

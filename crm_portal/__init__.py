@@ -11,8 +11,10 @@ __version__ = "0.1.0"
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. ``config`` overrides every other source (see crm_portal.config)."""
-    from . import account, admin, auth, cli, config as config_mod, db, i18n, jobs, registry, security, theming
-    from .views import auth as auth_views, errors, portal, records
+    from . import account, admin, auth, cli, db, i18n, jobs, registry, security, theming
+    from . import config as config_mod
+    from .views import auth as auth_views
+    from .views import errors, portal, records
 
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)

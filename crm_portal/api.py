@@ -105,7 +105,8 @@ class Column:
         return self.badge.get(value)
 
 
-def date_badge(soon_days: int, *, past: str | None = "danger", soon: str | None = "warning") -> Callable[[Any, Any], str | None]:
+def date_badge(soon_days: int, *, past: str | None = "danger",
+               soon: str | None = "warning") -> Callable[[Any, Any], str | None]:
     """A ``Column.badge`` for dates: ``past`` colour before today, ``soon`` within ``soon_days``."""
     import datetime as dt
 
@@ -171,7 +172,7 @@ class Migration:
     """
 
     name: str
-    apply: Callable[["SchemaMigrator"], Iterable[Any]]
+    apply: Callable[[SchemaMigrator], Iterable[Any]]
 
 
 @dataclasses.dataclass
@@ -209,7 +210,7 @@ class ModuleBlueprint(Blueprint):
         self.generic_views_added = False
 
 
-def current_module() -> "Module":
+def current_module() -> Module:
     """The module whose blueprint handles the current request (404 outside a module's URLs)."""
     from flask import abort
 
@@ -270,7 +271,7 @@ class Module:
     form_template: ClassVar[str] = "portal/form.html"
 
     # --- scoping ---------------------------------------------------------------------------
-    def scope_query(self, query: pw.ModelSelect[Any], user: "PortalUser", scope: str) -> pw.ModelSelect[Any]:
+    def scope_query(self, query: pw.ModelSelect[Any], user: PortalUser, scope: str) -> pw.ModelSelect[Any]:
         """Restrict ``query`` (over ``record``) to what ``user`` may see under ``scope``.
 
         The default follows ``contact_field`` / ``company_field``: *own* means the user's records (or,
@@ -298,7 +299,7 @@ class Module:
         """Dashboard buttons this module offers (installed into the Button table by ``init``)."""
         return ()
 
-    def admin_views(self) -> Iterable["BaseView"]:
+    def admin_views(self) -> Iterable[BaseView]:
         """Flask-Admin views for staff. The default is one :class:`AdminModelView` per model."""
         category = self.label or self.name
         return [AdminModelView(model, name=model.__name__, category=category,
@@ -308,17 +309,17 @@ class Module:
         """Add extra routes to the module's blueprint (mounted at ``/<name>/``). Prefer declaring
         them as functions of a :class:`ModuleBlueprint` in ``views.py`` (``blueprint = bp``)."""
 
-    def list_context(self, page: Any, user: "PortalUser") -> Mapping[str, Any]:
+    def list_context(self, page: Any, user: PortalUser) -> Mapping[str, Any]:
         """Extra template variables for the module's list page (counts for tabs, choices of its
         own filters …), computed by the view: templates never query."""
         return {}
 
-    def detail_context(self, record: Any, user: "PortalUser") -> Mapping[str, Any]:
+    def detail_context(self, record: Any, user: PortalUser) -> Mapping[str, Any]:
         """Extra template variables for a record's detail page (its conversation, attachments,
         links to other modules' records …), computed by the view: templates never query."""
         return {}
 
-    def init_app(self, app: "Flask") -> None:
+    def init_app(self, app: Flask) -> None:
         """Called once per application after the module's blueprint is registered."""
 
     def periodic_tasks(self) -> Iterable[tuple[str, Any, Callable[[], Any]]]:
@@ -337,7 +338,7 @@ class Module:
         """Connect receivers to :mod:`crm_portal.signals`. Called once per application; use ``weak=False``
         or module-level functions, and make receivers idempotent across applications."""
 
-    def prepare_new(self, record: BaseModel, user: "PortalUser") -> None:
+    def prepare_new(self, record: BaseModel, user: PortalUser) -> None:
         """Fill a record created from the portal before it is saved. The default links it to the
         creating contact and their company."""
         if self.contact_field is not None:
@@ -353,7 +354,8 @@ class Module:
     def demo_data(self, ctx: DemoContext) -> None:
         """Create realistic demo records for ``crm-portal demo``."""
 
-    def filter_list(self, query: pw.ModelSelect[Any], params: Mapping[str, str], user: "PortalUser") -> pw.ModelSelect[Any]:
+    def filter_list(self, query: pw.ModelSelect[Any], params: Mapping[str, str],
+                    user: PortalUser) -> pw.ModelSelect[Any]:
         """Apply the module's own list filters: ``params`` holds the request's values of
         ``list_params``. Called on the already scoped query, for the list page and its CSV export."""
         return query
@@ -370,7 +372,15 @@ from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
-from .uploads import (StoredFile, UploadRejected, content_disposition, delete_stored, delete_with_files,  # noqa: E402
-                      remove_after_commit, save_upload, send_stored)
 from .staff import StaffUser, current_staff, staff_members  # noqa: E402
+from .uploads import (  # noqa: E402
+    StoredFile,
+    UploadRejected,
+    content_disposition,
+    delete_stored,
+    delete_with_files,
+    remove_after_commit,
+    save_upload,
+    send_stored,
+)
 from .workhours import WorkingHours, add_working_hours  # noqa: E402

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, request
-from peewee import JOIN
-from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
 from flask_babel import lazy_gettext as _l
+from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
+from peewee import JOIN
 
 from .models import Company, Contact, Profile, ProfileModule, StaffUser
 

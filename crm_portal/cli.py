@@ -176,7 +176,8 @@ def worker_command(workers: int | None, no_periodic: bool) -> None:
         raise click.ClickException("HUEY_IMMEDIATE is on: tasks run in-process, there is nothing to consume.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     jobs = current_app.extensions["crm_portal_jobs"]["periodic"]
-    click.echo(f"worker on {type(huey.storage).__name__}; periodic jobs: {', '.join(jobs) if not no_periodic else 'off'}")
+    periodic = ", ".join(jobs) if not no_periodic else "off"
+    click.echo(f"worker on {type(huey.storage).__name__}; periodic jobs: {periodic}")
     consumer = huey.create_consumer(workers=workers or int(current_app.config["HUEY_WORKERS"]),
                                     worker_type="thread", periodic=not no_periodic, check_worker_health=True,
                                     # An idle SQLite queue is polled at least every second (Redis blocks

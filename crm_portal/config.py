@@ -21,7 +21,6 @@ from werkzeug.routing import MapAdapter
 from werkzeug.sansio.utils import host_is_trusted
 
 
-
 def _shipped(package: str) -> str:
     """The folder of a data package shipped inside ``crm_portal`` (themes, profiles, buttons …)."""
     return str(importlib.resources.files(package))

@@ -45,7 +45,7 @@ def is_lock_contention(exc: BaseException) -> bool:
 
 def system_utcnow() -> dt.datetime:
     """The system clock as naive UTC."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 #: Where :func:`utcnow` reads the time: crm_portal.testing's frozen clock replaces it.

@@ -20,20 +20,23 @@ from .provisioning import install_defaults
 DEMO_PASSWORD = "demo"
 
 COMPANIES = {
-    "acme": dict(name="Acme S.p.A.", vat_number="IT01234567890", address="Via Roma 12", city="Milano",
-                 postal_code="20121", province="MI", country="Italia", phone="+39 02 1234567",
-                 email="info@acme.example", email_domain="acme.example", website="https://acme.example",
-                 notes="Cliente dal 2015; contratto di assistenza Gold.",
-                 reserved_conditions="Sconto 10% sui servizi a consumo."),
-    "globex": dict(name="Globex S.r.l.", vat_number="IT09876543210", address="Corso Vittorio Emanuele 5",
-                   city="Torino", postal_code="10121", province="TO", country="Italia", phone="+39 011 7654321",
-                   email="amministrazione@globex.example", email_domain="globex.example"),
-    "initech": dict(name="Initech Italia S.r.l.", vat_number="IT11223344556", address="Via Garibaldi 40",
-                    city="Bologna", postal_code="40124", province="BO", country="Italia", phone="+39 051 998877",
-                    email="info@initech.example", email_domain="initech.example"),
-    "umbrella": dict(name="Umbrella Servizi S.n.c.", vat_number="IT66554433221", address="Piazza Duomo 3",
-                     city="Firenze", postal_code="50122", province="FI", country="Italia", phone="+39 055 223344",
-                     email="info@umbrella.example", email_domain="umbrella.example"),
+    "acme": {"name": "Acme S.p.A.", "vat_number": "IT01234567890", "address": "Via Roma 12", "city": "Milano",
+             "postal_code": "20121", "province": "MI", "country": "Italia", "phone": "+39 02 1234567",
+             "email": "info@acme.example", "email_domain": "acme.example", "website": "https://acme.example",
+             "notes": "Cliente dal 2015; contratto di assistenza Gold.",
+             "reserved_conditions": "Sconto 10% sui servizi a consumo."},
+    "globex": {"name": "Globex S.r.l.", "vat_number": "IT09876543210", "address": "Corso Vittorio Emanuele 5",
+               "city": "Torino", "postal_code": "10121", "province": "TO", "country": "Italia",
+               "phone": "+39 011 7654321",
+               "email": "amministrazione@globex.example", "email_domain": "globex.example"},
+    "initech": {"name": "Initech Italia S.r.l.", "vat_number": "IT11223344556", "address": "Via Garibaldi 40",
+                "city": "Bologna", "postal_code": "40124", "province": "BO", "country": "Italia",
+                "phone": "+39 051 998877",
+                "email": "info@initech.example", "email_domain": "initech.example"},
+    "umbrella": {"name": "Umbrella Servizi S.n.c.", "vat_number": "IT66554433221", "address": "Piazza Duomo 3",
+                 "city": "Firenze", "postal_code": "50122", "province": "FI", "country": "Italia",
+                 "phone": "+39 055 223344",
+                 "email": "info@umbrella.example", "email_domain": "umbrella.example"},
 }
 
 # key: (company, first, last, email, profile, role, office, language)

@@ -134,7 +134,7 @@ def init_app(app: Flask) -> Huey:
     for module in app.extensions["crm_portal"].modules.values():
         for name, schedule, func in module.periodic_tasks():
             jobs.append((f"{module.name}.{name}", schedule, func, module.name))
-    for name, schedule, func, owner in jobs:
+    for name, schedule, func, _owner in jobs:
         _register_periodic(app, huey, name, schedule, func)
 
     app.extensions["huey"] = huey

@@ -111,7 +111,7 @@ class ListRequest:
     per_page: int = 50
 
     @classmethod
-    def parse(cls, module: "Module", args: Mapping[str, Any]) -> "ListRequest":
+    def parse(cls, module: Module, args: Mapping[str, Any]) -> ListRequest:
         cfg = current_app.config
         req = cls(per_page=cfg["PER_PAGE"])
         req.q = (args.get("q") or "").strip()[:MAX_TERM]
@@ -199,7 +199,7 @@ def _contains(expr: Any, term: str, *, lower: bool = True) -> pw.Expression:
 class ListQuery:
     """Builds the count and page queries of a module's list from a scoped base query."""
 
-    def __init__(self, module: "Module", scoped: pw.ModelSelect) -> None:
+    def __init__(self, module: Module, scoped: pw.ModelSelect) -> None:
         self.module = module
         record = module.record
         self.aliases: dict[str, Any] = {}
@@ -216,7 +216,7 @@ class ListQuery:
             query = query.select_extend(*extra)
         self.query = query
 
-    def expr(self, col: "Column") -> Any:
+    def expr(self, col: Column) -> Any:
         if col.is_relation:
             return getattr(self.aliases[col.name], col.display or "id")
         return col.field
@@ -285,7 +285,7 @@ class ListQuery:
         return self.ordered(self.apply(req), req).iterator()
 
 
-def cell_value(col: "Column", row: Any) -> Any:
+def cell_value(col: Column, row: Any) -> Any:
     """The value of ``col`` for ``row`` as plain data (for CSV and for the HTML cell)."""
     value = getattr(row, col.name, None)
     if col.is_relation:

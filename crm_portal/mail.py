@@ -103,7 +103,7 @@ class SmtpTransport:
             raise
         return smtp
 
-    def session(self) -> "SmtpSession":
+    def session(self) -> SmtpSession:
         return SmtpSession(self)
 
     def send(self, message: EmailMessage) -> None:
@@ -126,7 +126,7 @@ class SmtpSession:
         self.smtp: smtplib.SMTP | None = None
         self.connections = 0
 
-    def __enter__(self) -> "SmtpSession":
+    def __enter__(self) -> SmtpSession:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -218,7 +218,7 @@ def build_message(row: OutboxMessage, sender: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = row.to_address
     message["Subject"] = row.subject
-    message["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
+    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = message_id(row, parseaddr(sender)[1].rpartition("@")[2] or "localhost")
     message["Content-Language"] = row.language
     message["Auto-Submitted"] = "auto-generated"
@@ -289,7 +289,7 @@ class _Run:
 
     def __init__(self, now: dt.datetime, session: Any) -> None:
         self.now, self.session = now, session
-        self.counts = {outcome: 0 for outcome in OUTCOMES}
+        self.counts = dict.fromkeys(OUTCOMES, 0)
         self.unavailable: TransportUnavailable | None = None
         self._start = time.monotonic()
         self.sender = current_app.config["MAIL_FROM"]

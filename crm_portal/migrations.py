@@ -14,6 +14,7 @@ from .api import Migration
 from .db import db
 from .models import CORE_MODELS, MigrationHistory
 
+
 def _contact_notify_by_email(migrator: SchemaMigrator) -> list:
     from .models import Contact
 

@@ -140,7 +140,8 @@ def _try_reserve(limits: dict[str, int], at: dt.datetime) -> int | None:
             return None
         for key in limits:
             row = rows[key]
-            LoginThrottle.update(pending=_pending(row, at) + 1, pending_at=at).where(LoginThrottle.id == row.id).execute()
+            LoginThrottle.update(pending=_pending(row, at) + 1, pending_at=at) \
+                .where(LoginThrottle.id == row.id).execute()
     return 0
 
 
@@ -181,7 +182,8 @@ def record_success(account: str, ip: str, at: dt.datetime | None = None) -> None
         rows = _locked_rows([account, ip], at)
         LoginThrottle.update(failures=0, blocked_until=None, pending=max(_pending(rows[account], at) - 1, 0)) \
             .where(LoginThrottle.id == rows[account].id).execute()
-        LoginThrottle.update(pending=max(_pending(rows[ip], at) - 1, 0)).where(LoginThrottle.id == rows[ip].id).execute()
+        LoginThrottle.update(pending=max(_pending(rows[ip], at) - 1, 0)) \
+            .where(LoginThrottle.id == rows[ip].id).execute()
 
 
 def mail_request_key(ip: str | None) -> str:

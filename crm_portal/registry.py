@@ -140,7 +140,8 @@ def _import_folder_package(folder: Path, sub: Path) -> Any:
     if mod_name in sys.modules:
         return sys.modules[mod_name]
     if "crm_portal_plugins" not in sys.modules:
-        namespace = importlib.util.module_from_spec(importlib.machinery.ModuleSpec("crm_portal_plugins", None, is_package=True))
+        namespace = importlib.util.module_from_spec(
+            importlib.machinery.ModuleSpec("crm_portal_plugins", None, is_package=True))
         namespace.__path__ = []
         sys.modules["crm_portal_plugins"] = namespace
     spec = importlib.util.spec_from_file_location(mod_name, sub / "__init__.py",
@@ -191,7 +192,7 @@ class Registry:
 
     def discover(self, folders: list[Path], *, enabled: list[str] | None = None,
                  disabled: list[str] | None = None, strict: bool = False,
-                 extra: list[type[Module]] | None = None) -> "Registry":
+                 extra: list[type[Module]] | None = None) -> Registry:
         seen: set[str] = set()
         candidates: list[tuple[str, str, Any]] = []
         for name, source, loader in _entry_point_candidates():

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models import ProfileModule
 
 
-def _module(module: "Module | str") -> "Module":
+def _module(module: Module | str) -> Module:
     if isinstance(module, str):
         found = current_app.extensions["crm_portal"].modules.get(module)
         if found is None:
@@ -29,7 +29,7 @@ def _user(user: Any) -> Any:
     return current_user if user is None else user
 
 
-def require(module: "Module | str", action: str = "view", user: Any = None) -> "ProfileModule":
+def require(module: Module | str, action: str = "view", user: Any = None) -> ProfileModule:
     """The user's grant on ``module``. Hidden module → 404; module shown but ``action`` not granted → 403."""
     module = _module(module)
     user = _user(user)
@@ -43,7 +43,7 @@ def require(module: "Module | str", action: str = "view", user: Any = None) -> "
     return grant
 
 
-def visible(module: "Module | str", user: Any = None, action: str = "view",
+def visible(module: Module | str, user: Any = None, action: str = "view",
             query: pw.ModelSelect | None = None) -> pw.ModelSelect:
     """``query`` (default: the module's base query) narrowed to the records ``user`` may reach."""
     module = _module(module)
@@ -53,7 +53,7 @@ def visible(module: "Module | str", user: Any = None, action: str = "view",
     return module.scope_query(base, user, grant.scope)
 
 
-def get_or_404(module: "Module | str", record_id: Any, user: Any = None, action: str = "view",
+def get_or_404(module: Module | str, record_id: Any, user: Any = None, action: str = "view",
                query: pw.ModelSelect | None = None) -> Any:
     """The record ``record_id`` if ``user`` may reach it for ``action``, else 404 (or 403 for an
     action their profile does not grant on a record they can see)."""

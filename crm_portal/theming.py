@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
 
     @app.route("/theme/<path:filename>", endpoint="theme_static")
     def theme_static(filename: str):
-        for folder in theme_dirs(current_app):
-            if (folder / "static" / filename).is_file():
-                return send_from_directory(folder / "static", filename, max_age=3600)
-        abort(404)
+        folder = next((d for d in theme_dirs(current_app) if (d / "static" / filename).is_file()), None)
+        if folder is None:
+            abort(404)
+        return send_from_directory(folder / "static", filename, max_age=3600)

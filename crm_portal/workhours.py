@@ -41,7 +41,7 @@ class WorkingHours:
     holidays: frozenset[dt.date] = frozenset()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None = None) -> "WorkingHours":
+    def from_config(cls, config: Mapping[str, Any] | None = None) -> WorkingHours:
         """Build from ``config["WORKING_HOURS"]`` (default: the current app's configuration)."""
         if config is None:
             from flask import current_app
@@ -61,7 +61,7 @@ class WorkingHours:
     def add(self, start_utc: dt.datetime, hours: float) -> dt.datetime:
         """The naive-UTC moment ``hours`` working hours after ``start_utc``."""
         zone = ZoneInfo(self.timezone)
-        local = start_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone)
+        local = start_utc.replace(tzinfo=dt.UTC).astimezone(zone)
         remaining = dt.timedelta(hours=hours)
         day = local.date()
         cursor = local
@@ -74,7 +74,7 @@ class WorkingHours:
                     available = closes - begin
                     if remaining <= available:
                         end = begin + remaining
-                        return end.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                        return end.astimezone(dt.UTC).replace(tzinfo=None)
                     remaining -= available
             day += dt.timedelta(days=1)
             cursor = dt.datetime.combine(day, dt.time(0), zone)
@@ -85,8 +85,8 @@ class WorkingHours:
         if end_utc <= start_utc:
             return 0.0
         zone = ZoneInfo(self.timezone)
-        a = start_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone)
-        b = end_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone)
+        a = start_utc.replace(tzinfo=dt.UTC).astimezone(zone)
+        b = end_utc.replace(tzinfo=dt.UTC).astimezone(zone)
         total = dt.timedelta()
         day = a.date()
         while day <= b.date():

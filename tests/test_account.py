@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import login, make_app, staff_login
+
 from crm_portal import signals
 from crm_portal.account import compile_translations, tokens
 from crm_portal.auth import hash_password, verify_password
@@ -77,7 +77,8 @@ def test_me_saves_only_editable_fields(app, demo, client):
     assert response.status_code == 302
     with app.app_context(), db.connection_context():
         bruno = contact("bruno@acme.example")
-        assert (bruno.phone, bruno.mobile, bruno.language, bruno.notify_by_email) == ("+39 02 123", "333 1234567", "en", False)
+        assert (bruno.phone, bruno.mobile, bruno.language, bruno.notify_by_email) == \
+            ("+39 02 123", "333 1234567", "en", False)
         assert bruno.role == "Amministrazione"
         assert AuditEntry.select().where(AuditEntry.action == "account-updated").count() == 1
 
@@ -241,7 +242,8 @@ def test_reset_link_sets_password_once(app, demo, client):
     assert changed.to_address == "anna@acme.example"
     login(app.test_client(), "anna@acme.example", NEW_PASSWORD)
 
-    again = app.test_client().post(link, data={"password": "another good passphrase", "confirm": "another good passphrase"})
+    again = app.test_client().post(link, data={"password": "another good passphrase",
+                                               "confirm": "another good passphrase"})
     assert again.status_code == 400
     assert 'data-reason="used"' in again.text and "/forgot-password" in again.text
 
@@ -274,7 +276,8 @@ def test_password_change_elsewhere_kills_link_even_without_revocation(app, demo,
     link = request_reset(client, app)
     with app.app_context(), db.connection_context():
         # e.g. staff set a temporary password in the admin: the fingerprint no longer matches
-        Contact.update(password_hash=hash_password("set-by-staff-1")).where(Contact.email == "anna@acme.example").execute()
+        Contact.update(password_hash=hash_password("set-by-staff-1")) \
+            .where(Contact.email == "anna@acme.example").execute()
     assert 'data-reason="superseded"' in client.get(link).text
 
 
@@ -372,7 +375,8 @@ def test_enabling_portal_access_sends_invitation(app, demo):
     [invitation] = outbox(app, "invitation")
     assert invitation.to_address == "nina@acme.example" and invitation.language == "it"
     assert "Il tuo accesso" in invitation.subject and "Ciao Nina" in invitation.body_text
-    assert "password" not in invitation.body_text.split("http")[0].lower() or "scegliere la tua password" in invitation.body_text
+    assert ("password" not in invitation.body_text.split("http")[0].lower()
+            or "scegliere la tua password" in invitation.body_text)
 
     # saving again does not send another one
     _admin_edit_contact(admin, new.id, portal_access="y")

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import login, staff_login
+
 from crm_portal.db import db
 from crm_portal.models import AuditEntry, Contact, Profile, ProfileModule
 
@@ -95,10 +95,11 @@ def test_profile_grants_are_edited_inline(app, demo, client):
     staff_login(client)
     with app.app_context(), db.connection_context():
         profile = Profile.get(Profile.name == "user")
-        grant = ProfileModule.get((ProfileModule.profile == profile) & (ProfileModule.module == "contacts"))
+        # precondition: the profile edited below has inline grants to show (raises if it has none)
+        ProfileModule.get((ProfileModule.profile == profile) & (ProfileModule.module == "contacts"))
     page = client.get(f"/admin/core_profile/edit/?id={profile.id}")
     assert page.status_code == 200 and "module_grants" in page.text
-    assert f'nonce="' in page.text  # Flask-Admin's inline scripts carry the CSP nonce
+    assert 'nonce="' in page.text  # Flask-Admin's inline scripts carry the CSP nonce
     csp = page.headers["Content-Security-Policy"]
     assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
 

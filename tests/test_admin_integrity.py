@@ -3,7 +3,6 @@ column can hold never reach the database (404 for an id, 400 for a list paramete
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import os
 import re
@@ -11,9 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import login, staff_login
 
 import crm_portal.audit
-from conftest import login, staff_login
 from crm_portal.db import db
 from crm_portal.models import AuditEntry, Company, Contact
 from crm_portal.modules.documents import Document
@@ -320,7 +319,7 @@ def _substituted(rule, value: str) -> str:
     for name, converter in rule._converters.items():
         replacement = value if type(converter).__name__ in ("IdConverter", "IntegerConverter") else (
             "csv" if name == "export_type" else "x")
-        url = re.sub(r"<[^>]*\b%s>" % re.escape(name), replacement, url)
+        url = re.sub(rf"<[^>]*\b{re.escape(name)}>", replacement, url)
     return url
 
 

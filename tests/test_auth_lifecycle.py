@@ -6,8 +6,8 @@ import datetime as dt
 import re
 
 import pytest
-
 from conftest import csrf_token, login, make_app, staff_login
+
 from crm_portal import ratelimit
 from crm_portal.db import db, utcnow
 from crm_portal.models import AuditEntry, Contact, LoginThrottle
@@ -96,7 +96,8 @@ def test_captured_cookies_die_at_password_change(app, demo):
     client.post("/login", data={"email": "carla@globex.example", "password": "demo", "remember": "y"})
     session_value, remember_value = cookie(client, SESSION_COOKIE), cookie(client, REMEMBER_COOKIE)
     new = "a brand new passphrase 42"
-    assert client.post("/me/password", data={"current_password": "demo", "password": new, "confirm": new}).status_code == 302
+    changed = client.post("/me/password", data={"current_password": "demo", "password": new, "confirm": new})
+    assert changed.status_code == 302
     assert client.get("/me").status_code == 200
     assert cookie(client, REMEMBER_COOKIE) not in (None, remember_value)  # a fresh remember-me cookie
     for name, value in ((SESSION_COOKIE, session_value), (REMEMBER_COOKIE, remember_value)):

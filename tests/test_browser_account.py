@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from live_server import CHROMIUM_SKIP, browser_page, live_server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, CHROMIUM_SKIP]

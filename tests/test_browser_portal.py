@@ -11,8 +11,9 @@ from live_server import serve
 CHROMIUM = os.environ.get("CRM_PORTAL_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does) to run browser tests"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does) to run browser tests"),
 ]
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

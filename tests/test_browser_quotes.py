@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from live_server import CHROMIUM_SKIP, browser_page, live_server  # noqa: F401  (fixtures)
 
 from crm_portal.db import db
-from live_server import CHROMIUM_SKIP, browser_page, live_server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, CHROMIUM_SKIP]
 

@@ -11,11 +11,11 @@ import io
 from typing import Any
 
 import pytest
+from conftest import login, make_app, staff_login
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.routing import Rule
 
-from conftest import login, make_app, staff_login
 from crm_portal.account import tokens
 from crm_portal.db import db
 from crm_portal.models import Contact

@@ -89,7 +89,8 @@ def test_request_admin_cli_and_worker_transactions_begin_immediate(app, demo, cl
                              subject="Queued without a kick", body_text="Hello")
         sql.clear()
         deliver_pending()
-    assert _begins(sql) and set(_begins(sql)) <= {"BEGIN IMMEDIATE"} | {s for s in _begins(sql) if s.startswith("SAVEPOINT")}
+    savepoints = {s for s in _begins(sql) if s.startswith("SAVEPOINT")}
+    assert _begins(sql) and set(_begins(sql)) <= {"BEGIN IMMEDIATE"} | savepoints
 
 
 def test_lock_contention_is_recognised_and_retried():

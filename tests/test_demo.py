@@ -42,8 +42,9 @@ def test_scopes_in_the_demo(app, demo, viewer):
             if viewer == "bruno":
                 assert {r.get_id() for r in rows} <= anna_ids, f"{module.name}: bruno sees what anna doesn't"
                 if module.contact_field is not None:
-                    own = [r for r in rows if getattr(r, module.contact_field.name + "_id",
-                                                      getattr(r, module.contact_field.name, None)) == users["bruno"].contact_id]
+                    field = module.contact_field.name
+                    own = [r for r in rows
+                           if getattr(r, field + "_id", getattr(r, field, None)) == users["bruno"].contact_id]
                     assert own, f"{module.name}: bruno has no records of his own in the demo"
             elif module.company_field is not None:
                 column = module.company_field.column_name

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import login, staff_login
+
 from crm_portal.db import db
 from crm_portal.modules.faq import Article, Feedback
 from crm_portal.modules.faq import search as fts
-from crm_portal.modules.faq.views import render_markdown
 from crm_portal.modules.faq.models import ArticleCompany, ArticleDocument, Category
+from crm_portal.modules.faq.views import render_markdown
 
 CORPUS = [
     ("it", "Configurare la stampante di rete",

@@ -5,8 +5,8 @@ import inspect
 
 import peewee as pw
 import pytest
-
 from conftest import login, make_app
+
 from crm_portal import create_app, signals
 from crm_portal.db import db
 
@@ -235,7 +235,8 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
             db.execute_sql(f"ALTER TABLE core_login_throttle DROP COLUMN {column}")
         MigrationHistory.delete().where(MigrationHistory.module == "core").execute()
         lines = upgrade(app.extensions["crm_portal"])
-        assert [f"core: applied {n}" for n in sorted(names)] == sorted(l for l in lines if l.startswith("core"))
+        core_lines = sorted(line for line in lines if line.startswith("core"))
+        assert [f"core: applied {n}" for n in sorted(names)] == core_lines
         indexed = {i.name for i in db.get_indexes("core_contact")} | {i.name for i in db.get_indexes("core_company")}
         assert {"core_contact_first_name", "core_contact_office", "core_company_city"} <= indexed
         assert "notify_by_email" in {c.name for c in db.get_columns("core_contact")}

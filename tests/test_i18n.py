@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
-
 from conftest import login
 
 ROOT = Path(__file__).resolve().parent.parent

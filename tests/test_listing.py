@@ -5,17 +5,18 @@ import csv
 import io
 
 import pytest
-
 from conftest import login
+
 from crm_portal.db import db
-from crm_portal.models import Company, Contact
+from crm_portal.models import Contact
 
 
 def _add_colleagues(company_id: int, count: int, prefix: str = "worker") -> None:
     with db.atomic():
         Contact.insert_many([
-            {"first_name": f"{prefix.title()}{i}", "last_name": f"Surname{i:04d}", "email": f"{prefix}{i}@acme.example",
-             "company": company_id, "office": "Ufficio 100%" if i % 2 else "Ufficio_A", "session_token": f"t{prefix}{i}"}
+            {"first_name": f"{prefix.title()}{i}", "last_name": f"Surname{i:04d}",
+             "email": f"{prefix}{i}@acme.example", "company": company_id,
+             "office": "Ufficio 100%" if i % 2 else "Ufficio_A", "session_token": f"t{prefix}{i}"}
             for i in range(count)
         ]).execute()
 

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.controller import Controller
-
 from conftest import login, make_app, staff_login
+
 from crm_portal import jobs, mail
 from crm_portal.api import Module
 from crm_portal.db import db, utcnow
@@ -291,7 +291,8 @@ def test_smtp_transport_uses_tls_and_login(monkeypatch):
     message["To"] = "x@example.com"
     message.set_content("hi")
     mail.SmtpTransport("mx", 587, username="u", password="p", use_tls=True).send(message)
-    assert calls == [("connect", "mx", 587, False), ("starttls",), ("login", "u", "p"), ("send", "x@example.com"), ("quit",)]
+    assert calls == [("connect", "mx", 587, False), ("starttls",), ("login", "u", "p"), ("send", "x@example.com"),
+                     ("quit",)]
     calls.clear()
     with mail.SmtpTransport("mx", 465, use_ssl=True).session() as session:
         session.send(message)
@@ -308,7 +309,8 @@ def test_claimed_message_is_not_sent_twice(queued_app):
         token, [row] = mail.claim([message_id], now)
         assert row.id == message_id and row.claim_token == token
         assert mail.claim([message_id], now)[1] == []  # another worker finds it taken
-        assert mail.deliver_ids([message_id], now=now, transport=FlakyTransport()) == {"sent": 0, "retry": 0, "failed": 0}
+        delivered = mail.deliver_ids([message_id], now=now, transport=FlakyTransport())
+        assert delivered == {"sent": 0, "retry": 0, "failed": 0}
         claim = queued_app.config["MAIL_CLAIM_SECONDS"]
         assert claim <= 60
         assert mail.claim([message_id], now + dt.timedelta(seconds=claim - 1))[1] == []
@@ -329,7 +331,7 @@ class CrashingTransport(FlakyTransport):
     def send(self, message) -> None:
         super().send(message)
         if len(self.sent) == self.crash_after:
-            raise Crash()
+            raise Crash
 
 
 def test_crash_costs_one_duplicate_with_the_same_message_id(queued_app):

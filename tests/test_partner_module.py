@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-
 from conftest import login, make_app
+
 from crm_portal.db import db
 from crm_portal.migrations import upgrade
 from crm_portal.models import Button, Contact, MigrationHistory, ProfileButton, ProfileModule

@@ -5,8 +5,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-
 from conftest import login, staff_login
+
 from crm_portal.db import db
 from crm_portal.models import AuditEntry, OutboxMessage
 from crm_portal.modules.quotes import Quote, QuoteLine, money

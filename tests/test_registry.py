@@ -4,8 +4,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from conftest import make_app
+
 from crm_portal.api import Column, Module
 from crm_portal.registry import ModuleError, validate
 

@@ -25,8 +25,8 @@ import importlib
 import pkgutil
 
 import pytest
-
 import scope_cases
+
 from crm_portal.testing import check_scope, combinations
 
 CASES = [importlib.import_module(f"scope_cases.{m.name}") for m in pkgutil.iter_modules(scope_cases.__path__)]

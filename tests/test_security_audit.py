@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from conftest import csrf_token, login, make_app, staff_login
 from werkzeug.serving import make_server
 
-from conftest import csrf_token, login, make_app, staff_login
 from crm_portal import create_app
 from crm_portal.account import compile_translations, tokens
 from crm_portal.auth import hash_password, verify_password
@@ -322,7 +322,8 @@ def _admin_edit_contact(client, contact_id: int, **changes):
 
 def _feed(app, client) -> str:
     client.post("/deadlines/calendar/regenerate")
-    match = re.search(r'value="http://portal\.test(/deadlines-feed/[^"]+\.ics)"', client.get("/deadlines/calendar").text)
+    page = client.get("/deadlines/calendar").text
+    match = re.search(r'value="http://portal\.test(/deadlines-feed/[^"]+\.ics)"', page)
     assert match
     return match.group(1)
 
@@ -487,7 +488,8 @@ def test_demo_refuses_a_production_instance(tmp_path):
 def test_demo_never_resets_an_existing_password(tmp_path):
     app = make_app(tmp_path)
     with app.app_context(), db.connection_context():
-        StaffUser.create(email="admin@example.com", name="Real admin", role="admin", password_hash=hash_password(STRONG))
+        StaffUser.create(email="admin@example.com", name="Real admin", role="admin",
+                         password_hash=hash_password(STRONG))
     result = app.test_cli_runner().invoke(args=["demo"])
     assert result.exit_code == 0 and "keep their own passwords: admin@example.com" in result.output
     with app.app_context(), db.connection_context():

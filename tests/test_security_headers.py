@@ -6,8 +6,8 @@ from pathlib import Path
 
 import flask_admin
 import pytest
-
 from conftest import login, staff_login
+
 from crm_portal.db import db
 from crm_portal.models import OutboxMessage, Profile
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from conftest import login, staff_login
 from flask import current_app
 
-from conftest import login, staff_login
 from crm_portal.api import PortalUser
 from crm_portal.db import db
 from crm_portal.models import Contact, ProfileModule
@@ -63,7 +63,7 @@ def test_service_choice_validates_ids(app, demo):
 def test_services_for_query_count(app, demo, queries):
     with app.test_request_context(), db.connection_context():
         user = _user("anna@acme.example")
-        user.grants  # loaded once per request in real use
+        assert user.grants  # loaded once per request in real use
         with queries:
             services_for(user)
         assert queries.count == 2

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from conftest import login, make_app, staff_login
 from flask import Flask
 from werkzeug.serving import make_server
 
-from conftest import login, make_app, staff_login
 from crm_portal.auth import verify_password
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField,
-                     ValidationError)
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField, ValidationError
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
@@ -35,7 +34,8 @@ def _new_password_fields():
                              render_kw={"autocomplete": "new-password"},
                              description=_l("A long passphrase is easiest: several words you will remember."))
     confirm = PasswordField(_l("Repeat the new password"),
-                            validators=[DataRequired(), EqualTo("password", message=_l("The two passwords do not match."))],
+                            validators=[DataRequired(),
+                                        EqualTo("password", message=_l("The two passwords do not match."))],
                             render_kw={"autocomplete": "new-password"})
     return password, confirm
 
@@ -50,7 +50,8 @@ class SetPasswordForm(FlaskForm):
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=passwords.MAX_LENGTH)],
+    current_password = PasswordField(_l("Current password"),
+                                     validators=[DataRequired(), Length(max=passwords.MAX_LENGTH)],
                                      render_kw={"autocomplete": "current-password"})
     password, confirm = _new_password_fields()
 
@@ -78,9 +79,13 @@ class ChangeRequestForm(FlaskForm):
 
 
 class RegistrationForm(FlaskForm):
-    first_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)], render_kw={"autocomplete": "given-name"})
-    last_name = StringField(_l("Surname"), validators=[DataRequired(), Length(max=100)], render_kw={"autocomplete": "family-name"})
-    email = EmailField(_l("Work email"), validators=[DataRequired(), Email(), Length(max=254)], render_kw={"autocomplete": "email"})
-    company_name = StringField(_l("Company"), validators=[DataRequired(), Length(max=200)], render_kw={"autocomplete": "organization"})
+    first_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)],
+                             render_kw={"autocomplete": "given-name"})
+    last_name = StringField(_l("Surname"), validators=[DataRequired(), Length(max=100)],
+                            render_kw={"autocomplete": "family-name"})
+    email = EmailField(_l("Work email"), validators=[DataRequired(), Email(), Length(max=254)],
+                       render_kw={"autocomplete": "email"})
+    company_name = StringField(_l("Company"), validators=[DataRequired(), Length(max=200)],
+                               render_kw={"autocomplete": "organization"})
     vat_number = StringField(_l("VAT number"), validators=[Optional(), Length(max=32), Regexp(r"^[A-Za-z0-9 .\-]*$")])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40), PHONE])

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import peewee
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.exceptions import TooManyRequests
@@ -16,8 +15,15 @@ from ..models import Contact
 from ..outbox import external_url, queue_email
 from ..views.auth import start_session
 from . import service, tokens
-from .forms import (CHANGE_FIELDS, ChangePasswordForm, ChangeRequestForm, ForgotPasswordForm, ProfileForm,
-                    RegistrationForm, SetPasswordForm)
+from .forms import (
+    CHANGE_FIELDS,
+    ChangePasswordForm,
+    ChangeRequestForm,
+    ForgotPasswordForm,
+    ProfileForm,
+    RegistrationForm,
+    SetPasswordForm,
+)
 
 bp = Blueprint("account", __name__)
 

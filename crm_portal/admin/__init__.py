@@ -14,8 +14,18 @@ from wtforms.validators import Optional
 from ..account.forms import StrongPassword
 from ..auth import hash_password
 from ..db import db
-from ..models import (AuditEntry, Button, Company, Contact, OutboxMessage, Profile, ProfileButton, ProfileModule,
-                      StaffUser, new_token)
+from ..models import (
+    AuditEntry,
+    Button,
+    Company,
+    Contact,
+    OutboxMessage,
+    Profile,
+    ProfileButton,
+    ProfileModule,
+    StaffUser,
+    new_token,
+)
 from .fields import ActionsField, ModuleSelectField
 from .views import AdminModelView, PortalAdminIndexView
 
@@ -41,8 +51,9 @@ class ContactView(AdminModelView):
                  "(deactivate the contact) instead.", name=model.full_name or model.email)
     form_excluded_columns = ("password_hash", "session_token", "last_login", "created_at")
     form_extra_fields = {
-        "new_password": PasswordField(_l("Temporary password"), validators=[Optional(), StrongPassword("email")],
-                                      description=_l("Set to give the contact a password they must change at first login.")),
+        "new_password": PasswordField(
+            _l("Temporary password"), validators=[Optional(), StrongPassword("email")],
+            description=_l("Set to give the contact a password they must change at first login.")),
     }
 
     def on_model_change(self, form, model, is_created):

@@ -53,9 +53,9 @@ class StaffAccessMixin:
         return staff_allowed(self.roles)
 
     def inaccessible_callback(self, name: str, **kwargs: Any):
-        if not current_user.is_authenticated:
-            return redirect(url_for("admin.login", next=request.full_path))
-        abort(404 if not getattr(current_user, "is_staff", False) else 403)
+        if current_user.is_authenticated:
+            abort(404 if not getattr(current_user, "is_staff", False) else 403)
+        return redirect(url_for("admin.login", next=request.full_path))
 
 
 class AdminModelView(StaffAccessMixin, ModelView):

@@ -46,14 +46,18 @@ def render_error(code: int, title: str, message: str):
 
 def init_app(app: Flask) -> None:
     messages = {
-        400: (lambda: _("Bad request"), lambda: _("The request could not be understood. Please go back and try again.")),
+        400: (lambda: _("Bad request"),
+              lambda: _("The request could not be understood. Please go back and try again.")),
         403: (lambda: _("Not allowed"), lambda: _("Your profile does not allow this action.")),
-        404: (lambda: _("Page not found"), lambda: _("The page or record you asked for does not exist, or is not available to you.")),
+        404: (lambda: _("Page not found"),
+              lambda: _("The page or record you asked for does not exist, or is not available to you.")),
         405: (lambda: _("Not allowed"), lambda: _("This address does not accept that kind of request.")),
         413: (lambda: _("File too large"), lambda: _("The file you sent is larger than the allowed size.")),
         429: (lambda: _("Too many attempts"), lambda: _("Too many attempts. Please wait a little and try again.")),
-        500: (lambda: _("Something went wrong"), lambda: _("An unexpected error occurred. It has been recorded; please try again later.")),
-        503: (lambda: _("Service unavailable"), lambda: _("The portal cannot reach its database right now. Please try again in a few minutes.")),
+        500: (lambda: _("Something went wrong"),
+              lambda: _("An unexpected error occurred. It has been recorded; please try again later.")),
+        503: (lambda: _("Service unavailable"),
+              lambda: _("The portal cannot reach its database right now. Please try again in a few minutes.")),
     }
 
     @app.errorhandler(HTTPException)

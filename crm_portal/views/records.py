@@ -13,8 +13,18 @@ import io
 from pathlib import Path
 from typing import Any
 
-from flask import (Blueprint, Flask, Response, abort, flash, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
@@ -26,6 +36,7 @@ from ..db import db
 from ..listing import ListQuery, ListRequest, cell_value, csv_safe
 from ..scoping import get_or_404, require, visible
 from ..uploads import content_disposition
+
 
 def list_view():
     module = current_module()
@@ -122,9 +133,9 @@ def edit_view(record_id: int):
 def _gate():
     # The whole module is invisible (404) to anyone whose profile does not enable it.
     if request.endpoint and request.endpoint.endswith(".static"):
-        return None
+        return
     require(current_module(), "view")
-    return None
+    return
 
 
 def _add_generic_views(bp: Blueprint, module: Module) -> None:

@@ -14,8 +14,16 @@ from typing import Any
 from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l
 
 from . import admin, demo, jobs, views
-from .models import (LANGUAGE_LABELS, Article, ArticleCompany, ArticleDocument, ArticleIndex, Category, Feedback,
-                     readable)
+from .models import (
+    LANGUAGE_LABELS,
+    Article,
+    ArticleCompany,
+    ArticleDocument,
+    ArticleIndex,
+    Category,
+    Feedback,
+    readable,
+)
 from .views import bp, category_choices
 
 __all__ = ["FaqModule", "Article", "Category", "Feedback"]

@@ -12,17 +12,17 @@ CATEGORIES = [("account", "Account and access", "Account e accesso"), ("printing
 #: category, language, title, Markdown body.
 ARTICLES = [
     ("account", "it", "Come reimposto la password del portale?",
-     "Dalla pagina di accesso scegli **Password dimenticata** e segui il link che ricevi via email.\n\n"
-     "Il link vale un'ora."),
+     ("Dalla pagina di accesso scegli **Password dimenticata** e segui il link che ricevi via email.\n\n"
+      "Il link vale un'ora.")),
     ("account", "en", "How do I reset my portal password?",
-     "On the login page choose **Forgot password** and follow the link we email you.\n\n"
-     "The link is valid for one hour."),
+     ("On the login page choose **Forgot password** and follow the link we email you.\n\n"
+      "The link is valid for one hour.")),
     ("printing", "it", "La stampante di rete non stampa",
-     "1. Verifica che la stampante sia accesa e collegata alla rete.\n"
-     "2. Riavvia lo spooler di stampa.\n3. Se la stampante mostra un errore, apri un ticket."),
+     ("1. Verifica che la stampante sia accesa e collegata alla rete.\n"
+      "2. Riavvia lo spooler di stampa.\n3. Se la stampante mostra un errore, apri un ticket.")),
     ("printing", "en", "The network printer does not print",
-     "1. Check the printer is on and connected to the network.\n2. Restart the print spooler.\n"
-     "3. If the printer shows an error, open a ticket."),
+     ("1. Check the printer is on and connected to the network.\n2. Restart the print spooler.\n"
+      "3. If the printer shows an error, open a ticket.")),
     ("email", "it", "Configurare la posta sul telefono",
      "Usa l'app Outlook e accedi con l'indirizzo aziendale. Per Android e iPhone la procedura è la stessa."),
     ("email", "en", "Set up email on your phone",

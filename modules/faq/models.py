@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import peewee as pw
-from playhouse.signals import Model as SignalsModel, pre_save
+from playhouse.signals import Model as SignalsModel
+from playhouse.signals import pre_save
 
 from crm_portal.api import BaseModel, Company, Contact, Localized, _l, db, is_postgres, utcnow
 

@@ -10,11 +10,11 @@ import markdown as md
 import nh3
 import peewee as pw
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext as _
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from markupsafe import Markup
 
-from crm_portal.api import (Module, ModuleBlueprint, current_module, current_portal_user, db, get_or_404,
-                            visible)
+from crm_portal.api import Module, ModuleBlueprint, current_module, current_portal_user, db, get_or_404, visible
 
 from . import search
 from .models import LANGUAGE_LABELS, LANGUAGES, Article, ArticleDocument, Category, Feedback

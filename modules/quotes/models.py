@@ -86,7 +86,7 @@ class Quote(BaseModel):
         return "expired" if self.is_expired(today) else self.status
 
     # --- totals ---------------------------------------------------------------------------
-    def ordered_lines(self) -> list["QuoteLine"]:
+    def ordered_lines(self) -> list[QuoteLine]:
         """The lines in their printed order (one query)."""
         return list(self.lines.order_by(QuoteLine.position, QuoteLine.id))
 

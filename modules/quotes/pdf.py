@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask_babel import format_date, format_decimal, gettext as _
+from flask_babel import format_date, format_decimal
+from flask_babel import gettext as _
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
@@ -79,7 +80,7 @@ def render_quote_pdf(quote: Quote, lines: list[QuoteLine], portal_name: str) -> 
     headers = (_("Description"), _("Qty"), _("Unit price"), _("Discount"), _("VAT rate"), _("Net amount"))
     pdf.set_font("Helvetica", "B", 9)
     pdf.set_fill_color(235, 238, 242)
-    for width, header in zip(widths, headers):
+    for width, header in zip(widths, headers, strict=True):
         pdf.cell(width, 7, _t(header), border=1, fill=True, align="L" if width == widths[0] else "R")
     pdf.ln()
     pdf.set_font("Helvetica", size=9)
@@ -94,7 +95,7 @@ def render_quote_pdf(quote: Quote, lines: list[QuoteLine], portal_name: str) -> 
         x, y = pdf.get_x(), pdf.get_y()
         pdf.multi_cell(widths[0], 6, text, border=1, new_x=XPos.RIGHT, new_y=YPos.TOP)
         pdf.set_xy(x + widths[0], y)
-        for width, value in zip(widths[1:], values[1:]):
+        for width, value in zip(widths[1:], values[1:], strict=True):
             pdf.cell(width, row_h, _t(value), border=1, align="R")
         pdf.set_xy(x, y + row_h)
     pdf.ln(3)

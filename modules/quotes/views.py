@@ -8,11 +8,24 @@ import re
 from typing import Any
 
 from flask import Response, current_app, flash, redirect, render_template, url_for
-from flask_babel import format_date, format_decimal, gettext as _
+from flask_babel import format_date, format_decimal
+from flask_babel import gettext as _
 
 from crm_portal import signals
-from crm_portal.api import (ModuleBlueprint, PortalUser, audit, content_disposition, current_module,
-                            current_portal_user, db, external_url, get_or_404, queue_email, require, utcnow)
+from crm_portal.api import (
+    ModuleBlueprint,
+    PortalUser,
+    audit,
+    content_disposition,
+    current_module,
+    current_portal_user,
+    db,
+    external_url,
+    get_or_404,
+    queue_email,
+    require,
+    utcnow,
+)
 
 from .forms import QuoteDecisionForm
 from .models import STATUS_LABELS, Quote

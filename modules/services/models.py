@@ -26,7 +26,7 @@ class Service(BaseModel):
     class Meta:
         table_name = "services_service"
 
-    def ordered_subcategories(self) -> list["ServiceSubcategory"]:
+    def ordered_subcategories(self) -> list[ServiceSubcategory]:
         """The sub-categories in their display order (one query)."""
         return list(self.subcategories.order_by(ServiceSubcategory.position, ServiceSubcategory.name))
 

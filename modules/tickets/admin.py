@@ -21,8 +21,21 @@ from markupsafe import Markup
 from crm_portal.api import AdminModelView, Company, StaffUser, _l, audit, current_staff, db, staff_members
 
 from . import workflow
-from .models import (COMMENT_KINDS, PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory,
-                     TicketComment, TicketHistory, TicketQuestion, TicketState, TicketTransition, is_valid_id)
+from .models import (
+    COMMENT_KINDS,
+    PRIORITIES,
+    SEVERITIES,
+    TYPES,
+    Ticket,
+    TicketAttachment,
+    TicketCategory,
+    TicketComment,
+    TicketHistory,
+    TicketQuestion,
+    TicketState,
+    TicketTransition,
+    is_valid_id,
+)
 from .views import send_attachment
 
 

@@ -34,9 +34,10 @@ class TicketForm(FlaskForm):
     severity = SelectField(_l("Severity"), choices=choices(SEVERITIES), default="non_blocking",
                            description=_l("Whether it stops your work."))
     product = SelectField(_l("Related product"), coerce=int, validators=[Optional()])
-    description = TextAreaField(_l("Description"), validators=[DataRequired(), Length(max=MAX_TEXT)],
-                                description=_l("Versions of the programs you use, what happens, and the checks you already made."),
-                                render_kw={"rows": 8})
+    description = TextAreaField(
+        _l("Description"), validators=[DataRequired(), Length(max=MAX_TEXT)],
+        description=_l("Versions of the programs you use, what happens, and the checks you already made."),
+        render_kw={"rows": 8})
     attachments = MultipleFileField(_l("Attachments"), validators=[Optional()],
                                     description=_l("Screenshots, documents or a zip file."))
 
@@ -86,8 +87,9 @@ class CommentForm(FlaskForm):
 
 class CloseForm(FlaskForm):
     rating = RadioField(_l("How satisfied are you?"), coerce=int, validators=[InputRequired()],
-                        choices=choices([(5, _l("5 – Very satisfied")), (4, _l("4 – Satisfied")), (3, _l("3 – Neutral")),
-                                         (2, _l("2 – Unsatisfied")), (1, _l("1 – Very unsatisfied"))]))
+                        choices=choices([(5, _l("5 – Very satisfied")), (4, _l("4 – Satisfied")),
+                                         (3, _l("3 – Neutral")), (2, _l("2 – Unsatisfied")),
+                                         (1, _l("1 – Very unsatisfied"))]))
     comment = TextAreaField(_l("Comment (optional)"), validators=[Optional(), Length(max=MAX_TEXT)],
                             render_kw={"rows": 2})
 

@@ -19,7 +19,9 @@ import click
 import peewee as pw
 from flask import Flask, current_app, request
 from flask.cli import with_appcontext
-from flask_babel import force_locale, gettext as _, lazy_gettext as _l
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from crm_portal import signals as host_signals
 from crm_portal.api import Contact, PortalUser, db, external_url, queue_email

@@ -18,13 +18,36 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
-from crm_portal.api import (Module, ModuleBlueprint, PortalUser, StoredFile, UploadRejected, current_module, db,
-                            delete_stored, get_or_404, require, save_upload, send_stored, visible)
+from crm_portal.api import (
+    Module,
+    ModuleBlueprint,
+    PortalUser,
+    StoredFile,
+    UploadRejected,
+    current_module,
+    db,
+    delete_stored,
+    get_or_404,
+    require,
+    save_upload,
+    send_stored,
+    visible,
+)
 
 from . import workflow
 from .forms import CloseForm, CommentForm, ReopenForm, choices, ticket_form
-from .models import (PRIORITIES, SEVERITIES, TYPES, Ticket, TicketAttachment, TicketCategory, TicketComment,
-                     TicketHistory, TicketQuestion, is_valid_id)
+from .models import (
+    PRIORITIES,
+    SEVERITIES,
+    TYPES,
+    Ticket,
+    TicketAttachment,
+    TicketCategory,
+    TicketComment,
+    TicketHistory,
+    TicketQuestion,
+    is_valid_id,
+)
 
 bp = ModuleBlueprint("tickets", __name__)
 
@@ -137,7 +160,7 @@ def _max_upload_mb() -> int:
 def _counts(query: pw.ModelSelect, keys: list[str]) -> dict[str, int]:
     rows = (query.select(Ticket.status, pw.fn.COUNT(Ticket.id).alias("n"))
             .where(Ticket.status.in_(keys)).group_by(Ticket.status).tuples())
-    return {status: n for status, n in rows}
+    return dict(rows)
 
 
 def _chart(counts: dict[str, int], states: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,16 @@ from peewee import Case, fn
 from crm_portal.api import Contact, StaffUser, WorkingHours, db, utcnow
 
 from . import signals
-from .models import (Ticket, TicketAttachment, TicketCategory, TicketComment, TicketCounter, TicketHistory,
-                     TicketState, TicketTransition)
+from .models import (
+    Ticket,
+    TicketAttachment,
+    TicketCategory,
+    TicketComment,
+    TicketCounter,
+    TicketHistory,
+    TicketState,
+    TicketTransition,
+)
 
 log = logging.getLogger("crm_portal.tickets")
 
@@ -53,7 +61,8 @@ DEFAULT_STATES: dict[str, tuple[str, str, str, bool, bool, str, str]] = {
     WAITING_DEV: ("Waiting for development", "Attesa programmazione", "purple", False, False,
                   "With the analysis and development team", "In gestione al settore analisi e sviluppo"),
     RESOLVED: ("Resolved", "Risolto", "success", False, False,
-               "Resolved: please confirm or tell us it is not", "Risolto: conferma la chiusura o segnalaci il contrario"),
+               "Resolved: please confirm or tell us it is not",
+               "Risolto: conferma la chiusura o segnalaci il contrario"),
     CLOSED: ("Closed", "Chiuso", "secondary", True, False, "Closed", "Chiuso"),
     BLOCKED: ("Blocked", "Bloccato", "danger", False, False,
               "Administrative block: please contact our administration",
@@ -147,15 +156,15 @@ class Actor:
     staff: StaffUser | None = None
 
     @classmethod
-    def customer(cls, contact: Contact) -> "Actor":
+    def customer(cls, contact: Contact) -> Actor:
         return cls("customer", contact.full_name, contact=contact)
 
     @classmethod
-    def for_staff(cls, staff: StaffUser) -> "Actor":
+    def for_staff(cls, staff: StaffUser) -> Actor:
         return cls("staff", staff.name or staff.email, staff=staff)
 
     @classmethod
-    def system(cls) -> "Actor":
+    def system(cls) -> Actor:
         return cls("system", "")
 
 
