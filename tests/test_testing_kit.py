@@ -115,3 +115,16 @@ def test_demo_data_comes_back_after_a_test_rebuilt_a_table(app, demo):
     records = reset_demo(app)
     assert records["contacts"]["anna"].email == "anna@acme.example"
     assert records["contacts"]["anna"].notify_by_email is True
+
+
+def test_the_schema_history_keeps_counting_across_demo_restores(app, demo):
+    """The schema history outlives each test on PostgreSQL: restoring the demo data must not
+    move its id sequence back onto rows it already holds."""
+    from crm_portal.models import MigrationHistory
+
+    with app.app_context(), db.connection_context():
+        MigrationHistory.create(module="kit", name="before")
+    reset_demo(app)
+    with app.app_context(), db.connection_context():
+        MigrationHistory.create(module="kit", name="after")
+        MigrationHistory.delete().where(MigrationHistory.module == "kit").execute()

@@ -173,13 +173,18 @@ def _pg_empty(app: Flask) -> None:
                        + _RESTART_SEQUENCES)
 
 
-# Every sequence of an emptied table (serial and identity columns) starts again at 1.
-_RESTART_SEQUENCES = (
-    "SELECT setval(s.oid, 1, false) FROM pg_class s"
+# The sequences of the tables a test may fill (serial and identity columns): not the schema
+# history's, which lives on from test to test.
+# (OFFSET 0 keeps the sequence functions away from rows that are not sequences.)
+_OWNED_SEQUENCES = (
+    "SELECT {select} FROM (SELECT s.oid, s.relname FROM pg_class s"
     " JOIN pg_namespace n ON n.oid = s.relnamespace"
-    " JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i')"
+    " JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i')"
     " JOIN pg_class t ON t.oid = d.refobjid"
-    " WHERE s.relkind = 'S' AND n.nspname = current_schema() AND t.relname <> 'core_migration_history'")
+    " WHERE s.relkind = 'S' AND n.nspname = current_schema() AND t.relname <> 'core_migration_history'"
+    " OFFSET 0) s WHERE true")
+#: Every sequence of an emptied table starts again at 1.
+_RESTART_SEQUENCES = _OWNED_SEQUENCES.format(select="setval(s.oid, 1, false)")
 
 
 def _pg_load_order(app: Flask) -> list[str]:
@@ -205,8 +210,8 @@ def _pg_dump(app: Flask, snapshot: _Snapshot) -> None:
         cursor.copy_expert(f"COPY {target} TO STDOUT", buffer)
         if buffer.tell():
             snapshot.tables.append((target, buffer.getvalue()))
-    cursor.execute("SELECT quote_ident(sequencename), last_value FROM pg_sequences "
-                   "WHERE schemaname = current_schema() AND last_value IS NOT NULL")
+    cursor.execute(_OWNED_SEQUENCES.format(select="quote_ident(s.relname), pg_sequence_last_value(s.oid)")
+                   + " AND pg_sequence_last_value(s.oid) IS NOT NULL")
     snapshot.sequences = list(cursor.fetchall())
 
 
