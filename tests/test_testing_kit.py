@@ -128,3 +128,8 @@ def test_the_schema_history_keeps_counting_across_demo_restores(app, demo):
     with app.app_context(), db.connection_context():
         MigrationHistory.create(module="kit", name="after")
         MigrationHistory.delete().where(MigrationHistory.module == "kit").execute()
+
+
+def test_an_in_memory_database_is_refused_with_a_reason(tmp_path):
+    with pytest.raises(ValueError, match="needs a SQLite file or PostgreSQL"):
+        make_app(tmp_path, DATABASE_URL="sqlite:///:memory:")

@@ -111,12 +111,16 @@ def _demo_key(app: Flask) -> str:
 
 
 def _sqlite_path(app: Flask) -> Path | None:
+    """The SQLite file of the test database, or None on PostgreSQL."""
     from crm_portal.db import db, is_postgres
 
     if is_postgres():
         return None
     name = db.obj.database
-    return None if name in ("", ":memory:") or name.startswith("file:") else Path(name)
+    if name in ("", ":memory:") or name.startswith("file:"):
+        # Each connection would see its own empty database: the kit closes and reopens them.
+        raise ValueError(f"the testing kit needs a SQLite file or PostgreSQL, not {app.config['DATABASE_URL']!r}")
+    return Path(name)
 
 
 def _close() -> None:
