@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 CATALOGS := crm_portal/translations crm_portal/account/translations $(wildcard modules/*/translations)
 
-.PHONY: run test venv translations extract-messages bench clean
+.PHONY: run test lint venv translations extract-messages bench clean
 
 venv: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ test: translations
 		echo "== again on $$CRM_PORTAL_TEST_DATABASE_URL"; \
 		$(PY) -m pytest $(PYTEST_ARGS); \
 	fi
+
+# The linter over the whole tree and the type check of the public API (configured in pyproject.toml).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Extract new strings and merge them into the host catalogue (translate, then commit the .po).
 extract-messages: venv

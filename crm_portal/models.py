@@ -70,6 +70,10 @@ class Profile(Localized, BaseModel):
 class Contact(BaseModel):
     """A CRM contact; with portal access on, also a portal user."""
 
+    # The foreign keys' raw ids, which peewee sets up (declared for type checkers only).
+    company_id: int | None
+    profile_id: int | None
+
     first_name = pw.CharField(max_length=100, index=True)
     last_name = pw.CharField(max_length=100, index=True)
     email = pw.CharField(max_length=254, unique=True)

@@ -18,8 +18,17 @@ from __future__ import annotations
 
 import peewee as pw
 
-from crm_portal.testing import (PG_URL, CsrfClient, FrozenClock, QueryCounter, csrf_token, database_url, login,
-                                make_app, staff_login)
+from crm_portal.testing import (
+                                PG_URL,
+                                CsrfClient,
+                                FrozenClock,
+                                QueryCounter,
+                                csrf_token,
+                                database_url,
+                                login,
+                                make_app,
+                                staff_login,
+)
 from crm_portal.testing.plugin import app, client, demo, frozen_clock, queries
 
 __all__ = ["login", "staff_login", "make_app", "csrf_token", "CsrfClient", "QueryCounter", "FrozenClock", "PG_URL",

@@ -19,7 +19,7 @@ def test_frozen_clock_stops_every_clock_of_the_portal(frozen_clock):
 
     start = frozen_clock.now
     assert utcnow() == ratelimit.now() == workflow.clock() == start
-    assert tokens.now() == start.replace(tzinfo=dt.timezone.utc).timestamp()
+    assert tokens.now() == start.replace(tzinfo=dt.UTC).timestamp()
     frozen_clock.advance(days=2, minutes=1)
     assert utcnow() == workflow.clock() == start + dt.timedelta(days=2, minutes=1)
     assert tokens.now() == frozen_clock.timestamp()
@@ -31,7 +31,7 @@ def test_frozen_clock_gives_the_real_clock_back():
     moment = dt.datetime(2020, 1, 2, 3, 4, 5)
     with FrozenClock(moment).installed():
         assert utcnow() == moment
-    assert abs(utcnow() - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)) < dt.timedelta(seconds=5)
+    assert abs(utcnow() - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(seconds=5)
     assert tokens.now() > moment.timestamp() + 3600
 
 
@@ -75,7 +75,8 @@ def test_scope_matrix_fails_when_a_record_shows_where_it_should_not(app):
 def test_the_plugin_loads_nothing_of_the_portal():
     """pytest loads the plugin in every run of the environment, other projects' too."""
     code = ("import sys, crm_portal.testing.plugin, crm_portal.testing; "
-            "loaded = [m for m in sys.modules if m.startswith('crm_portal.') and not m.startswith('crm_portal.testing')]; "
+            "loaded = [m for m in sys.modules "
+            "if m.startswith('crm_portal.') and not m.startswith('crm_portal.testing')]; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 
 class CsrfClient(FlaskClient):
@@ -15,7 +16,7 @@ class CsrfClient(FlaskClient):
     ``client.post(url, data=…, csrf=False)`` sends none: for the tests of the CSRF guard itself.
     """
 
-    def open(self, *args: Any, csrf: bool = True, **kwargs: Any):  # type: ignore[override]
+    def open(self, *args: Any, csrf: bool = True, **kwargs: Any) -> TestResponse:
         # Read the whole answer and close it, as a server does: downloads served from files
         # (flask.send_file) release their file at once instead of when the response is collected.
         kwargs.setdefault("buffered", True)
@@ -40,7 +41,7 @@ class CsrfClient(FlaskClient):
             raw = session.get(field)
             if raw is None:
                 raw = session[field] = secrets.token_hex(20)
-        return URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps(raw)
+        return URLSafeTimedSerializer(app.secret_key or "", salt="wtf-csrf-token").dumps(raw)
 
 
 def login(client: FlaskClient, email: str, password: str = "demo") -> Any:

@@ -36,10 +36,10 @@ class FrozenClock:
 
     def timestamp(self) -> float:
         """The frozen time as seconds since the epoch."""
-        return self.now.replace(tzinfo=dt.timezone.utc).timestamp()
+        return self.now.replace(tzinfo=dt.UTC).timestamp()
 
     @contextmanager
-    def installed(self) -> Iterator["FrozenClock"]:
+    def installed(self) -> Iterator[FrozenClock]:
         """Make this the portal's clock until the block ends."""
         from crm_portal import db
         from crm_portal.account import tokens

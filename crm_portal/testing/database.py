@@ -98,8 +98,9 @@ def _schema_key(app: Flask) -> str:
     for owner, models, migrations in owners:
         digest.update(f"|{owner}|".encode())
         for model in models:
-            digest.update(repr(model._schema._create_table().query()).encode())
-            for index in model._schema._create_indexes():
+            schema = model._schema  # type: ignore[attr-defined]  # peewee's schema manager (no stub)
+            digest.update(repr(schema._create_table().query()).encode())
+            for index in schema._create_indexes():
                 digest.update(repr(index.query()).encode())
         digest.update(repr([m.name for m in migrations]).encode())
     return digest.hexdigest()
@@ -198,7 +199,7 @@ def _pg_load_order(app: Flask) -> list[str]:
     from crm_portal.models import CORE_MODELS
 
     models = list(CORE_MODELS) + [m for mod in app.extensions["crm_portal"].modules.values() for m in mod.models]
-    ordered = [m._meta.table_name for m in pw.sort_models(models)]
+    ordered = [m._meta.table_name for m in pw.sort_models(models)]  # type: ignore[attr-defined]  # (no stub)
     existing = _pg_tables()
     return [t for t in ordered if t in existing] + sorted(set(existing) - set(ordered))
 
@@ -268,11 +269,11 @@ def _reused_url_builders() -> Iterator[None]:
             builder = _BUILDERS[key] = original(self, append_unknown)
         return builder
 
-    Rule._compile_builder = compile_builder
+    setattr(Rule, "_compile_builder", compile_builder)  # noqa: B010 - a method swapped for the session
     try:
         yield
     finally:
-        Rule._compile_builder = original
+        setattr(Rule, "_compile_builder", original)  # noqa: B010
 
 
 def make_app(tmp_path: Path, **overrides: Any) -> Flask:

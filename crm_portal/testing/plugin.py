@@ -16,6 +16,7 @@ PostgreSQL; ``-p no:crm_portal`` switches the plugin off.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def app(tmp_path) -> Iterator["Flask"]:
+def app(tmp_path: Path) -> Iterator[Flask]:
     """An application on a fresh database: every table, no rows (``make_app(tmp_path)``)."""
     from crm_portal.db import db
 
@@ -42,7 +43,7 @@ def app(tmp_path) -> Iterator["Flask"]:
 
 
 @pytest.fixture
-def demo(app: "Flask") -> dict[str, Any]:
+def demo(app: Flask) -> dict[str, Any]:
     """The demo data set (crm_portal/demo.py and every module's ``demo_data``) in ``app``'s
     database: returns ``{"contacts": {"anna": Contact, …}, "companies": {"acme": Company, …}}``."""
     from .database import demo_records, load_demo
@@ -52,13 +53,13 @@ def demo(app: "Flask") -> dict[str, Any]:
 
 
 @pytest.fixture
-def client(app: "Flask") -> "FlaskClient":
+def client(app: Flask) -> FlaskClient:
     """A test client of ``app`` that sends CSRF tokens with its posts (``csrf=False`` sends none)."""
     return app.test_client()
 
 
 @pytest.fixture
-def queries() -> "QueryCounter":
+def queries() -> QueryCounter:
     """Counts the SQL statements run inside ``with queries:``."""
     from .queries import QueryCounter
 
@@ -66,7 +67,7 @@ def queries() -> "QueryCounter":
 
 
 @pytest.fixture
-def frozen_clock() -> Iterator["FrozenClock"]:
+def frozen_clock() -> Iterator[FrozenClock]:
     """The portal's clock frozen at the test's start: move it with ``frozen_clock.advance(days=2)``."""
     from .clock import FrozenClock
 

@@ -26,7 +26,7 @@ class QueryCounter(logging.Handler):
         msg = record.msg
         self.queries.append(msg[0] if isinstance(msg, tuple) else str(msg))
 
-    def __enter__(self) -> "QueryCounter":
+    def __enter__(self) -> QueryCounter:
         self.queries = []
         logger = logging.getLogger("peewee")
         self._level = logger.level

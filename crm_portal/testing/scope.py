@@ -84,7 +84,7 @@ class ScopeCase:
     actions: Sequence[str] | None = None
 
     @classmethod
-    def from_module(cls, source: Any) -> "ScopeCase":
+    def from_module(cls, source: Any) -> ScopeCase:
         """A case from a Python module with ``MODULE``, ``records``, ``marker`` and optional
         ``content``, ``ROUTES``, ``EXPECTED`` and ``ACTIONS``."""
         return cls(module=source.MODULE, records=source.records, marker=source.marker,

@@ -1,11 +1,10 @@
 """What the customer may write on a visit: their notes."""
 from __future__ import annotations
 
+from crm_portal.api import _l
 from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
-
-from crm_portal.api import _l
 
 
 class NotesForm(FlaskForm):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import peewee as pw
-
 from crm_portal.api import Migration
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import peewee as pw
-
 from crm_portal.api import BaseModel, Company, Contact
 
 

@@ -2,9 +2,9 @@
 plugin (fixtures ``app``, ``demo``, ``client``, ``queries``, ``frozen_clock``)."""
 import datetime as dt
 
-from crm_portal_visits.models import Visit
-
 from crm_portal.testing import Route, assert_scope_matrix, login
+
+from crm_portal_visits.models import Visit
 
 
 def three_visits(demo):
