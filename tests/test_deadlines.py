@@ -65,6 +65,15 @@ def test_calendar_feed_contains_only_the_gate(app, demo, client):
     assert "Scadenza licenza" in str(event.get("summary"))  # bruno's language: Italian
 
 
+def test_feed_event_ids_name_the_portal_not_the_requested_host(app, demo, client):
+    login(client, "bruno@acme.example")
+    path = _feed_path(client)
+    client.post("/logout")
+    response = app.test_client().get(path, headers={"Host": "evil.example"})
+    uids = [str(e.get("uid")) for e in Calendar.from_ical(response.data).walk("VEVENT")]
+    assert uids and all(uid.endswith("@portal.test") for uid in uids), uids
+
+
 def test_feed_follows_profile_changes(app, demo, client):
     login(client, "bruno@acme.example")
     path = _feed_path(client)

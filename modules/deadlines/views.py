@@ -9,8 +9,9 @@ import datetime as dt
 import secrets
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from icalendar import Calendar, Event
@@ -89,7 +90,8 @@ def feed(token: str) -> Response:
                  .order_by(Deadline.due_date, Deadline.id))
     CalendarToken.update(last_used_at=utcnow()).where(CalendarToken.id == row.id).execute()
     with force_locale(_language(row.contact)):
-        body = build_calendar(deadlines, host=request.host.split(":")[0],
+        # Event UIDs carry the portal's own host name (EXTERNAL_URL), never the request's Host.
+        body = build_calendar(deadlines, host=urlsplit(external_url("portal.dashboard")).hostname or "localhost",
                               name=str(_("Deadlines")) + " · " + current_app.config["PORTAL_NAME"])
     response = Response(body, content_type="text/calendar; charset=utf-8")
     response.headers["Content-Disposition"] = content_disposition("deadlines.ics", inline=True)
