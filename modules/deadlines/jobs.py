@@ -39,7 +39,7 @@ def queue_due_reminders(today: dt.date | None = None) -> int:
     due_companies = Deadline.select(Deadline.company).distinct().where(pending)
     contacts = (Contact.select().where((Contact.portal_access == True)  # noqa: E712
                                        & Contact.company.in_(due_companies)).order_by(Contact.id))
-    link = _list_link()
+    link = external_url("deadlines.list")
     queued = 0
     for contact in contacts:
         user = PortalUser(contact)
@@ -59,13 +59,6 @@ def queue_due_reminders(today: dt.date | None = None) -> int:
                         deadlines=due, days=days, link=link, kind_labels=KIND_LABELS)
         queued += 1
     return queued
-
-
-def _list_link() -> str | None:
-    try:
-        return external_url("deadlines.list")
-    except RuntimeError:  # no request and no SERVER_NAME (a command run without configuration)
-        return None
 
 
 PERIODIC = [("remind", "0 7 * * *", queue_due_reminders)]

@@ -31,13 +31,6 @@ from .models import Ticket, TicketComment
 
 
 # --- emails ------------------------------------------------------------------------------------
-def _link(endpoint: str, **values: Any) -> str | None:
-    try:
-        return external_url(endpoint, **values)
-    except RuntimeError:  # no request and no SERVER_NAME (a command run without configuration)
-        return None
-
-
 def _state_label(key: str | None, language: str | None) -> str:
     found = workflow.state(key) if key else None
     return found.label_for(language) if found is not None else (key or "")
@@ -59,7 +52,7 @@ def email_ticket_created(sender: Any, *, ticket: Ticket, **_extra: Any) -> None:
         return
     queue_email(email, "tickets_created", language=language, ticket=ticket, name=name,
                 state_label=_state_label(ticket.status, language),
-                url=_link("tickets.detail", record_id=ticket.id))
+                url=external_url("tickets.detail", record_id=ticket.id))
 
 
 def email_status_changed(sender: Any, *, ticket: Ticket, old: str | None, new: str,
@@ -73,7 +66,7 @@ def email_status_changed(sender: Any, *, ticket: Ticket, old: str | None, new: s
     queue_email(email, "tickets_status", language=language, ticket=ticket, name=name,
                 old_label=_state_label(old, language), new_label=_state_label(new, language), new=new,
                 actor_kind=actor.kind, autoclose=actor.kind == "system",
-                url=_link("tickets.detail", record_id=ticket.id))
+                url=external_url("tickets.detail", record_id=ticket.id))
 
 
 def email_comment_added(sender: Any, *, ticket: Ticket, comment: TicketComment, actor: workflow.Actor,
@@ -94,7 +87,7 @@ def _email_reply(ticket: Ticket, comment: TicketComment) -> None:
         return
     queue_email(email, "tickets_reply", language=language, ticket=ticket, name=name, comment=comment,
                 state_label=_state_label(ticket.status, language),
-                url=_link("tickets.detail", record_id=ticket.id))
+                url=external_url("tickets.detail", record_id=ticket.id))
 
 
 def _email_support(ticket: Ticket, comment: TicketComment) -> None:
@@ -107,7 +100,7 @@ def _email_support(ticket: Ticket, comment: TicketComment) -> None:
         return
     queue_email(to, "tickets_customer_comment", language=language, ticket=ticket, comment=comment,
                 state_label=_state_label(ticket.status, language),
-                url=_link("tickets_queue.work", id=ticket.id))
+                url=external_url("tickets_queue.work", id=ticket.id))
 
 
 # --- "My data" change requests -----------------------------------------------------------------
