@@ -16,20 +16,18 @@ too).
 """
 from __future__ import annotations
 
-import peewee as pw
-
 from crm_portal.testing import (
-                                PG_URL,
-                                CsrfClient,
-                                FrozenClock,
-                                QueryCounter,
-                                csrf_token,
-                                database_url,
-                                login,
-                                make_app,
-                                staff_login,
+    PG_URL,
+    CsrfClient,
+    FrozenClock,
+    QueryCounter,
+    csrf_token,
+    database_url,
+    login,
+    make_app,
+    staff_login,
 )
 from crm_portal.testing.plugin import app, client, demo, frozen_clock, queries
 
 __all__ = ["login", "staff_login", "make_app", "csrf_token", "CsrfClient", "QueryCounter", "FrozenClock", "PG_URL",
-           "database_url", "app", "demo", "client", "queries", "frozen_clock", "pw"]
+           "database_url", "app", "demo", "client", "queries", "frozen_clock"]

@@ -9,7 +9,7 @@ from conftest import login, staff_login
 
 from crm_portal.db import db
 from crm_portal.models import AuditEntry, OutboxMessage
-from crm_portal.modules.quotes import Quote, QuoteLine, money
+from crm_portal.modules.quotes.models import Quote, QuoteLine, money
 
 
 def _quote(number: str):

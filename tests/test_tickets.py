@@ -8,7 +8,6 @@ import threading
 
 import pytest
 from conftest import PG_URL, login, make_app, staff_login
-from werkzeug.datastructures import FileStorage
 
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, StaffUser
@@ -658,7 +657,6 @@ def test_postgres_uses_update_returning(app, demo):
             assert workflow.next_number() == 1
 
 
-__all__ = ["make_app", "FileStorage"]
 
 
 def test_autoclose_is_a_periodic_job_of_the_worker(app):

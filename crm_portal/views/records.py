@@ -17,7 +17,6 @@ from flask import (
     Blueprint,
     Flask,
     Response,
-    abort,
     flash,
     redirect,
     render_template,
@@ -216,4 +215,3 @@ def entry_endpoint(module: Module) -> str | None:
     return None
 
 
-__all__ = ["module_blueprint", "init_app", "abort"]

@@ -21,8 +21,6 @@ from . import admin, demo, jobs, models, views
 from .models import KIND_LABELS, SOON_DAYS, STATE_LABELS, CalendarToken, Deadline, DeadlineReminder
 from .views import bp
 
-__all__ = ["DeadlinesModule", "Deadline", "CalendarToken", "DeadlineReminder"]
-
 
 class DeadlinesModule(Module):
     name = "deadlines"

@@ -20,8 +20,6 @@ from . import admin, demo, jobs, models, views
 from .models import Document, Folder, folder_choices
 from .views import bp
 
-__all__ = ["DocumentsModule", "Document", "Folder"]
-
 
 def _upper(value: Any, row: Any) -> str:
     return (value or "").upper()

@@ -26,8 +26,6 @@ from .models import (
 )
 from .views import bp, category_choices
 
-__all__ = ["FaqModule", "Article", "Category", "Feedback"]
-
 
 class FaqModule(Module):
     name = "faq"

@@ -18,8 +18,6 @@ from . import admin, demo, views
 from .models import CompanySetting, Product
 from .views import bp, serial_text
 
-__all__ = ["ProductsModule", "Product", "CompanySetting"]
-
 
 class ProductsModule(Module):
     name = "products"

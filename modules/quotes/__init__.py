@@ -13,10 +13,8 @@ from typing import Any
 from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l, date_badge
 
 from . import admin, demo, views
-from .models import CUSTOMER_STATUSES, Quote, QuoteLine, money
+from .models import CUSTOMER_STATUSES, Quote, QuoteLine
 from .views import bp, status_label
-
-__all__ = ["QuotesModule", "Quote", "QuoteLine", "money"]
 
 
 class QuotesModule(Module):

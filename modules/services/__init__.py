@@ -14,8 +14,6 @@ from . import admin, demo, views
 from .models import Service, ServiceSubcategory
 from .views import ServiceChoice, bp, hours, remaining
 
-__all__ = ["ServicesModule", "Service", "ServiceSubcategory", "ServiceChoice"]
-
 
 class ServicesModule(Module):
     name = "services"

@@ -1,4 +1,4 @@
-from scope_cases import Route
+from crm_portal.testing import Route
 
 MODULE = "quotes"
 

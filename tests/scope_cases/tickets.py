@@ -4,7 +4,7 @@ Every ticket route that reads or acts on one ticket must answer 404 out of scope
 note, upload, attachment download, close, reopen; in scope each does its work."""
 import io
 
-from scope_cases import Route
+from crm_portal.testing import Route
 
 MODULE = "tickets"
 
