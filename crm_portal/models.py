@@ -31,6 +31,9 @@ class Localized:
     def label(self) -> str:
         return self.label_for(str(get_locale() or "en"))
 
+    def __str__(self) -> str:  # admin selects and foreign-key columns: one stable (English) name
+        return self.label_for("en")
+
 
 class Company(BaseModel):
     name = pw.CharField(max_length=200, index=True)
@@ -62,9 +65,6 @@ class Profile(Localized, BaseModel):
 
     class Meta:
         table_name = "core_profile"
-
-    def __str__(self) -> str:
-        return self.label_en or self.name
 
 
 class Contact(BaseModel):

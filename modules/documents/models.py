@@ -24,9 +24,6 @@ class Folder(Localized, BaseModel):
     class Meta:
         table_name = "documents_folder"
 
-    def __str__(self) -> str:
-        return self.label_en
-
 
 class Document(BaseModel):
     #: The file goes with the row (see crm_portal.uploads.delete_with_files).

@@ -29,9 +29,6 @@ class Category(Localized, BaseModel):
     class Meta:
         table_name = "faq_category"
 
-    def __str__(self) -> str:
-        return self.label_en
-
 
 class Article(BaseModel, SignalsModel):  # BaseModel first: its Meta (database, dirty-only saves) wins
     category = pw.ForeignKeyField(Category, backref="articles", null=True, on_delete="SET NULL", index=True)

@@ -51,9 +51,6 @@ class TicketState(Localized, BaseModel):
     class Meta:
         table_name = "tickets_state"
 
-    def __str__(self) -> str:  # the admin's selects and foreign-key columns: one stable name
-        return self.label_for("en")
-
     @property
     def hex(self) -> str:
         return COLORS.get(self.color, COLORS["secondary"])
@@ -90,9 +87,6 @@ class TicketCategory(Localized, BaseModel):
     class Meta:
         table_name = "tickets_category"
 
-    def __str__(self) -> str:
-        return self.label_for("en")
-
 
 class TicketQuestion(Localized, BaseModel):
     """An extra question asked in the request form for a category and/or a service (both empty:
@@ -108,9 +102,6 @@ class TicketQuestion(Localized, BaseModel):
 
     class Meta:
         table_name = "tickets_question"
-
-    def __str__(self) -> str:
-        return self.label_for("en")
 
 
 class TicketCounter(BaseModel):
