@@ -8,9 +8,7 @@ so one blueprint serves every application. Every record read goes through the sc
 from __future__ import annotations
 
 import csv
-import inspect
 import io
-from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -29,7 +27,7 @@ from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
 from .. import signals
-from ..api import Module, current_module
+from ..api import Module, ModuleBlueprint, current_module
 from ..audit import audit
 from ..db import db
 from ..listing import ListQuery, ListRequest, cell_value, csv_safe
@@ -162,13 +160,7 @@ def module_blueprint(module: Module) -> Blueprint:
             module.register_views(declared)
             declared.generic_views_added = True
         return declared
-    package_dir = Path(inspect.getfile(type(module))).parent
-    bp = Blueprint(
-        module.name, type(module).__module__, url_prefix=f"/{module.name}",
-        template_folder=str(package_dir / "templates") if (package_dir / "templates").is_dir() else None,
-        static_folder=str(package_dir / "static") if (package_dir / "static").is_dir() else None,
-        static_url_path="/static",
-    )
+    bp = ModuleBlueprint(module.name, type(module).__module__)  # its package's templates/ and static/
     _add_generic_views(bp, module)
     module.register_views(bp)
     return bp
