@@ -23,17 +23,22 @@ import dataclasses
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("CRM_PORTAL_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -51,7 +56,7 @@ class LiveServer:
     app: Flask
     url: str
     port: int
-    log: Path
+    log: Path | None = None
 
 
 def _free_port() -> int:
@@ -120,6 +125,63 @@ def serve(app: Flask, *, workers: int = 1, threads: int = 8, tmp_path: Path | No
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Flask) -> Iterator[LiveServer]:
+    """``app`` itself behind werkzeug's threaded server in this process: for tests that patch the
+    application (count password checks …) and so cannot use a server in a child process."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app=app, url=f"http://127.0.0.1:{server.server_port}", port=server.server_port)
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+class Browser:
+    """A minimal HTTP client with a cookie jar: one logged-in person."""
+
+    def __init__(self, port: int, host: str | None = None) -> None:
+        self.port = port
+        self.host = host  # the Host header to send (the configured SERVER_NAME), if any
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if self.host:
+            headers["Host"] = self.host
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+            for header in response.headers.get_all("Set-Cookie") or []:
+                for name, morsel in SimpleCookie(header).items():
+                    self.cookies[name] = morsel.value
+            return response.status, response.headers.get("Location", ""), text
+        finally:
+            conn.close()
+
+    def token(self, path: str) -> tuple[str, str]:
+        status, _, html = self.request("GET", path)
+        assert status == 200, (path, status)
+        match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+        assert match, f"no CSRF token on {path}"
+        return match.group(1), html
+
+    def login(self, email: str) -> None:
+        token, _ = self.token("/login")
+        status, location, _ = self.request("POST", "/login", {"csrf_token": token, "email": email, "password": "demo"})
+        assert status == 302 and not location.endswith("/login"), (email, status, location)
+
 
 
 @pytest.fixture

@@ -6,15 +6,12 @@ lost and no request may fail: every post is stored, every ticket number is taken
 """
 from __future__ import annotations
 
-import http.client
 import re
 import threading
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from http.cookies import SimpleCookie
 
 import pytest
-from live_server import serve
+from live_server import Browser, serve
 
 from crm_portal.db import db
 from crm_portal.modules.tickets.models import Ticket, TicketComment
@@ -22,44 +19,6 @@ from crm_portal.modules.tickets.models import Ticket, TicketComment
 CLIENTS = 50
 COMMENTS_EACH = 20
 NEW_TICKETS = 200
-
-
-class Browser:
-    """A minimal HTTP client with a cookie jar: one logged-in person."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            text = response.read().decode("utf-8", "replace")
-            for header in response.headers.get_all("Set-Cookie") or []:
-                for name, morsel in SimpleCookie(header).items():
-                    self.cookies[name] = morsel.value
-            return response.status, response.headers.get("Location", ""), text
-        finally:
-            conn.close()
-
-    def token(self, path: str) -> tuple[str, str]:
-        status, _, html = self.request("GET", path)
-        assert status == 200, (path, status)
-        match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
-        assert match, f"no CSRF token on {path}"
-        return match.group(1), html
-
-    def login(self, email: str) -> None:
-        token, _ = self.token("/login")
-        status, location, _ = self.request("POST", "/login", {"csrf_token": token, "email": email, "password": "demo"})
-        assert status == 302 and not location.endswith("/login"), (email, status, location)
 
 
 def _run(jobs, workers: int) -> list:

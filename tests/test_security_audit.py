@@ -9,12 +9,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from conftest import csrf_token, login, make_app, staff_login
-from werkzeug.serving import make_server
+from live_server import serve_in_thread
 
 from crm_portal import create_app
 from crm_portal.account import compile_translations, tokens
@@ -207,19 +205,6 @@ def test_init_writes_external_url_and_checks_the_admin_password(tmp_path):
 
 # --- 2. Throttle race ----------------------------------------------------------------------------
 
-@contextmanager
-def threaded_server(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None  # a redirect is an answer of its own (302 after a login)
@@ -257,7 +242,8 @@ def test_parallel_wrong_passwords_get_at_most_the_limit_of_checks(tmp_path, monk
 
     monkeypatch.setattr(importlib.import_module(module), "verify_password", slow_counting_verify)
     limit = app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"]
-    with threaded_server(app) as base:
+    with serve_in_thread(app) as server:
+        base = server.url
         codes: list[int] = []
         threads = [threading.Thread(target=lambda: codes.append(
             _post(base + path, {"email": email, "password": "wrong-guess"}))) for _ in range(20)]
@@ -293,7 +279,8 @@ def test_colleagues_logging_in_at_once_from_one_address_all_get_in(tmp_path):
     with app.app_context(), db.connection_context():
         load_demo(app)
     people = 30  # > LOGIN_THROTTLE_IP_LIMIT (20) and > LOGIN_THROTTLE_ACCOUNT_LIMIT (5) for one account
-    with threaded_server(app) as base:
+    with serve_in_thread(app) as server:
+        base = server.url
         codes: list[int] = []
         threads = [threading.Thread(target=lambda: codes.append(
             _post(base + "/login", {"email": "anna@acme.example", "password": "demo"}))) for _ in range(people)]

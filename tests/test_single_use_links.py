@@ -6,19 +6,15 @@ first use's effect stands: the password is the one chosen first, one contact is 
 """
 from __future__ import annotations
 
-import contextlib
-import http.client
 import re
 import threading
 from collections.abc import Iterator
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from conftest import login, make_app, staff_login
 from flask import Flask
-from werkzeug.serving import make_server
+from live_server import Browser, serve_in_thread
 
 from crm_portal.auth import verify_password
 from crm_portal.db import db
@@ -134,66 +130,18 @@ def test_registration_link_works_once(app):
 
 
 # --- twice at the same moment ------------------------------------------------------------------
-@contextlib.contextmanager
-def threaded_server(app: Flask) -> Iterator[int]:
-    """The application behind a real multi-threaded HTTP server on a free port (yields the port)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="single-use-links-server", daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-
-
-class Browser:
-    """A browser of its own (cookies, the CSRF token of the form it was shown) over plain HTTP."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, fields: dict[str, str] | None = None) -> tuple[int, str]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Host": "portal.test"}  # the configured SERVER_NAME
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if fields is not None:
-            body = urlencode(fields)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            for header in response.headers.get_all("Set-Cookie") or ():
-                for name, morsel in SimpleCookie(header).items():
-                    self.cookies[name] = morsel.value
-            return response.status, response.read().decode()
-        finally:
-            connection.close()
-
-    def open_form(self, path: str) -> str:
-        """GET the page and return its form's CSRF token."""
-        status, page = self.request("GET", path)
-        assert status == 200, f"GET {path}: {status}"
-        match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-        assert match, "no CSRF token in the form"
-        return match.group(1)
-
-
 def submit_together(port: int, link: str, passwords: list[str]) -> list[tuple[int, str]]:
     """Every browser opens the link, then all submit it at the same moment; their answers, in order."""
-    browsers = [Browser(port) for _ in passwords]
-    tokens = [b.open_form(link) for b in browsers]
+    browsers = [Browser(port, host="portal.test") for _ in passwords]  # the configured SERVER_NAME
+    tokens = [b.token(link)[0] for b in browsers]
     start = threading.Barrier(len(browsers))
     answers: list[Any] = [None] * len(browsers)
 
     def submit(i: int) -> None:
         start.wait()
         try:
-            answers[i] = browsers[i].request("POST", link, {"csrf_token": tokens[i], **form(passwords[i])})
+            status, _, page = browsers[i].request("POST", link, {"csrf_token": tokens[i], **form(passwords[i])})
+            answers[i] = (status, page)
         except Exception as exc:  # reported by the test, not lost in a thread
             answers[i] = exc
 
@@ -209,8 +157,8 @@ def submit_together(port: int, link: str, passwords: list[str]) -> list[tuple[in
 @pytest.mark.parametrize("kind,email", [("reset", "anna@acme.example"), ("invite", "nina@acme.example")])
 def test_parallel_submissions_of_a_password_link_one_wins(app, kind, email):
     link = reset_link(app, email) if kind == "reset" else invitation_link(app, email)
-    with threaded_server(app) as port:
-        answers = submit_together(port, link, [FIRST, SECOND])
+    with serve_in_thread(app) as server:
+        answers = submit_together(server.port, link, [FIRST, SECOND])
     statuses = [status for status, _ in answers]
     assert sorted(statuses) == [302, 400], statuses
     winner = statuses.index(302)
@@ -221,8 +169,8 @@ def test_parallel_submissions_of_a_password_link_one_wins(app, kind, email):
 
 def test_parallel_confirmations_of_a_registration_register_one_contact(app):
     link = registration_link(app)
-    with threaded_server(app) as port:
-        answers = submit_together(port, link, [FIRST, SECOND])
+    with serve_in_thread(app) as server:
+        answers = submit_together(server.port, link, [FIRST, SECOND])
     statuses = [status for status, _ in answers]
     assert contacts_named(app, REGISTRANT["email"]) == 1
     assert sorted(statuses) == [302, 400], statuses
