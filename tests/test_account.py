@@ -21,7 +21,7 @@ ACCOUNT_TEMPLATES = ("invitation", "access-enabled", "password-reset", "password
 
 def same_page(html: str, email: str) -> str:
     """The page with the typed address and the (time-stamped) CSRF tokens masked."""
-    return re.sub(r'name="csrf_token" value="[^"]*"', "csrf", html.replace(email, "X"))
+    return re.sub(r'(name="csrf_token"[^>]*value=)"[^"]*"', r"\1csrf", html.replace(email, "X"))
 
 
 

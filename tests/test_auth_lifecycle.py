@@ -3,20 +3,14 @@ password change, throttling of failed logins, cookies and CSRF."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pytest
 from conftest import csrf_token, login, make_app, staff_login
+from test_account import same_page
 
 from crm_portal import ratelimit
 from crm_portal.db import db, utcnow
 from crm_portal.models import AuditEntry, Contact, LoginThrottle
-
-
-def same_page(html: str, email: str) -> str:
-    """The page with the typed address and the (time-stamped) CSRF tokens masked."""
-    return re.sub(r'name="csrf_token" value="[^"]*"', "csrf", html.replace(email, "X"))
-
 
 SESSION_COOKIE = "crm_portal_session"
 REMEMBER_COOKIE = "crm_portal_remember"
