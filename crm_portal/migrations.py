@@ -41,12 +41,19 @@ def _login_throttle_pending(migrator: SchemaMigrator) -> list:
             migrator.add_column(table, "pending_at", LoginThrottle.pending_at)]
 
 
+def _profile_assignable(migrator: SchemaMigrator) -> list:
+    from .models import Profile
+
+    return [migrator.add_column(Profile._meta.table_name, "assignable", Profile.assignable)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
     Migration("0002_contact_sort_indexes", _contact_sort_indexes),
     Migration("0003_outbox_claim_token", _outbox_claim_token),
     Migration("0004_login_throttle_pending", _login_throttle_pending),
+    Migration("0005_profile_assignable", _profile_assignable),
 )
 
 

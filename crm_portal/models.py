@@ -62,6 +62,8 @@ class Profile(Localized, BaseModel):
     label_en = pw.CharField(max_length=100)
     label_it = pw.CharField(max_length=100, null=True)
     description = pw.TextField(null=True)
+    # Customers' own administrators may give this profile to their colleagues.
+    assignable = pw.BooleanField(default=False)
 
     class Meta:
         table_name = "core_profile"
