@@ -372,7 +372,7 @@ def test_italian_pages(app, ids, client):
         Contact.update(language="it").where(Contact.id == ids["anna"]).execute()
     login(client, "anna@acme.example")
     page = client.get(f"/contacts/{ids['bruno']}")
-    assert "Amministrazione del portale" in page.text and "Attività recente" in page.text
+    assert "Amministrazione del portale" in page.text and "Attività recenti" in page.text
     assert "Invita un collega" in client.get("/contacts/invite").text
 
 
