@@ -374,8 +374,8 @@ class Module:
 
 
 # Names re-exported for plugins; imported late to keep this module importable on its own.
-from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .account.service import portal_access_granted, revoke_access, send_invitation  # noqa: E402
+from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402

@@ -244,6 +244,15 @@ def test_enable_sends_the_usual_email(app, ids, anna):
     assert len(_outbox(app, "chiara@acme.example")) == 1
 
 
+def test_enable_follows_invite_on_portal_access(app, ids, anna):
+    app.config["INVITE_ON_PORTAL_ACCESS"] = False
+    assert anna.post(f"/contacts/{ids['bruno']}/revoke").status_code == 302
+    response = anna.post(f"/contacts/{ids['bruno']}/enable", follow_redirects=True)
+    assert "has been switched on." in response.text and "told by email" not in response.text
+    assert _state(app, ids["bruno"])[0] is True
+    assert _outbox(app, "bruno@acme.example") == []
+
+
 # --- invitations ---------------------------------------------------------------------------------
 
 def _invite(client, email="nuovo@acme.example", **extra):

@@ -100,18 +100,19 @@ def revoke(by: Contact, contact: Contact) -> bool:
     return True
 
 
-def enable(by: Contact, contact: Contact) -> bool:
+def enable(by: Contact, contact: Contact) -> str | None:
     """Switch on ``contact``'s portal access and send the invitation (no password yet) or the
-    access-enabled notice, as for staff; False if it was on already."""
+    access-enabled notice, as for staff (unless ``INVITE_ON_PORTAL_ACCESS`` is off). ``None`` if
+    it was on already, else the email's template name, or ``""`` when no email was sent."""
     switched = Contact.update(portal_access=True).where(
         (Contact.id == contact.id) & (Contact.portal_access == False)).execute()  # noqa: E712
     if not switched:
-        return False
+        return None
     contact.portal_access = True
     audit("colleague-access-enabled", contact)
-    portal_access_granted(contact)
+    message = portal_access_granted(contact)
     _changed(contact, by, "access-enabled")
-    return True
+    return message.template if message is not None else ""
 
 
 def change_profile(by: Contact, contact: Contact, profile: Profile) -> bool:
@@ -179,4 +180,4 @@ def last_activity(contacts: Iterable[Contact], company_id: int | None) -> dict[i
     latest = (AuditEntry.select(pw.fn.MAX(AuditEntry.id)).where(_by_contact(ids))
               .group_by(AuditEntry.actor_id))
     entries = list(AuditEntry.select().where(AuditEntry.id.in_(latest)))
-    return {entry.actor_id: activity for entry, activity in zip(entries, _describe(entries, company_id))}
+    return {entry.actor_id: activity for entry, activity in zip(entries, _describe(entries, company_id), strict=True)}

@@ -97,7 +97,7 @@ def _refuse_self(contact: Contact) -> tuple[str, int] | None:
     return None
 
 
-def _chosen(profiles: list[Profile], profile_id: int) -> Profile:
+def _chosen(profiles: list[Profile], profile_id: int | None) -> Profile:
     """The offered profile the (validated) form names."""
     return next(p for p in profiles if p.id == profile_id)
 
@@ -172,10 +172,12 @@ def enable(record_id: int):
         return _back(contact)
     _mail_flood_guard()
     with db.atomic():
-        done = colleagues.enable(_user().contact, contact)
-    if done:
+        emailed = colleagues.enable(_user().contact, contact)
+    if emailed:
         flash(_("The portal access of %(name)s has been switched on; they have been told by email.",
                 name=contact.full_name), "success")
+    elif emailed is not None:
+        flash(_("The portal access of %(name)s has been switched on.", name=contact.full_name), "success")
     return _back(contact)
 
 
