@@ -369,6 +369,8 @@ def test_activity_names_colleagues_acted_on(app, ids, anna):
     page = bruno.get(f"/contacts/{ids['anna']}")
     section = page.text.split('data-testid="activity"', 1)[1].split("</ul>", 1)[0]
     assert "Chiara Verdi" in section
+    # One line per change: the account module's companion entry (portal-access-revoked) is left out.
+    assert section.count("Ha disattivato") == 1  # bruno reads Italian
     with app.app_context(), db.connection_context():
         AuditEntry.update(object_id=str(ids["carla"])).where(
             AuditEntry.action == "colleague-access-revoked").execute()

@@ -49,9 +49,6 @@ ACTIVITY_LABELS: Mapping[str, Any] = {
     "colleague-access-revoked": _l("Switched off a colleague's portal access"),
     "colleague-access-enabled": _l("Switched on a colleague's portal access"),
     "colleague-profile-changed": _l("Changed a colleague's profile"),
-    "invitation-sent": _l("Sent an invitation"),
-    "access-enabled-sent": _l("Sent an access notice"),
-    "portal-access-revoked": _l("Switched off a colleague's portal access"),
 }
 
 #: Actions on a module record, where the module's name says what was touched.
@@ -131,8 +128,14 @@ def change_profile(by: Contact, contact: Contact, profile: Profile) -> bool:
 
 # --- activity ------------------------------------------------------------------------------------
 
+#: Entries the account operations write beside this module's own (``colleague-invited`` is
+#: followed by ``invitation-sent`` …): left out of the activity, which would say everything twice.
+COMPANION_ACTIONS = ("invitation-sent", "access-enabled-sent", "portal-access-revoked")
+
+
 def _by_contact(contact_ids: Iterable[int]) -> pw.Expression:
-    return (AuditEntry.actor_type == "contact") & AuditEntry.actor_id.in_(list(contact_ids))
+    return ((AuditEntry.actor_type == "contact") & AuditEntry.actor_id.in_(list(contact_ids))
+            & AuditEntry.action.not_in(COMPANION_ACTIONS))
 
 
 def _module_labels() -> dict[str, Any]:
