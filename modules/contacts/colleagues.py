@@ -144,11 +144,11 @@ def _module_labels() -> dict[str, Any]:
 
 
 def _describe(entries: list[AuditEntry], company_id: int | None) -> list[Activity]:
-    """Readable activities; colleagues acted on are named (one query for all of them), and only
-    colleagues of ``company_id``: a name of another company never shows."""
+    """Readable activities; the colleagues an administrator acted on are named (at most one query
+    for all of them), and only colleagues of ``company_id``: a name of another company never shows."""
     contact_ids = {int(e.object_id) for e in entries
                    if e.object_type == Contact._meta.table_name and e.object_id and e.object_id.isdigit()
-                   and e.action.startswith(("colleague-", "invitation-", "access-", "portal-access-"))}
+                   and e.action.startswith("colleague-")}
     names: dict[int, str] = {}
     if contact_ids and company_id is not None:
         rows = Contact.select(Contact.id, Contact.first_name, Contact.last_name).where(
@@ -183,4 +183,5 @@ def last_activity(contacts: Iterable[Contact], company_id: int | None) -> dict[i
     latest = (AuditEntry.select(pw.fn.MAX(AuditEntry.id)).where(_by_contact(ids))
               .group_by(AuditEntry.actor_id))
     entries = list(AuditEntry.select().where(AuditEntry.id.in_(latest)))
-    return {entry.actor_id: activity for entry, activity in zip(entries, _describe(entries, company_id), strict=True)}
+    described = zip(entries, _describe(entries, company_id), strict=True)
+    return {int(entry.actor_id or 0): activity for entry, activity in described}

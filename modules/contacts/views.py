@@ -55,7 +55,7 @@ def detail_context(contact: Contact, user: PortalUser, profile_form: ColleaguePr
         profile_form = ColleagueProfileForm(formdata=None, profile=contact.profile_id)
     profile_form.profile.offer(profiles)
     return {"can_manage": True, "is_self": contact.id == user.contact_id, "profile_form": profile_form,
-            "confirm_form": ConfirmForm(), "activity": colleagues.recent_activity(contact),
+            "activity": colleagues.recent_activity(contact),
             "current_profile": contact.profile.label if contact.profile_id else None}
 
 
