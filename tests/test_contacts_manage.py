@@ -300,6 +300,16 @@ def test_invite_with_used_email_creates_nothing(app, ids, anna):
         assert not OutboxMessage.select().where(OutboxMessage.template == "invitation").exists()
 
 
+def test_invite_needs_a_company(app, ids, anna):
+    """A contact without a company has nowhere to add colleagues: the page does not exist."""
+    with app.app_context(), db.connection_context():
+        Contact.update(company=None).where(Contact.id == ids["anna"]).execute()
+    assert anna.get("/contacts/invite").status_code == 404
+    assert _invite(anna, profile=str(ids["profile_user"])).status_code == 404
+    with app.app_context(), db.connection_context():
+        assert not Contact.select().where(Contact.email == "nuovo@acme.example").exists()
+
+
 def test_invite_refuses_profile_not_assignable(app, ids, anna):
     response = _invite(anna, profile=str(ids["profile_company"]))
     assert response.status_code == 400

@@ -135,7 +135,10 @@ def invite():
             else:
                 flash(_("%(name)s has been added; the invitation has been sent to %(email)s.",
                         name=contact.full_name, email=contact.email), "success")
-                return redirect(url_for("contacts.detail", record_id=contact.id))
+                # With the own scope (a profile unlikely but possible) the new colleague is not visible.
+                target = url_for("contacts.detail", record_id=contact.id) if grant.scope == "company" \
+                    else url_for("contacts.list")
+                return redirect(target)
     status = 400 if request.method == "POST" else 200
     return render_template("contacts/invite.html", module=module, grant=grant, form=form), status
 
