@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 
 from .db import BaseModel, db, is_postgres, utcnow
 from .i18n import human_size
-from .models import ACTIONS, SCOPES, AuditEntry, Company, Contact, Localized
+from .models import ACTIONS, SCOPES, AuditEntry, Company, Contact, Localized, Profile
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -33,6 +33,7 @@ __all__ = [
     "send_stored", "delete_stored", "remove_after_commit", "delete_with_files", "WriteRefused",
     "WorkingHours", "add_working_hours", "StaffUser", "staff_members", "current_staff",
     "ModuleBlueprint", "current_module", "Localized", "human_size", "content_disposition", "is_postgres",
+    "Profile", "send_invitation", "portal_access_granted", "revoke_access", "reserve_mail_request",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -309,6 +310,12 @@ class Module:
         """Add extra routes to the module's blueprint (mounted at ``/<name>/``). Prefer declaring
         them as functions of a :class:`ModuleBlueprint` in ``views.py`` (``blueprint = bp``)."""
 
+    def list_columns(self, user: PortalUser) -> Sequence[Column]:
+        """The columns ``user`` sees on the list page and in the CSV export (default: all of
+        ``columns``). Hide columns some users may not read; a hidden column should be neither
+        searchable nor sortable, since search and sort follow ``columns``."""
+        return self.columns
+
     def list_context(self, page: Any, user: PortalUser) -> Mapping[str, Any]:
         """Extra template variables for the module's list page (counts for tabs, choices of its
         own filters …), computed by the view: templates never query."""
@@ -367,10 +374,12 @@ class Module:
 
 
 # Names re-exported for plugins; imported late to keep this module importable on its own.
+from .account.service import portal_access_granted, revoke_access, send_invitation  # noqa: E402
 from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
+from .ratelimit import reserve_mail_request  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
 from .staff import StaffUser, current_staff, staff_members  # noqa: E402
 from .uploads import (  # noqa: E402

@@ -75,7 +75,8 @@ def install_profiles(app: Flask) -> list[str]:
         if Profile.get_or_none(Profile.name == name) is not None:
             continue
         profile = Profile.create(name=name, label_en=data.get("label_en", name), label_it=data.get("label_it"),
-                                 description=data.get("description"))
+                                 description=data.get("description"),
+                                 assignable=bool(data.get("assignable", False)))
         for position, (module, grant) in enumerate(data.get("modules", {}).items()):
             scope = grant.get("scope", "own")
             if scope not in SCOPES:

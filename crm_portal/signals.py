@@ -75,6 +75,15 @@ account_registered = _signal("account-registered", """A self-registered contact 
 Sender: the Flask app. Keyword arguments: ``contact`` (the new Contact), ``active`` (bool: False
 while the account waits for staff approval). Sent inside the transaction.""")
 
+colleague_changed = _signal("colleague-changed", """A contact administering their company's portal users
+(the contacts module's ``manage`` action) invited a colleague, switched a colleague's portal access
+off or on, or gave them another profile.
+
+Sender: the Flask app. Keyword arguments: ``contact`` (the colleague's Contact, as saved),
+``by`` (the Contact who made the change), ``change`` (str: ``invited``, ``access-revoked``,
+``access-enabled`` or ``profile-changed``), ``details`` (dict: for ``profile-changed`` the old and
+new profile names under ``from`` and ``to``; empty otherwise). Sent inside the transaction.""")
+
 ALL = [record_created, record_updated, user_logged_in, user_logged_out, login_failed,
        modules_loaded, admin_record_changed, change_requested, password_changed, portal_access_revoked,
-       account_registered]
+       account_registered, colleague_changed]

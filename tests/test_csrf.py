@@ -67,6 +67,8 @@ class Targets:
             attachment = TicketAttachment.get_or_none(TicketAttachment.ticket == self.ticket)
             self.attachment_id = attachment.id if attachment else 1
             bruno = Contact.get(Contact.email == "bruno@acme.example")
+            self.colleague = bruno.id  # anna administers her colleagues (contacts "manage")
+            self.user_profile = bruno.profile_id
             self.reset = tokens.issue(bruno, "reset")
             self.invite = tokens.issue(Contact.get(Contact.email == "carla@globex.example"), "invite")
             self.register = tokens.issue_registration(
@@ -96,7 +98,7 @@ class Targets:
             return self.attachment_id
         if name in ("record_id", "id"):
             by_blueprint = {"tickets": self.ticket.id, "tickets_queue": self.ticket.id, "quotes": self.quote.id,
-                            "faq": self.article.id}
+                            "faq": self.article.id, "contacts": self.colleague}
             if blueprint in by_blueprint:
                 return by_blueprint[blueprint]
         raise AssertionError(f"no value for <{name}> of {rule.rule}: teach tests/test_csrf.py about it")
@@ -125,6 +127,9 @@ class Targets:
             "quotes.accept": {"comment": "ok"},
             "quotes.reject": {"comment": "no"},
             "faq.feedback": {"helpful": "1"},
+            "contacts.invite": {"first_name": "Nuovo", "last_name": "Collega", "email": "nuovo@acme.example",
+                                "profile": str(self.user_profile)},
+            "contacts.profile": {"profile": str(self.user_profile)},
             "tickets_queue.update": {"body": "On it", "kind": "public"},
         }
         if rule.endpoint in forms:
@@ -230,6 +235,8 @@ ACCEPTED = [
     ("portal", "quotes.accept", 302),
     ("portal", "faq.feedback", 302),
     ("portal", "deadlines.regenerate", 302),
+    ("portal", "contacts.invite", 302),
+    ("portal", "contacts.revoke", 302),
     ("portal", "auth.set_language", 302),
     ("portal", "auth.logout", 302),
     ("staff", "tickets_queue.take", 302),

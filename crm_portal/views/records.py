@@ -41,10 +41,11 @@ def list_view():
     req = ListRequest.parse(module, request.args)
     listing = ListQuery(module, visible(module))
     page = listing.page(req)
+    columns = list(module.list_columns(current_user))
     return render_template(module.list_template, module=module, page=page, req=req, grant=grant,
-                           columns=module.columns, cell_value=cell_value,
-                           searchable=[c for c in module.columns if c.search],
-                           filterable=[c for c in module.columns if c.filter],
+                           columns=columns, cell_value=cell_value,
+                           searchable=[c for c in columns if c.search],
+                           filterable=[c for c in columns if c.filter],
                            **module.list_context(page, current_user))
 
 
@@ -53,8 +54,8 @@ def export_view():
     require(module, "export")
     req = ListRequest.parse(module, request.args)
     query = ListQuery(module, visible(module, action="export"))
-    header = [str(col.title) for col in module.columns]
-    columns = list(module.columns)
+    columns = list(module.list_columns(current_user))
+    header = [str(col.title) for col in columns]
 
     def generate():
         buffer = io.StringIO()

@@ -1,7 +1,34 @@
-"""Contacts: the colleagues of my company (company scope) or my own card (own scope)."""
+"""Contacts: the colleagues of my company (company scope) or my own card (own scope).
+
+With the ``manage`` action a contact administers their colleagues in the portal: invitations,
+portal access, profiles among those staff made assignable, and what colleagues did lately
+(see views.py and colleagues.py).
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from crm_portal.api import Button, Column, Contact, Field, Module, Section, _l
+
+from . import views
+
+#: Columns only administrators (``manage``) see; neither searchable nor sortable, so that search
+#: and sort cannot reveal them to anyone else.
+MANAGER_COLUMNS = frozenset({"last_login"})
+
+
+def access_status(value: Any, row: Contact) -> str:
+    """The portal access as a status: on with a password, on awaiting the invitation, or off."""
+    if not value:
+        return str(_l("No access"))
+    return str(_l("Active")) if row.password_hash else str(_l("Invited"))
+
+
+def access_colour(value: Any, row: Contact) -> str:
+    if not value:
+        return "secondary"
+    return "success" if row.password_hash else "warning"
 
 
 class ContactsModule(Module):
@@ -14,7 +41,10 @@ class ContactsModule(Module):
     contact_field = Contact.id
     company_field = Contact.company
     default_sort = "last_name"
-    actions = ("view", "export")
+    actions = ("view", "export", "manage")
+    blueprint = views.bp
+    list_template = "contacts/list.html"
+    detail_template = "contacts/detail.html"
     columns = [
         Column(Contact.last_name, _l("Surname"), search=True, sort=True, link=True),
         Column(Contact.first_name, _l("Name"), search=True, sort=True),
@@ -24,7 +54,8 @@ class ContactsModule(Module):
         Column(Contact.office, _l("Office"), search=True, sort=True),
         Column(Contact.role, _l("Role"), search=True, sort=True),
         Column(Contact.portal_access, _l("Portal access"), filter=True,
-               choices={True: _l("Yes"), False: _l("No")}),
+               choices={True: _l("Yes"), False: _l("No")}, format=access_status, badge=access_colour),
+        Column(Contact.last_login, _l("Last login")),
     ]
     detail = [
         Section(_l("Contact"), [
@@ -45,6 +76,17 @@ class ContactsModule(Module):
     def buttons(self):
         return [Button("contacts.list", _l("Contacts"), endpoint="contacts.list", icon="people",
                        description=_l("Colleagues and their details"))]
+
+    def list_columns(self, user: Any) -> Sequence[Column]:
+        if user.can(self.name, "manage"):
+            return self.columns
+        return [c for c in self.columns if c.name not in MANAGER_COLUMNS]
+
+    def list_context(self, page: Any, user: Any):
+        return views.list_context(page, user)
+
+    def detail_context(self, record: Contact, user: Any):
+        return views.detail_context(record, user)
 
     def admin_views(self):
         return []  # contacts are core records, already in the CRM section of the admin
