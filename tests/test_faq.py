@@ -98,7 +98,10 @@ def test_suggest_endpoint(app, demo, client):
     login(client, "carla@globex.example")  # English
     data = client.get("/faq/suggest?q=passw").get_json()
     assert data["language"] == "en"
-    assert [r["title"] for r in data["results"]] == ["How do I reset my portal password?"]
+    # Her language first, then the Italian article on the same topic.
+    assert [r["title"] for r in data["results"]] == ["How do I reset my portal password?",
+                                                     "Come reimposto la password del portale?"]
+    assert [r["language"] for r in data["results"]] == ["en", "it"]
     assert data["results"][0]["url"].startswith("/faq/")
     assert client.get("/faq/suggest?q=pa").get_json()["results"] == []  # too short
     data = client.get("/faq/suggest?q=shared mailboxes").get_json()
