@@ -174,10 +174,14 @@ def search_languages(text: str, language: str, *, any_word: bool = False, prefix
                      limit: int = 200) -> list[tuple[int, str]]:
     """``(article id, article language)`` matching ``text`` in every language: the articles in
     ``language`` first (best first), then those of the other languages, each searched with its
-    own stemmer. One query per language."""
-    order = [language] + [code for code in LANGUAGES if code != language]
-    found: list[tuple[int, str]] = []
-    for code in order:
-        found += [(article_id, code) for article_id, _score in
-                  search(text, code, any_word=any_word, prefix=prefix, limit=limit)]
+    own stemmer. The stop words of ``language`` are dropped before searching the others too ("come
+    la" is no search for the English "come"). One query per language."""
+    own_stop = stopwords(language)
+    others = " ".join(w for w in words(text) if w not in own_stop)
+    found: list[tuple[int, str]] = [(article_id, language) for article_id, _score in
+                                    search(text, language, any_word=any_word, prefix=prefix, limit=limit)]
+    for code in LANGUAGES:
+        if code != language and others:
+            found += [(article_id, code) for article_id, _score in
+                      search(others, code, any_word=any_word, prefix=prefix, limit=limit)]
     return found
