@@ -38,7 +38,7 @@ def test_company_scope_sees_the_companys_items_overdue_first(app, demo, client):
                            "Fine supporto firewall FW-200", "Rinnovo licenze gestionale",
                            "Nuovo firewall sede di Milano"}
     assert titles[0] == "Fattura 2025/118" and widget.count('data-overdue="1"') == 1
-    assert "Scaduta" in widget and "Scadenza preventivo" in widget and "Fattura in scadenza" not in widget
+    assert "Scaduta" in widget and "Scadenza preventivo" in widget and "Scadenza fattura" in widget
     with app.app_context(), db.connection_context():
         deadlines = {d.title: d.due_date for d in Deadline.select()}
         quotes = {q.subject: q.valid_until for q in Quote.select()}

@@ -3,8 +3,8 @@
 Each article is written in one language (see ``models.py``); users browse by category, filter by
 language and search the full text (``search.py``: Snowball stems without stop words, in SQLite FTS5
 or PostgreSQL, ranked, the user's language first; the index follows the articles' model signals,
-``jobs.py``). Articles are public or restricted to the
-companies staff list. Bodies are Markdown, rendered with ``markdown`` and sanitised with ``nh3``.
+``jobs.py``; see docs/faq.md). Articles are public or restricted to the companies staff list.
+Bodies are Markdown, rendered with ``markdown`` and sanitised with ``nh3``.
 Users vote "was this helpful?" once per article. ``/faq/suggest?q=…`` answers JSON suggestions for
 a ticket title being typed (tickets module). The views are in ``views.py``.
 """
