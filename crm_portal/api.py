@@ -7,6 +7,7 @@ from :mod:`crm_portal.signals`); built-in modules use nothing else. See ``docs/p
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,11 +35,12 @@ __all__ = [
     "WorkingHours", "add_working_hours", "StaffUser", "staff_members", "current_staff",
     "ModuleBlueprint", "current_module", "Localized", "human_size", "content_disposition", "is_postgres",
     "Profile", "send_invitation", "portal_access_granted", "revoke_access", "reserve_mail_request",
+    "DueItem",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
 #: it loads when the major numbers match and its minor is not newer than the host's.
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 
 Formatter = Callable[[Any, Any], Any]
@@ -176,6 +178,19 @@ class Migration:
     apply: Callable[[SchemaMigrator], Iterable[Any]]
 
 
+@dataclasses.dataclass(frozen=True)
+class DueItem:
+    """Something of a module's that falls due, for the dashboard's "due soon" widget
+    (:meth:`Module.due_items`): its date, a title, what kind of date it is (a translated label)
+    and the link to the record. ``reference`` is an optional code shown beside the title."""
+
+    due: dt.date
+    title: str
+    kind: Any
+    url: str
+    reference: str | None = None
+
+
 @dataclasses.dataclass
 class DemoContext:
     """What ``Module.demo_data`` receives: the demo companies and contacts by short key."""
@@ -236,6 +251,8 @@ class Module:
     description: ClassVar[Any] = None
     #: Menu order; lower first.
     position: ClassVar[int] = 100
+    #: Modules whose demo data this module's :meth:`demo_data` uses (loaded before it when present).
+    demo_after: ClassVar[Sequence[str]] = ()
 
     models: ClassVar[Sequence[type[BaseModel]]] = ()
     #: The model the portal lists; ``None`` for a module with only custom views.
@@ -360,6 +377,15 @@ class Module:
 
     def demo_data(self, ctx: DemoContext) -> None:
         """Create realistic demo records for ``crm-portal demo``."""
+
+    def due_items(self, user: PortalUser, today: dt.date, until: dt.date, limit: int) -> Sequence[DueItem] | None:
+        """What of ``user``'s falls due by ``until``, for the dashboard's "due soon" widget:
+        overdue items (before ``today``) included if they still need attention, at most ``limit``
+        :class:`DueItem` in date order, read through the scoping gate (``visible(self, user=user)``)
+        in a constant number of queries. Return ``None`` when the module has nothing of the kind:
+        the widget shows only when a module the user can view returns a list (even an empty one).
+        Called only for modules whose ``view`` action the user's profile grants."""
+        return None
 
     def filter_list(self, query: pw.ModelSelect[Any], params: Mapping[str, str],
                     user: PortalUser) -> pw.ModelSelect[Any]:

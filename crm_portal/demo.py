@@ -7,10 +7,11 @@ run on a production instance.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from flask import Flask
 
-from .api import DemoContext
+from .api import DemoContext, Module
 from .auth import hash_password
 from .db import db
 from .migrations import upgrade
@@ -57,6 +58,26 @@ STAFF = {
 }
 
 
+def demo_order(modules: Mapping[str, Module]) -> list[Module]:
+    """The modules in menu order, except that each comes after the modules its ``demo_after``
+    names (the tickets' demo data picks the services' demo contracts)."""
+    ordered: list[Module] = []
+    placed: set[str] = set()
+
+    def place(module: Module, waiting: frozenset[str]) -> None:
+        if module.name in placed or module.name in waiting:  # placed already, or a cycle
+            return
+        for name in module.demo_after:
+            if name in modules:
+                place(modules[name], waiting | {module.name})
+        placed.add(module.name)
+        ordered.append(module)
+
+    for module in modules.values():
+        place(module, frozenset())
+    return ordered
+
+
 def load_demo(app: Flask) -> list[str]:
     """Load the demo companies, contacts, staff and every module's demo records (once). The
     ``crm-portal demo`` command refuses to call it on a production instance."""
@@ -85,7 +106,7 @@ def load_demo(app: Flask) -> list[str]:
             else:
                 kept.append(email)
         ctx = DemoContext(companies=companies, contacts=contacts, staff=staff, rng=random.Random(42))
-        for module in app.extensions["crm_portal"].modules.values():
+        for module in demo_order(app.extensions["crm_portal"].modules):
             module.demo_data(ctx)
             lines.append(f"demo data: {module.name}")
     lines.append(f"demo companies: {', '.join(c.name for c in companies.values())}")

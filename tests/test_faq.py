@@ -98,7 +98,11 @@ def test_suggest_endpoint(app, demo, client):
     login(client, "carla@globex.example")  # English
     data = client.get("/faq/suggest?q=passw").get_json()
     assert data["language"] == "en"
-    assert [r["title"] for r in data["results"]] == ["How do I reset my portal password?"]
+    # Her language first, then the Italian articles on the same topic.
+    titles = [r["title"] for r in data["results"]]
+    assert set(titles[:2]) == {"How do I reset my portal password?", "My business software password has expired"}
+    assert set(titles[2:]) == {"Come reimposto la password del portale?", "La password del gestionale è scaduta"}
+    assert [r["language"] for r in data["results"]] == ["en", "en", "it", "it"]
     assert data["results"][0]["url"].startswith("/faq/")
     assert client.get("/faq/suggest?q=pa").get_json()["results"] == []  # too short
     data = client.get("/faq/suggest?q=shared mailboxes").get_json()

@@ -1,6 +1,8 @@
 """The dashboard, the side menu and the template hooks shared by every portal page."""
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
@@ -9,6 +11,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 from werkzeug.routing import BuildError
 
+from ..api import DueItem
 from ..models import Button, ProfileButton
 
 bp = Blueprint("portal", __name__)
@@ -51,13 +54,54 @@ def dashboard_buttons() -> list[tuple[Button, str]]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class DueSoon:
+    """The dashboard's "due soon" widget: what the user's modules say falls due within ``DUE_DAYS``
+    (overdue first, then by date), whether there was more than ``DUE_LIMIT``, and ``today``."""
+
+    items: list[DueItem]
+    more: bool
+    today: dt.date
+
+
+#: The widget's horizon and length.
+DUE_DAYS = 30
+DUE_LIMIT = 12
+
+
+def due_soon() -> DueSoon | None:
+    """Gather every visible module's :meth:`~crm_portal.api.Module.due_items` (one or two queries
+    each, through the scoping gate) and sort them by date, overdue first. ``None`` when no module
+    the user can view has due dates to offer: the dashboard then shows no widget."""
+    today = dt.date.today()
+    until = today + dt.timedelta(days=DUE_DAYS)
+    items: list[DueItem] = []
+    contributed = False
+    for module in visible_modules():
+        if not current_user.can(module.name, "view"):
+            continue
+        try:
+            found = module.due_items(current_user, today, until, DUE_LIMIT + 1)
+        except Exception:  # one module's failure must not take the dashboard down
+            current_app.logger.exception("dashboard: due_items of %s failed", module.name)
+            continue
+        if found is not None:
+            contributed = True
+            items += list(found)[:DUE_LIMIT + 1]
+    if not contributed:
+        return None
+    items.sort(key=lambda item: (item.due, str(item.title)))
+    return DueSoon(items=items[:DUE_LIMIT], more=len(items) > DUE_LIMIT, today=today)
+
+
 @bp.route("/")
 @login_required
 def dashboard():
     if current_user.is_staff:
         from flask import redirect
         return redirect(url_for("admin.index"))
-    return render_template("portal/dashboard.html", buttons=dashboard_buttons())
+    return render_template("portal/dashboard.html", buttons=dashboard_buttons(), due=due_soon(),
+                           due_days=DUE_DAYS)
 
 
 def hook(name: str, **context: Any) -> Markup:

@@ -2,7 +2,9 @@
 
 A deadline belongs to a company and may concern one contact. *Own* scope shows the user's
 deadlines and the company-wide ones (no contact); *company* scope every deadline of the company.
-The list is sorted by date; overdue dates are red and those within 30 days amber.
+The list is sorted by date; overdue dates are red and those within 30 days amber. The open ones
+due within 30 days, and the overdue ones, appear in the dashboard's "due soon" widget
+(``due_items``).
 
 Each user can publish a private iCalendar feed: a secret URL (``/deadlines-feed/<token>.ics``),
 stored per contact in :class:`~.models.CalendarToken`, shown, regenerated or revoked on
@@ -13,9 +15,10 @@ revoked token and contains only what the scoping gate gives that contact. Email 
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l, date_badge
+from crm_portal.api import Button, Column, DemoContext, DueItem, Field, Module, Section, _l, date_badge
 
 from . import admin, demo, jobs, models, views
 from .models import KIND_LABELS, SOON_DAYS, STATE_LABELS, CalendarToken, Deadline, DeadlineReminder
@@ -73,6 +76,9 @@ class DeadlinesModule(Module):
 
     def template_hook(self, hook: str, **context: Any) -> Any:
         return views.list_actions() if hook == "list.actions" and context.get("module") is self else None
+
+    def due_items(self, user: Any, today: dt.date, until: dt.date, limit: int) -> list[DueItem]:
+        return views.due_items(self, user, today, until, limit)
 
     def init_app(self, app) -> None:
         jobs.init_app(app)

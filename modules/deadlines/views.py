@@ -19,6 +19,8 @@ from markupsafe import Markup
 
 from crm_portal.api import (
     Contact,
+    DueItem,
+    Module,
     ModuleBlueprint,
     PortalUser,
     audit,
@@ -131,6 +133,16 @@ def list_actions() -> Markup:
     return Markup('<a class="btn btn-outline-secondary" href="{}" data-testid="calendar-link">'
                   '<i class="bi bi-calendar-week"></i> {}</a>').format(url_for("deadlines.calendar"),
                                                                       _("Calendar feed"))
+
+
+def due_items(module: Module, user: PortalUser, today: dt.date, until: dt.date, limit: int) -> list[DueItem]:
+    """The open deadlines ``user`` sees falling due by ``until``, the overdue ones included (still
+    open, they need attention), earliest first, for the dashboard's widget: one query."""
+    rows = (visible(module, user=user)
+            .where((Deadline.done == False) & (Deadline.due_date <= until))  # noqa: E712
+            .order_by(Deadline.due_date, Deadline.id).limit(limit))
+    return [DueItem(due=d.due_date, title=d.title, kind=KIND_LABELS.get(d.kind, d.kind), reference=d.reference,
+                    url=url_for("deadlines.detail", record_id=d.id)) for d in rows]
 
 
 def init_app(app: Flask) -> None:

@@ -1,9 +1,10 @@
 """FAQ / knowledge base: articles in categories, in Italian and English.
 
 Each article is written in one language (see ``models.py``); users browse by category, filter by
-language and search the full text (``search.py``: SQLite FTS5 or PostgreSQL, ranked; the index
-follows the articles' model signals, ``jobs.py``). Articles are public or restricted to the
-companies staff list. Bodies are Markdown, rendered with ``markdown`` and sanitised with ``nh3``.
+language and search the full text (``search.py``: Snowball stems without stop words, in SQLite FTS5
+or PostgreSQL, ranked, the user's language first; the index follows the articles' model signals,
+``jobs.py``; see docs/faq.md). Articles are public or restricted to the companies staff list.
+Bodies are Markdown, rendered with ``markdown`` and sanitised with ``nh3``.
 Users vote "was this helpful?" once per article. ``/faq/suggest?q=…`` answers JSON suggestions for
 a ticket title being typed (tickets module). The views are in ``views.py``.
 """
@@ -14,6 +15,7 @@ from typing import Any
 from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l
 
 from . import admin, demo, jobs, views
+from .migrations import MIGRATIONS
 from .models import (
     LANGUAGE_LABELS,
     Article,
@@ -40,6 +42,7 @@ class FaqModule(Module):
     detail_template = "faq/detail.html"
     list_template = "faq/list.html"
     blueprint = bp
+    migrations = MIGRATIONS
     columns = [
         Column(Article.title, _l("Question"), search=True, sort=True, link=True),
         Column(Article.category, _l("Category"), display="label_en", sort=True, filter=True,

@@ -94,10 +94,12 @@ class Feedback(BaseModel):
 
 
 class ArticleIndex(BaseModel):
-    """The full-text index of the articles (queried by ``search.py``). Its table is not an ordinary
-    one: an FTS5 virtual table on SQLite (``rowid`` = article id; title, body, language), a
-    ``tsvector`` column with a GIN index on PostgreSQL. Creating it goes through
-    :meth:`create_table` like any other model, so migrations create it."""
+    """The full-text index of the articles (filled and queried by ``search.py``, which stores the
+    Snowball stems of each article, stop words removed). Its table is not an ordinary one: an FTS5
+    virtual table on SQLite (``rowid`` = article id; title, body, language; the plain ``unicode61``
+    tokenizer, the stemming being done already), a ``tsvector`` column with a GIN index on
+    PostgreSQL. Creating it goes through :meth:`create_table` like any other model, so migrations
+    create it."""
 
     article = pw.ForeignKeyField(Article, primary_key=True, on_delete="CASCADE")
 
@@ -114,7 +116,7 @@ class ArticleIndex(BaseModel):
             db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_document ON {table} USING GIN (document)")
         else:
             db.execute_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5("
-                           "title, body, language UNINDEXED, tokenize = 'porter unicode61 remove_diacritics 2')")
+                           "title, body, language UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')")
 
     @classmethod
     def drop_table(cls, safe: bool = True, **options: Any) -> None:

@@ -57,11 +57,12 @@ def _with_category(query: pw.ModelSelect) -> pw.ModelSelect:
 
 def search_articles(module: Module, text: str, language: str, *, any_word: bool = False,
                     prefix: bool = False, limit: int = 50) -> list[Article]:
-    """Articles the current user may read matching ``text`` in ``language``, best first."""
-    ranked = search.search(text, language, any_word=any_word, prefix=prefix, limit=500)
+    """Articles the current user may read matching ``text``: those in ``language`` first, best
+    first, then those of the other languages (a constant three queries)."""
+    ranked = search.search_languages(text, language, any_word=any_word, prefix=prefix, limit=500)
     if not ranked:
         return []
-    order = {article_id: n for n, (article_id, _score) in enumerate(ranked)}
+    order = {article_id: n for n, (article_id, _language) in enumerate(ranked)}
     rows = _with_category(visible(module)).where(Article.id.in_(list(order)))
     return sorted(rows, key=lambda a: order[a.id])[:limit]
 
@@ -91,13 +92,14 @@ def search_view():
 
 @bp.get("/suggest")
 def suggest():
-    """JSON suggestions for a ticket title being typed: any word, the last one as a prefix."""
+    """JSON suggestions for a ticket title being typed: any word but stop words ("la", "the" …),
+    the last one as a prefix; articles in the user's language first, then the others."""
     q, language = _query_and_language()
     found = []
     if len(q) >= SUGGEST_MIN_CHARS:
         found = search_articles(current_module(), q, language, any_word=True, prefix=True, limit=SUGGEST_LIMIT)
     return jsonify({"query": q, "language": language, "results": [
-        {"id": a.id, "title": a.title, "url": url_for("faq.detail", record_id=a.id),
+        {"id": a.id, "title": a.title, "url": url_for("faq.detail", record_id=a.id), "language": a.language,
          "category": a.category.label if a.category_id and a.category else None} for a in found]})
 
 

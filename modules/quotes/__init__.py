@@ -3,14 +3,17 @@
 Customers see every quote but drafts; a quote that is *sent* and not past its ``valid_until`` date
 can be accepted or rejected (action ``accept``) with an optional comment. The decision is recorded
 (who, when, comment), audited and announced to staff through the outbox (``quotes_decided``).
+Quotes awaiting a decision that expire within 30 days appear in the dashboard's "due soon" widget
+(``due_items``).
 Each quote has a printable page and a PDF (``pdf.py``). Totals follow the rule documented in
 ``models.py``; the views are in ``views.py``, the staff side in ``admin.py``.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l, date_badge
+from crm_portal.api import Button, Column, DemoContext, DueItem, Field, Module, Section, _l, date_badge
 
 from . import admin, demo, views
 from .models import CUSTOMER_STATUSES, Quote, QuoteLine
@@ -66,6 +69,9 @@ class QuotesModule(Module):
 
     def detail_context(self, record: Quote, user: Any):
         return views.detail_context(record, user)
+
+    def due_items(self, user: Any, today: dt.date, until: dt.date, limit: int) -> list[DueItem]:
+        return views.due_items(self, user, today, until, limit)
 
     def demo_data(self, ctx: DemoContext) -> None:
         demo.load(ctx)

@@ -13,8 +13,11 @@ from flask_babel import gettext as _
 
 from crm_portal import signals
 from crm_portal.api import (
+    DueItem,
+    Module,
     ModuleBlueprint,
     PortalUser,
+    _l,
     audit,
     content_disposition,
     current_module,
@@ -25,6 +28,7 @@ from crm_portal.api import (
     queue_email,
     require,
     utcnow,
+    visible,
 )
 
 from .forms import QuoteDecisionForm
@@ -140,3 +144,15 @@ def pdf(record_id: int):
     response.headers["Content-Disposition"] = content_disposition(f"quote-{safe_number}.pdf")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+# --- for the dashboard -------------------------------------------------------------------------
+def due_items(module: Module, user: PortalUser, today: dt.date, until: dt.date, limit: int) -> list[DueItem]:
+    """The quotes awaiting ``user``'s decision that expire between ``today`` and ``until``, for the
+    dashboard's "due soon" widget (an expired quote can no longer be accepted: it is not listed).
+    One query, through the scoping gate."""
+    rows = (visible(module, user=user)
+            .where((Quote.status == "sent") & (Quote.valid_until >= today) & (Quote.valid_until <= until))
+            .order_by(Quote.valid_until, Quote.id).limit(limit))
+    return [DueItem(due=q.valid_until, title=q.subject, kind=_l("Quote expiry"), reference=q.number,
+                    url=url_for("quotes.detail", record_id=q.id)) for q in rows]

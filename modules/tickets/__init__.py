@@ -21,6 +21,7 @@ class TicketsModule(Module):
     icon = "life-preserver"
     description = _l("Ask support for help and follow your requests.")
     position = 10
+    demo_after = ("services",)  # demo tickets are about the demo contracts
     models = MODELS
     record = Ticket
     contact_field = Ticket.contact

@@ -1,11 +1,14 @@
-"""Demo tickets for Acme and Globex: every workflow state, with conversations and history."""
+"""Demo tickets for Acme and Globex: every workflow state, with conversations and history, each on
+a service (and sub-category) of the company's demo contract when the services module is there."""
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
 
-from crm_portal.api import db, utcnow
+from flask import current_app
+
+from crm_portal.api import DemoContext, db, utcnow
 
 from . import workflow
 from .models import TicketCategory
@@ -74,6 +77,42 @@ DEMO = [
 ]
 
 
+#: The service and sub-category (of the services module's demo contracts) each demo ticket is about.
+SERVICES = {
+    "Il cedolino di marzo non si stampa": ("Assistenza gestionale", "Paghe"),
+    "Come registro una nota di credito?": ("Assistenza gestionale", "Contabilità"),
+    "Export presenze per il consulente": ("Assistenza gestionale", "Paghe"),
+    "Errore nella liquidazione IVA": ("Assistenza gestionale", "Contabilità"),
+    "Installazione su un nuovo PC": ("Manutenzione postazioni di lavoro", "PC e portatili"),
+    "Nuovo campo nel cedolino": ("Assistenza gestionale", "Paghe"),
+    "Chiusura esercizio: ordine delle operazioni": ("Assistenza gestionale", "Contabilità"),
+    "Timbrature doppie": ("Assistenza gestionale", "Paghe"),
+    "Rinnovo del contratto di assistenza": ("Assistenza sistemistica", None),
+    "Offerta per nuovo modulo": ("Assistenza gestionale", "Magazzino"),
+    "Bank reconciliation import fails": ("Help desk", None),
+    "Ritenute d'acconto nel 770": ("Help desk", None),
+    "Add a cost centre to payroll": ("Help desk", None),
+    "Password scaduta": ("Help desk", "Utenti"),
+}
+
+Choice = tuple[int, str]
+
+
+def service_choices(ctx: DemoContext) -> dict[tuple[int | None, str], tuple[Choice, dict[str, Choice]]]:
+    """The demo companies' services as ``{(company id, name): ((id, name), {sub-category name: (id, name)})}``,
+    read through the services module's declaration (its record, company field and sub-categories);
+    empty without the services module."""
+    module = current_app.extensions["crm_portal"].modules.get("services")
+    if module is None or module.record is None or module.company_field is None:
+        return {}
+    company_ids = [company.id for company in ctx.companies.values()]
+    found = {}
+    for service in module.base_query().where(module.company_field.in_(company_ids)):
+        subs = {sub.name: (sub.id, sub.name) for sub in service.ordered_subcategories()}
+        found[(service.company_id, service.name)] = ((service.id, service.name), subs)
+    return found
+
+
 @contextlib.contextmanager
 def _at(moment: dt.datetime) -> Iterator[None]:
     original = workflow.clock
@@ -84,10 +123,12 @@ def _at(moment: dt.datetime) -> Iterator[None]:
         workflow.clock = original
 
 
-def load(ctx) -> None:
+def load(ctx: DemoContext) -> None:
+    """Create the demo tickets (after the services' demo data: ``demo_after``)."""
     # Resolved demo tickets are younger than the auto-close delay, so they wait for the customer.
     workflow.install_defaults()
     categories = {c.key: c.id for c in TicketCategory.select()}
+    services = service_choices(ctx)
     now = utcnow()
     with workflow.quiet(), db.atomic():
         for (who, op, type_, cat, prio, sev, title, desc, path, talk, days) in DEMO:
@@ -96,9 +137,13 @@ def load(ctx) -> None:
             moment = now - dt.timedelta(days=days)
             customer = workflow.Actor.customer(contact)
             operator = workflow.Actor.for_staff(staff)
+            service_name, sub_name = SERVICES.get(title, (None, None))
+            found = services.get((contact.company_id, service_name)) if service_name else None
+            service, subs = found if found else (None, {})
             with _at(moment):
                 ticket = workflow.create_ticket(customer, contact, title=title, description=desc, type=type_,
-                                                category=categories.get(cat), priority=prio, severity=sev)
+                                                category=categories.get(cat), priority=prio, severity=sev,
+                                                service=service, subcategory=subs.get(sub_name) if sub_name else None)
             step = dt.timedelta(hours=max(1.0, days * 24 / (len(path) + len(talk) + 2)))
             moment += step
             talk = list(talk)
