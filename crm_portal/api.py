@@ -56,7 +56,9 @@ class Column:
     ``choices`` maps stored values to (translatable) labels: a mapping, or a function returning one
     (for choices kept in a table; it is called once per request). ``badge`` gives the Bootstrap
     colour of a value's badge: a mapping, or a function ``(value, row) -> colour or None`` (see
-    :func:`date_badge`).
+    :func:`date_badge`). ``sort_by`` is what a sortable column sorts on instead of its own value:
+    an SQL expression (``fn.LOWER(Model.title)`` for a case-insensitive sort) or a function
+    returning one, called once per request (an order kept in a table, e.g. workflow states).
     """
 
     field: pw.Field
@@ -69,6 +71,7 @@ class Column:
     choices: Choices | None = None
     badge: Badge | None = None
     format: Formatter | None = None
+    sort_by: Any = dataclasses.field(default=None, compare=False)  # expressions are not comparable
 
     @property
     def name(self) -> str:

@@ -221,6 +221,13 @@ class ListQuery:
             return getattr(self.aliases[col.name], col.display or "id")
         return col.field
 
+    def sort_expr(self, col: Column) -> Any:
+        """What ``col`` sorts on: its ``sort_by`` (an expression, or a function returning one)
+        when it declares one, else the value it shows."""
+        if col.sort_by is None:
+            return self.expr(col)
+        return col.sort_by() if callable(col.sort_by) else col.sort_by
+
     def apply(self, req: ListRequest) -> pw.ModelSelect:
         query = self.query
         cols = {c.name: c for c in self.module.columns}
@@ -268,7 +275,7 @@ class ListQuery:
         order = []
         if req.sort:
             col = next((c for c in self.module.columns if c.name == req.sort), None)
-            expr = self.expr(col) if col is not None else getattr(self.module.record, req.sort)
+            expr = self.sort_expr(col) if col is not None else getattr(self.module.record, req.sort)
             order.append(expr.desc() if req.descending else expr.asc())
         order.append(pk.desc() if req.descending else pk.asc())
         return query.order_by(*order)
