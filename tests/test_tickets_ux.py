@@ -31,7 +31,8 @@ def operator() -> StaffUser:
     return StaffUser.get(StaffUser.email == "operatore@example.com")
 
 
-def new_ticket(app, email: str = "bruno@acme.example", title: str = "Printer broken", type_: str = "question") -> Ticket:
+def new_ticket(app, email: str = "bruno@acme.example", title: str = "Printer broken",
+               type_: str = "question") -> Ticket:
     with app.app_context(), db.connection_context():
         workflow.install_defaults()
         person = contact(email)
@@ -320,7 +321,8 @@ def test_news_markers_per_contact(app, demo, client):
     staff_does(app, ticket, reply="Which model?")
     listing = client.get("/tickets/").text
     row = row_of(listing, number)
-    assert 'data-testid="unread"' in row and re.search(r'visually-hidden">Novità dall[^<]*ultima apertura<', row)  # accessible text
+    assert 'data-testid="unread"' in row
+    assert re.search(r'visually-hidden">Novità dall[^<]*ultima apertura<', row)  # the marker's text
     assert int(re.search(r'data-testid="count-unread">(\d+)<', client.get("/").text).group(1)) >= 1
     unread_only = client.get("/tickets/?unread=1").text
     assert number in unread_only

@@ -446,8 +446,8 @@ def create():
         status = 400
     suggest_url = url_for("faq.suggest") if "faq.suggest" in current_app.view_functions else None
     return render_template("tickets/wizard_form.html", module=module, grant=grant, form=form, service=service,
-                           sub=sub, services=services, mapped_category=mapped, upload_error=upload_error, suggest_url=suggest_url,
-                           max_upload_mb=_max_upload_mb()), status
+                           sub=sub, services=services, mapped_category=mapped, upload_error=upload_error,
+                           suggest_url=suggest_url, max_upload_mb=_max_upload_mb()), status
 
 
 @bp.post("/<int:record_id>/comment")
