@@ -569,12 +569,18 @@ def mark_read(ticket: Ticket, contact_id: int) -> None:
             .where((TicketRead.ticket == ticket.id) & (TicketRead.contact == contact_id)).scalar())
     if (seen or 0) >= ticket.news_seq:  # nothing new (a ticket without news needs no row)
         return
+    record_read(ticket.id, contact_id, ticket.news_seq)
+
+
+def record_read(ticket_id: int, contact_id: int, seq: int) -> None:
+    """Upsert ``contact_id``'s read row of ``ticket_id`` to ``seq``, unless it already records more
+    (two requests of the same contact racing: the one that read the older ticket loses)."""
     now = clock()
     with db.atomic():
-        (TicketRead.insert(ticket=ticket.id, contact=contact_id, seen_seq=ticket.news_seq, seen_at=now)
+        (TicketRead.insert(ticket=ticket_id, contact=contact_id, seen_seq=seq, seen_at=now)
          .on_conflict(conflict_target=[TicketRead.ticket, TicketRead.contact],
-                      update={TicketRead.seen_seq: ticket.news_seq, TicketRead.seen_at: now},
-                      where=(TicketRead.seen_seq < ticket.news_seq))
+                      update={TicketRead.seen_seq: seq, TicketRead.seen_at: now},
+                      where=(TicketRead.seen_seq < seq))
          .execute())
 
 
