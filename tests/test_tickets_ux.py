@@ -545,3 +545,34 @@ def test_the_closed_date_is_labelled_as_a_date(app, demo, client):
     login(carla, "carla@globex.example")
     carla.post(f"/tickets/{carla_ticket.id}/withdraw", data={})
     assert re.search(r"<dt[^>]*>Closed on</dt>", carla.get(f"/tickets/{carla_ticket.id}").text)
+
+
+# --- schema steps ------------------------------------------------------------------------------
+def test_the_schema_steps_upgrade_older_tables(app, demo):
+    """An installation from before these features: the columns are added by the recorded steps,
+    the read-state table is created, and nothing runs twice."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from crm_portal.migrations import MigrationHistory, upgrade
+
+    registry = app.extensions["crm_portal"]
+    with app.app_context(), db.connection_context():
+        migrator = SchemaMigrator.from_database(db.obj)
+        with db.atomic():
+            migrate(migrator.drop_column("tickets_ticket", "news_seq"),
+                    migrator.drop_column("tickets_history", "note"),
+                    migrator.drop_column("services_service", "ticket_category_id"),
+                    migrator.drop_column("services_subcategory", "ticket_category_id"))
+        db.execute_sql("DROP TABLE tickets_read")
+        MigrationHistory.delete().where(MigrationHistory.name.in_(
+            ["0006_news_seq", "0007_history_note", "0008_customer_withdraw", "0001_ticket_category"])).execute()
+        lines = upgrade(registry)
+        for line in ("tickets: created tickets_read", "tickets: applied 0006_news_seq",
+                     "tickets: applied 0007_history_note", "tickets: applied 0008_customer_withdraw",
+                     "services: applied 0001_ticket_category"):
+            assert line in lines, lines
+        assert "news_seq" in {c.name for c in db.get_columns("tickets_ticket")}
+        assert "note" in {c.name for c in db.get_columns("tickets_history")}
+        assert "ticket_category_id" in {c.name for c in db.get_columns("services_subcategory")}
+        assert upgrade(registry) == []
+        assert Ticket.select().where(Ticket.news_seq == 0).count() == Ticket.select().count()

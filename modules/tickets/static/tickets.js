@@ -96,7 +96,12 @@
       .then(function (html) {
         const template = document.createElement("template");
         template.innerHTML = html;  // our own server's escaped HTML, without scripts
+        const first = template.content.querySelector("article");
         box.replaceWith(template.content);
+        if (first) {  // keyboard and screen reader users continue from the first older comment
+          first.setAttribute("tabindex", "-1");
+          first.focus();
+        }
       })
       .catch(function () { window.location.href = link.href; });
   });
