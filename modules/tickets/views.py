@@ -98,7 +98,7 @@ def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> 
 
     The user's read state is joined here (one row per ticket at most) and each row gets
     ``unread`` (1 or 0): the list marks news without a query per row."""
-    query = workflow.join_reads(query, user.contact_id)
+    query = workflow.join_reads(query, getattr(user, "contact_id", None))
     query = query.select_extend(pw.Case(None, [(workflow.unread_condition(), 1)], 0).alias("unread"))
     if params.get("show") == "mine":
         query = query.where(Ticket.contact == user.contact_id)
