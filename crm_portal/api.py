@@ -363,6 +363,12 @@ class Module:
         ``list_params``. Called on the already scoped query, for the list page and its CSV export."""
         return query
 
+    def list_rows(self, query: pw.ModelSelect[Any], user: PortalUser) -> pw.ModelSelect[Any]:
+        """Add to the query of the rows a list page (or its CSV export) shows what they display
+        besides their own columns: a ``LEFT JOIN`` on a unique key, a computed column. Applied after
+        the count, which never pays for it; it must not change which rows match."""
+        return query
+
     def base_query(self) -> pw.ModelSelect[Any]:
         """The unscoped query over ``record``; the gate narrows it."""
         assert self.record is not None

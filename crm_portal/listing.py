@@ -280,16 +280,22 @@ class ListQuery:
         order.append(pk.desc() if req.descending else pk.asc())
         return query.order_by(*order)
 
+    def rows(self, query: pw.ModelSelect, req: ListRequest) -> pw.ModelSelect:
+        """The sorted rows of ``query`` with what the module adds to them (``Module.list_rows``)."""
+        from flask_login import current_user
+
+        return self.module.list_rows(self.ordered(query, req), current_user)
+
     def page(self, req: ListRequest) -> Page:
         filtered = self.apply(req)
         total = filtered.count()
         pages = max(1, math.ceil(total / req.per_page))
         req.page = min(req.page, pages)
-        rows = list(self.ordered(filtered, req).paginate(req.page, req.per_page))
+        rows = list(self.rows(filtered, req).paginate(req.page, req.per_page))
         return Page(rows=rows, total=total, page=req.page, per_page=req.per_page)
 
     def all(self, req: ListRequest):
-        return self.ordered(self.apply(req), req).iterator()
+        return self.rows(self.apply(req), req).iterator()
 
 
 def cell_value(col: Column, row: Any) -> Any:

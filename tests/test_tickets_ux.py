@@ -414,6 +414,14 @@ def test_the_list_with_news_markers_runs_constant_queries(app, demo, client, que
         assert queries.count == few if url.startswith("/tickets/") else queries.count <= 12, (url, queries.queries)
     listing = client.get("/tickets/?per_page=100&q=bulk").text
     assert listing.count('data-testid="unread"') == 20
+    # The read state is joined to the rows of the page only: the count (every matching ticket of
+    # the company) does not read it.
+    with queries:
+        client.get("/tickets/?q=bulk")
+    count_sql = [q for q in map(str, queries.queries) if "COUNT(1)" in q and "tickets_ticket" in q]
+    page_sql = [q for q in map(str, queries.queries) if "LIMIT" in q and "unread" in q]
+    assert len(count_sql) == 1 and "tickets_read" not in count_sql[0]
+    assert len(page_sql) == 1 and "LEFT OUTER JOIN \"tickets_read\"" in page_sql[0]
 
 
 # --- long conversations ------------------------------------------------------------------------

@@ -61,6 +61,9 @@ class TicketsModule(Module):
     def filter_list(self, query: pw.ModelSelect, params: Mapping[str, str], user: Any) -> pw.ModelSelect:
         return views.filter_list(query, params, user)
 
+    def list_rows(self, query: pw.ModelSelect, user: Any) -> pw.ModelSelect:
+        return views.list_rows(query, user)
+
     def list_context(self, page: Any, user: Any) -> Mapping[str, Any]:
         return views.list_context(page, user)
 

@@ -94,12 +94,7 @@ def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> 
     """The tickets list's own filters (``TicketsModule.list_params``): ``show`` (mine/all),
     ``state`` (open/closed, or ``waiting`` for the customer's answer, ``resolved`` to confirm),
     ``unread`` (only tickets with news) and the created/closed date ranges (``created_from`` …
-    ``closed_to``).
-
-    The user's read state is joined here (one row per ticket at most) and each row gets
-    ``unread`` (1 or 0): the list marks news without a query per row."""
-    query = workflow.join_reads(query, getattr(user, "contact_id", None))
-    query = query.select_extend(pw.Case(None, [(workflow.unread_condition(), 1)], 0).alias("unread"))
+    ``closed_to``)."""
     if params.get("show") == "mine":
         query = query.where(Ticket.contact == user.contact_id)
     which = params.get("state")
@@ -110,7 +105,7 @@ def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> 
     elif which in STATE_VIEWS:
         query = query.where(Ticket.status == STATE_VIEWS[which])
     if params.get("unread"):
-        query = query.where(workflow.unread_condition())
+        query = query.where(workflow.has_news(getattr(user, "contact_id", None)))
     for name, field in (("created", Ticket.created_at), ("closed", Ticket.closed_at)):
         start, end = _date(params.get(f"{name}_from")), _date(params.get(f"{name}_to"))
         if start:
@@ -118,6 +113,14 @@ def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> 
         if end:  # the whole last day (no "next day": 9999-12-31 has none)
             query = query.where(field <= dt.datetime.combine(end, dt.time.max))
     return query
+
+
+def list_rows(query: pw.ModelSelect, user: Any) -> pw.ModelSelect:
+    """The rows of the page joined with the reader's read state (at most one row per ticket), each
+    with ``unread`` (1 or 0): the list marks news in its one page query, not a query per row; the
+    count (every matching ticket) never reads the read state."""
+    query = workflow.join_reads(query, getattr(user, "contact_id", None))
+    return query.select_extend(pw.Case(None, [(workflow.unread_condition(), 1)], 0).alias("unread"))
 
 
 def list_context(page: Any, user: PortalUser) -> dict[str, Any]:
@@ -237,8 +240,7 @@ def dashboard_panel(module: Module) -> Markup | None:
     keys = workflow.open_keys()
     own = Ticket.select().where(Ticket.contact == current_user.contact_id)
     mine = _counts(own, keys)
-    unread = (workflow.join_reads(own, current_user.contact_id)
-              .where(workflow.unread_condition()).count())
+    unread = own.where(workflow.has_news(current_user.contact_id)).count()
     company = None
     if grant.scope == "company" and current_user.company_id is not None:
         company = _chart(_counts(visible(module, query=Ticket.select()), keys), states)

@@ -590,6 +590,15 @@ def unread_condition() -> Any:
     return Ticket.news_seq > fn.COALESCE(TicketRead.seen_seq, 0)
 
 
+def has_news(contact_id: int | None) -> Any:
+    """The SQL condition "the ticket has news for ``contact_id``" without a join (filters and
+    counts): some news, and no read row of the contact that has seen it all."""
+    seen_all = TicketRead.select(TicketRead.id).where(
+        (TicketRead.ticket == Ticket.id) & (TicketRead.contact == contact_id)
+        & (TicketRead.seen_seq >= Ticket.news_seq))
+    return (Ticket.news_seq > 0) & ~fn.EXISTS(seen_all)
+
+
 def join_reads(query: Any, contact_id: int | None) -> Any:
     """``query`` (on Ticket) LEFT JOINed with ``contact_id``'s read rows: at most one per ticket,
     so the rows (and counts) stay the same."""
