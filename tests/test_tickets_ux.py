@@ -192,6 +192,9 @@ def test_withdrawing_without_a_reason_and_while_support_works_on_it(app, demo, c
     staff_does(app, ticket, state="waiting_support")
     staff_does(app, ticket, state="in_progress")
     login(client, "bruno@acme.example")
+    too_long = client.post(f"/tickets/{ticket.id}/withdraw", data={"reason": "x" * 20001})
+    assert too_long.status_code == 400 and "Il motivo è troppo lungo." in too_long.text
+    assert fresh(app, ticket).status == "in_progress"
     assert client.post(f"/tickets/{ticket.id}/withdraw", data={}).status_code == 302
     with app.app_context(), db.connection_context():
         assert Ticket.get_by_id(ticket.id).status == "closed"
