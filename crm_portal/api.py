@@ -59,7 +59,9 @@ class Column:
     ``choices`` maps stored values to (translatable) labels: a mapping, or a function returning one
     (for choices kept in a table; it is called once per request). ``badge`` gives the Bootstrap
     colour of a value's badge: a mapping, or a function ``(value, row) -> colour or None`` (see
-    :func:`date_badge`).
+    :func:`date_badge`). ``sort_by`` is what a sortable column sorts on instead of its own value:
+    an SQL expression (``fn.LOWER(Model.title)`` for a case-insensitive sort) or a function
+    returning one, called once per request (an order kept in a table, e.g. workflow states).
     """
 
     field: pw.Field
@@ -72,6 +74,7 @@ class Column:
     choices: Choices | None = None
     badge: Badge | None = None
     format: Formatter | None = None
+    sort_by: Any = dataclasses.field(default=None, compare=False)  # expressions are not comparable
 
     @property
     def name(self) -> str:
@@ -391,6 +394,12 @@ class Module:
                     user: PortalUser) -> pw.ModelSelect[Any]:
         """Apply the module's own list filters: ``params`` holds the request's values of
         ``list_params``. Called on the already scoped query, for the list page and its CSV export."""
+        return query
+
+    def list_rows(self, query: pw.ModelSelect[Any], user: PortalUser) -> pw.ModelSelect[Any]:
+        """Add to the query of the rows a list page (or its CSV export) shows what they display
+        besides their own columns: a ``LEFT JOIN`` on a unique key, a computed column. Applied after
+        the count, which never pays for it; it must not change which rows match."""
         return query
 
     def base_query(self) -> pw.ModelSelect[Any]:

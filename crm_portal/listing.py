@@ -221,6 +221,13 @@ class ListQuery:
             return getattr(self.aliases[col.name], col.display or "id")
         return col.field
 
+    def sort_expr(self, col: Column) -> Any:
+        """What ``col`` sorts on: its ``sort_by`` (an expression, or a function returning one)
+        when it declares one, else the value it shows."""
+        if col.sort_by is None:
+            return self.expr(col)
+        return col.sort_by() if callable(col.sort_by) else col.sort_by
+
     def apply(self, req: ListRequest) -> pw.ModelSelect:
         query = self.query
         cols = {c.name: c for c in self.module.columns}
@@ -268,21 +275,27 @@ class ListQuery:
         order = []
         if req.sort:
             col = next((c for c in self.module.columns if c.name == req.sort), None)
-            expr = self.expr(col) if col is not None else getattr(self.module.record, req.sort)
+            expr = self.sort_expr(col) if col is not None else getattr(self.module.record, req.sort)
             order.append(expr.desc() if req.descending else expr.asc())
         order.append(pk.desc() if req.descending else pk.asc())
         return query.order_by(*order)
+
+    def rows(self, query: pw.ModelSelect, req: ListRequest) -> pw.ModelSelect:
+        """The sorted rows of ``query`` with what the module adds to them (``Module.list_rows``)."""
+        from flask_login import current_user
+
+        return self.module.list_rows(self.ordered(query, req), current_user)
 
     def page(self, req: ListRequest) -> Page:
         filtered = self.apply(req)
         total = filtered.count()
         pages = max(1, math.ceil(total / req.per_page))
         req.page = min(req.page, pages)
-        rows = list(self.ordered(filtered, req).paginate(req.page, req.per_page))
+        rows = list(self.rows(filtered, req).paginate(req.page, req.per_page))
         return Page(rows=rows, total=total, page=req.page, per_page=req.per_page)
 
     def all(self, req: ListRequest):
-        return self.ordered(self.apply(req), req).iterator()
+        return self.rows(self.apply(req), req).iterator()
 
 
 def cell_value(col: Column, row: Any) -> Any:

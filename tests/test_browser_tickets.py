@@ -39,6 +39,8 @@ def test_customer_journey(live_server, browser_page, tmp_path):  # noqa: F811
     page.fill("#title", "Stampa <b>cedolini</b> bloccata")
     page.fill("#description", "Si blocca al 40% con 'modello non trovato'.")
     page.select_option("#type", "question")
+    if page.locator("select#category").count():  # no service mapping: the customer picks one
+        page.select_option("#category", index=1)
     page.select_option("#priority", "urgent")
     page.set_input_files("#attachments", str(screenshot))
     page.click("[data-testid=submit-ticket]")
@@ -94,3 +96,41 @@ def test_customer_journey(live_server, browser_page, tmp_path):  # noqa: F811
     assert sent[0] == "tickets_created"
     assert {"tickets_customer_comment", "tickets_reply", "tickets_status"} <= set(sent)
     assert sent.count("tickets_status") == 3  # taken in charge, resolved, closed
+
+
+def test_older_comments_load_in_place(live_server, browser_page):  # noqa: F811
+    """The "older comments" link appends the older page under the comments shown (tickets.js,
+    allowed by the Content Security Policy) instead of leaving the page."""
+    from crm_portal.models import Contact
+    from crm_portal.modules.tickets import workflow
+
+    with live_server.app.app_context(), db.connection_context():
+        workflow.install_defaults()
+        bruno = Contact.get(Contact.email == "bruno@acme.example")
+        actor = workflow.Actor.customer(bruno)
+        with workflow.quiet(), db.atomic():
+            ticket = workflow.create_ticket(actor, bruno, title="Long thread", description="d")
+            for i in range(1, 46):
+                workflow.add_comment(ticket, actor, f"Message {i}.", "public")
+    base = live_server.url
+    page = browser_page
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", "bruno@acme.example")
+    page.fill("input[name=password]", "demo")
+    page.click("[data-testid=login-submit]")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/tickets/{ticket.id}")
+    comments = page.locator("#conversation article[data-comment]")
+    assert comments.count() == 20
+    page.click("[data-testid=older-comments]")
+    page.locator("#conversation article[data-comment='25']").wait_for()  # (no wait_for_function: the CSP)
+    assert comments.count() == 40
+    assert page.url == f"{base}/tickets/{ticket.id}"  # appended in place, no navigation
+    page.click("[data-testid=older-comments]")
+    page.locator("#conversation article[data-comment='1']").wait_for()
+    assert comments.count() == 45
+    assert comments.last.get_attribute("data-comment") == "1"
+    assert page.locator("[data-testid=older-comments]").count() == 0
+    assert not [e for e in errors if "Content Security Policy" in e or "Uncaught" in e], errors

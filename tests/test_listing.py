@@ -151,3 +151,43 @@ def test_date_badge_and_computed_choices(app):
         assert column.choice_map() == {"a": "Alpha"}
         assert len(calls) == 1  # computed once per request, not once per row
     assert column.badge_for("x") == "info" and column.badge_for("y") is None and column.badge_for(None) is None
+
+
+def test_a_column_sorts_on_its_sort_by_expression(app, demo):
+    """``Column.sort_by``: an expression replaces the column in ORDER BY; a function is asked for
+    its expression each time a list is sorted (an order kept in a table can change)."""
+    from types import SimpleNamespace
+
+    import peewee as pw
+
+    from crm_portal.api import Column
+    from crm_portal.listing import ListQuery, ListRequest
+
+    ranks = {"Rossi": 0, "Bianchi": 1}
+    calls = []
+
+    def by_rank():
+        calls.append(1)
+        return pw.Case(Contact.last_name, list(ranks.items()), len(ranks))
+
+    module = SimpleNamespace(record=Contact, search_field=None, list_params=(), columns=[
+        Column(Contact.email, sort=True, sort_by=pw.fn.LOWER(Contact.email)),
+        Column(Contact.last_name, sort=True, sort_by=by_rank),
+        Column(Contact.first_name, sort=True)])
+    with app.test_request_context(), db.connection_context():
+        Contact.update(email="ZED@acme.example").where(Contact.email == "bruno@acme.example").execute()
+        acme = Contact.select().where(Contact.company == demo["companies"]["acme"].id)
+        listing = ListQuery(module, acme)
+
+        def emails(sort: str, descending: bool = False) -> list[str]:
+            req = ListRequest(sort=sort, descending=descending)
+            return [c.email for c in listing.ordered(acme, req)]
+
+        assert emails("email") == sorted(emails("email"), key=str.lower)  # case ignored
+        assert emails("email")[-1] == "ZED@acme.example"
+        by_surname = emails("last_name")
+        assert by_surname.index("anna@acme.example") < by_surname.index("ZED@acme.example")  # Rossi, Bianchi
+        ranks.update({"Rossi": 5})  # the order changes: the next sort follows it
+        later = emails("last_name")
+        assert later.index("ZED@acme.example") < later.index("anna@acme.example") and len(calls) == 2
+        assert "LOWER" not in str(listing.ordered(acme, ListRequest(sort="first_name")).sql())

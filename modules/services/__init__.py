@@ -11,6 +11,7 @@ from typing import Any
 from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l
 
 from . import admin, demo, views
+from .migrations import MIGRATIONS
 from .models import Service, ServiceSubcategory
 from .views import ServiceChoice, bp, hours, remaining
 
@@ -28,6 +29,7 @@ class ServicesModule(Module):
     actions = ("view", "export")
     detail_template = "services/detail.html"
     blueprint = bp
+    migrations = MIGRATIONS
     columns = [
         Column(Service.name, _l("Service"), search=True, sort=True, link=True),
         Column(Service.contract_reference, _l("Contract"), search=True, sort=True),

@@ -22,6 +22,9 @@ class Service(BaseModel):
     #: Inactive services stay visible in the list but are not offered for new tickets.
     active = pw.BooleanField(default=True, index=True)
     position = pw.IntegerField(default=0)
+    #: The tickets module's category (its id) a request on this service is filed under, unless its
+    #: sub-category names one; none: the customer chooses. A plain id: modules do not import each other.
+    ticket_category_id = pw.IntegerField(null=True)
 
     class Meta:
         table_name = "services_service"
@@ -39,6 +42,8 @@ class ServiceSubcategory(BaseModel):
     service = pw.ForeignKeyField(Service, backref="subcategories", on_delete="CASCADE", index=True)
     name = pw.CharField(max_length=200)
     position = pw.IntegerField(default=0)
+    #: The tickets category of requests on this sub-category (before the service's own).
+    ticket_category_id = pw.IntegerField(null=True)
 
     class Meta:
         table_name = "services_subcategory"

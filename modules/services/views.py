@@ -17,11 +17,22 @@ bp = ModuleBlueprint("services", __name__)
 
 @dataclasses.dataclass(frozen=True)
 class ServiceChoice:
-    """A service a user may open tickets on: ``id``, ``name`` and ``subcategories`` as (id, name)."""
+    """A service a user may open tickets on: ``id``, ``name`` and ``subcategories`` as (id, name);
+    the tickets category the admins mapped the service (``ticket_category_id``) and each
+    sub-category (``subcategory_categories``: sub-category id → category id) to."""
 
     id: int
     name: str
     subcategories: list[tuple[int, str]]
+    ticket_category_id: int | None = None
+    subcategory_categories: dict[int, int] = dataclasses.field(default_factory=dict)
+
+    def ticket_category(self, subcategory_id: int | None = None) -> int | None:
+        """The tickets category id for a request on this service (and sub-category): the
+        sub-category's mapping, else the service's, else ``None`` (the customer chooses)."""
+        if subcategory_id is not None and subcategory_id in self.subcategory_categories:
+            return self.subcategory_categories[subcategory_id]
+        return self.ticket_category_id
 
 
 # --- formatting --------------------------------------------------------------------------------
@@ -52,11 +63,15 @@ def services_for(module: Module, user: Any) -> list[ServiceChoice]:
     if not services:
         return []
     subs: dict[int, list[tuple[int, str]]] = {s.id: [] for s in services}
+    mapped: dict[int, dict[int, int]] = {s.id: {} for s in services}
     for sub in (ServiceSubcategory.select()
                 .where(ServiceSubcategory.service.in_(list(subs)))
                 .order_by(ServiceSubcategory.position, ServiceSubcategory.name, ServiceSubcategory.id)):
         subs[sub.service_id].append((sub.id, sub.name))
-    return [ServiceChoice(id=s.id, name=s.name, subcategories=subs[s.id]) for s in services]
+        if sub.ticket_category_id is not None:
+            mapped[sub.service_id][sub.id] = sub.ticket_category_id
+    return [ServiceChoice(id=s.id, name=s.name, subcategories=subs[s.id], ticket_category_id=s.ticket_category_id,
+                          subcategory_categories=mapped[s.id]) for s in services]
 
 
 def service_choice(module: Module, user: Any, service_id: Any, subcategory_id: Any = None) -> ServiceChoice | None:

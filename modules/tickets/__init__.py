@@ -31,19 +31,22 @@ class TicketsModule(Module):
     #: The list template (tickets/list.html) draws these cells itself; keep the two in step.
     columns = [
         Column(Ticket.number, _l("Number"), search=True, link=True),
-        Column(Ticket.title, _l("Title"), search=True, sort=True, link=True),
-        Column(Ticket.requester_name, _l("Requester"), search=True, sort=True),
-        Column(Ticket.service_name, _l("Service"), search=True, sort=True),
+        # Names sort case-insensitively ("acme" beside "Acme"), states in the workflow's order.
+        Column(Ticket.title, _l("Title"), search=True, sort=True, link=True, sort_by=pw.fn.LOWER(Ticket.title)),
+        Column(Ticket.requester_name, _l("Requester"), search=True, sort=True,
+               sort_by=pw.fn.LOWER(Ticket.requester_name)),
+        Column(Ticket.service_name, _l("Service"), search=True, sort=True, sort_by=pw.fn.LOWER(Ticket.service_name)),
         Column(Ticket.status, _l("Status"), sort=True, filter=True, choices=workflow.state_labels,
-               badge=workflow.state_colour),
-        Column(Ticket.priority, _l("Priority"), sort=True, filter=True, choices=PRIORITIES),
-        Column(Ticket.assignee_name, _l("Assigned to"), sort=True),
+               badge=workflow.state_colour, sort_by=workflow.state_order),
+        Column(Ticket.priority, _l("Priority"), sort=True, filter=True, choices=PRIORITIES,
+               sort_by=pw.Case(Ticket.priority, [(key, rank) for rank, key in enumerate(PRIORITIES)], len(PRIORITIES))),
+        Column(Ticket.assignee_name, _l("Assigned to"), sort=True, sort_by=pw.fn.LOWER(Ticket.assignee_name)),
         Column(Ticket.updated_at, _l("Last update"), sort=True),
     ]
     list_template = "tickets/list.html"
     #: The global search reads one lower-cased column (number, title, requester and service).
     search_field = Ticket.search_text
-    list_params = ("show", "state", "created_from", "created_to", "closed_from", "closed_to")
+    list_params = ("show", "state", "unread", "created_from", "created_to", "closed_from", "closed_to")
     detail_template = "tickets/detail.html"
     blueprint = views.bp
     migrations = MIGRATIONS
@@ -59,6 +62,9 @@ class TicketsModule(Module):
     def filter_list(self, query: pw.ModelSelect, params: Mapping[str, str], user: Any) -> pw.ModelSelect:
         return views.filter_list(query, params, user)
 
+    def list_rows(self, query: pw.ModelSelect, user: Any) -> pw.ModelSelect:
+        return views.list_rows(query, user)
+
     def list_context(self, page: Any, user: Any) -> Mapping[str, Any]:
         return views.list_context(page, user)
 
@@ -67,6 +73,11 @@ class TicketsModule(Module):
 
     def template_hook(self, hook: str, **context: Any) -> Any:
         return views.dashboard_panel(self) if hook == "dashboard.after-buttons" else None
+
+    def category_choices(self) -> list[tuple[int, str]]:
+        """The active ticket categories as (id, label): what the services admin maps services and
+        sub-categories to (looked up through the registry)."""
+        return views.category_choices()
 
     def admin_views(self):
         return admin.views(self)

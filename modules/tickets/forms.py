@@ -23,12 +23,21 @@ def choices(pairs) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in items]
 
 
+def optional_int(value: Any) -> int | None:
+    """A select's value as a number; the empty choice (and nothing) is ``None``."""
+    if value in (None, ""):
+        return None
+    return int(value)
+
+
 class TicketForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)],
                         description=_l("A short summary of the problem or of what you need."),
                         render_kw={"maxlength": 200, "autocomplete": "off"})
     type = SelectField(_l("Type"), choices=choices(TYPES), default="question")
-    category = SelectField(_l("Category"), coerce=int, validators=[InputRequired()])
+    #: Starts empty (or fixed by the service's mapping, see views.create): never a silent default.
+    category = SelectField(_l("Category"), coerce=optional_int,
+                           validators=[DataRequired(message=_l("Please choose a category."))])
     priority = SelectField(_l("Priority"), choices=choices(PRIORITIES), default="medium",
                            description=_l("How urgent it is for you."))
     severity = SelectField(_l("Severity"), choices=choices(SEVERITIES), default="non_blocking",
@@ -97,3 +106,8 @@ class CloseForm(FlaskForm):
 class ReopenForm(FlaskForm):
     body = TextAreaField(_l("What is still not working?"), validators=[DataRequired(), Length(max=MAX_TEXT)],
                          render_kw={"rows": 3})
+
+
+class WithdrawForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (optional)"), validators=[Optional(), Length(max=MAX_TEXT)],
+                           description=_l("Support reads it in the request's history."), render_kw={"rows": 2})

@@ -5,7 +5,7 @@ from playhouse.migrate import SchemaMigrator, SqliteMigrator
 
 from crm_portal.api import Migration
 
-from .models import Ticket
+from .models import Ticket, TicketHistory
 
 
 def restrict_contact_delete(migrator: SchemaMigrator) -> list:
@@ -24,10 +24,33 @@ def restrict_contact_delete(migrator: SchemaMigrator) -> list:
                                                 on_delete="RESTRICT")]
 
 
+#: States a customer may withdraw a ticket from (close it before support resolves it); kept in step
+#: with ``workflow.WITHDRAWABLE`` (this file cannot import the workflow: it reads the app's config).
+WITHDRAWABLE = ("open", "waiting_support", "waiting_customer", "in_progress", "planned", "waiting_dev")
+
+
+def customer_withdraw(migrator: SchemaMigrator) -> list:
+    """Let customers close their open tickets: the transitions ``<open state> → closed`` for the
+    actor ``customer`` on installations seeded before they were defaults. Only missing rows are
+    added (nothing when the workflow was never seeded: the defaults include them)."""
+    keys = ", ".join(f"'{key}'" for key in WITHDRAWABLE)
+    return [migrator.sql(
+        "INSERT INTO tickets_transition (from_state_id, to_state_id, actor, types) "
+        "SELECT f.id, t.id, 'customer', '' FROM tickets_state f, tickets_state t "
+        f"WHERE t.key = 'closed' AND f.key IN ({keys}) AND NOT EXISTS ("
+        "SELECT 1 FROM tickets_transition x WHERE x.from_state_id = f.id AND x.to_state_id = t.id "
+        "AND x.actor = 'customer')")]
+
+
 MIGRATIONS = [
     Migration("0002_search_text", lambda migrator: [
         migrator.add_column("tickets_ticket", "search_text", Ticket.search_text)]),
     Migration("0003_search_index", lambda migrator: [
         migrator.add_index("tickets_ticket", ("company_id", "search_text"), False)]),
     Migration("0004_contact_restrict", restrict_contact_delete),
+    Migration("0006_news_seq", lambda migrator: [
+        migrator.add_column("tickets_ticket", "news_seq", Ticket.news_seq)]),
+    Migration("0007_history_note", lambda migrator: [
+        migrator.add_column("tickets_history", "note", TicketHistory.note)]),
+    Migration("0008_customer_withdraw", customer_withdraw),
 ]

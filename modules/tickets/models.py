@@ -151,6 +151,10 @@ class Ticket(BaseModel):
     rating = pw.SmallIntegerField(null=True)
     rating_comment = pw.TextField(null=True)
     public_comments = pw.IntegerField(default=0)
+    #: Incremented by every change a customer should be told about (a public reply by support, a
+    #: state change): a contact has news when it is above the ``seen_seq`` of their
+    #: :class:`TicketRead` row. A counter, not a time, so that two changes in the same instant count.
+    news_seq = pw.IntegerField(default=0)
     #: Lower-case number, title, requester and service: what the list's global search reads (one
     #: LIKE per row instead of one per column).
     search_text = pw.TextField(default="")
@@ -210,6 +214,8 @@ class TicketHistory(BaseModel):
     to_state = pw.CharField(max_length=32)
     actor_type = pw.CharField(max_length=16, choices=[(a, a) for a in ACTOR_TYPES])
     actor_name = pw.CharField(max_length=200, default="")
+    #: Why the change was made, when its author said so (the customer's reason for withdrawing).
+    note = pw.TextField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -237,5 +243,19 @@ class TicketAttachment(BaseModel):
         indexes = ((("ticket", "created_at"), False),)
 
 
+class TicketRead(BaseModel):
+    """How far a contact has read a ticket: the ticket's ``news_seq`` when they last opened it."""
+
+    ticket = pw.ForeignKeyField(Ticket, backref="reads", on_delete="CASCADE", index=False)
+    contact = pw.ForeignKeyField(Contact, backref="ticket_reads", on_delete="CASCADE", index=True)
+    seen_seq = pw.IntegerField(default=0)
+    seen_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tickets_read"
+        # One row per ticket and contact: the list joins it on both without multiplying rows.
+        indexes = ((("ticket", "contact"), True),)
+
+
 MODELS = [TicketState, TicketTransition, TicketCategory, TicketQuestion, TicketCounter, Ticket,
-          TicketComment, TicketHistory, TicketAttachment]
+          TicketComment, TicketHistory, TicketAttachment, TicketRead]

@@ -13,7 +13,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import peewee as pw
-from flask import Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
@@ -35,7 +46,7 @@ from crm_portal.api import (
 )
 
 from . import workflow
-from .forms import CloseForm, CommentForm, ReopenForm, choices, ticket_form
+from .forms import CloseForm, CommentForm, ReopenForm, WithdrawForm, choices, ticket_form
 from .models import (
     PRIORITIES,
     SEVERITIES,
@@ -75,9 +86,15 @@ def _date(value: Any) -> dt.date | None:
         return None
 
 
+#: ``state=`` values of the list beyond open/closed: the dashboard's counters link to them.
+STATE_VIEWS = {"waiting": workflow.WAITING_CUSTOMER, "resolved": workflow.RESOLVED}
+
+
 def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> pw.ModelSelect:
     """The tickets list's own filters (``TicketsModule.list_params``): ``show`` (mine/all),
-    ``state`` (open/closed) and the created/closed date ranges (``created_from`` … ``closed_to``)."""
+    ``state`` (open/closed, or ``waiting`` for the customer's answer, ``resolved`` to confirm),
+    ``unread`` (only tickets with news) and the created/closed date ranges (``created_from`` …
+    ``closed_to``)."""
     if params.get("show") == "mine":
         query = query.where(Ticket.contact == user.contact_id)
     which = params.get("state")
@@ -85,6 +102,10 @@ def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> 
         query = query.where(Ticket.status.in_(workflow.open_keys()))
     elif which == "closed":
         query = query.where(Ticket.status.in_(workflow.final_keys()))
+    elif which in STATE_VIEWS:
+        query = query.where(Ticket.status == STATE_VIEWS[which])
+    if params.get("unread"):
+        query = query.where(workflow.has_news(getattr(user, "contact_id", None)))
     for name, field in (("created", Ticket.created_at), ("closed", Ticket.closed_at)):
         start, end = _date(params.get(f"{name}_from")), _date(params.get(f"{name}_to"))
         if start:
@@ -92,6 +113,14 @@ def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> 
         if end:  # the whole last day (no "next day": 9999-12-31 has none)
             query = query.where(field <= dt.datetime.combine(end, dt.time.max))
     return query
+
+
+def list_rows(query: pw.ModelSelect, user: Any) -> pw.ModelSelect:
+    """The rows of the page joined with the reader's read state (at most one row per ticket), each
+    with ``unread`` (1 or 0): the list marks news in its one page query, not a query per row; the
+    count (every matching ticket) never reads the read state."""
+    query = workflow.join_reads(query, getattr(user, "contact_id", None))
+    return query.select_extend(pw.Case(None, [(workflow.unread_condition(), 1)], 0).alias("unread"))
 
 
 def list_context(page: Any, user: PortalUser) -> dict[str, Any]:
@@ -105,31 +134,55 @@ def _may_act(ticket: Ticket, user: PortalUser, actions: frozenset[str]) -> bool:
     return ticket.contact_id == user.contact_id or "comment_others" in actions
 
 
-def _conversation(ticket: Ticket, contact_id: int | None) -> tuple[list[tuple[int | None, TicketComment]], int]:
-    """Public comments (numbered) and the reader's own private notes, newest first; the public count."""
-    rows = (TicketComment.select()
-            .where((TicketComment.ticket == ticket.id)
-                   & ((TicketComment.kind == "public")
-                      | ((TicketComment.kind == "private") & (TicketComment.author_contact == contact_id))))
-            .order_by(TicketComment.created_at, TicketComment.id))
-    number = 0
-    comments: list[tuple[int | None, TicketComment]] = []
-    for row in rows:
-        if row.kind == "public":
-            number += 1
-            comments.append((number, row))
-        else:
-            comments.append((None, row))
-    comments.reverse()
-    return comments, number
+#: Comments shown at once on the ticket page; older ones come a page at a time.
+COMMENTS_PER_PAGE = 20
+#: A comments page beyond this is no page of any ticket (keeps the OFFSET a small number).
+MAX_COMMENTS_PAGE = 100_000
+
+
+def comments_page(value: Any) -> int:
+    """The conversation page asked for (``?comments_page=``): 1 (the newest) when missing or invalid."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return min(number, MAX_COMMENTS_PAGE) if number > 0 else 1
+
+
+def conversation(ticket: Ticket, contact_id: int | None, page: int = 1,
+                 per_page: int = COMMENTS_PER_PAGE) -> tuple[list[tuple[int | None, TicketComment]], bool]:
+    """One page of the conversation ``contact_id`` reads, newest first: public comments with their
+    number (1 = the first ever written) and the reader's own private notes (``None``); and whether
+    older ones exist. One query whatever the length: the numbers come from a window function over
+    the public comments, the page from LIMIT/OFFSET."""
+    number = (pw.fn.ROW_NUMBER().over(partition_by=[TicketComment.kind],
+                                      order_by=[TicketComment.created_at, TicketComment.id]).alias("number"))
+    rows = list(TicketComment.select(TicketComment, number)
+                .where((TicketComment.ticket == ticket.id)
+                       & ((TicketComment.kind == "public")
+                          | ((TicketComment.kind == "private") & (TicketComment.author_contact == contact_id))))
+                .order_by(TicketComment.created_at.desc(), TicketComment.id.desc())
+                .limit(per_page + 1).offset((page - 1) * per_page))
+    older = len(rows) > per_page
+    return [(row.number if row.kind == "public" else None, row) for row in rows[:per_page]], older
+
+
+def conversation_context(ticket: Ticket, user: PortalUser, page: int) -> dict[str, Any]:
+    """The data of the conversation partial (``tickets/_comments.html``): one page of comments and
+    the page numbers of the "older" and "newer" links (``None`` when there is none)."""
+    comments, older = conversation(ticket, user.contact_id, page)
+    return {"comments": comments, "comments_page": page,
+            "older_page": page + 1 if older else None, "newer_page": page - 1 if page > 1 else None}
 
 
 def detail_context(ticket: Ticket, user: PortalUser) -> dict[str, Any]:
-    """What the ticket page shows to ``user``: conversation, attachments, history, category, the
-    workflow states and the actions allowed now (5 queries at most)."""
+    """What the ticket page shows to ``user``: one page of the conversation (``?comments_page=``),
+    attachments, history, category, the workflow states and the actions allowed now (a constant
+    number of queries whatever the length of the conversation). Showing the page marks the
+    ticket read for the user's contact."""
     grant = user.grant("tickets")
     actions = grant.action_set if grant else frozenset()
-    comments, public_count = _conversation(ticket, user.contact_id)
+    page = comments_page(request.args.get("comments_page")) if has_request_context() else 1
     history = list(TicketHistory.select().where(TicketHistory.ticket == ticket.id)
                    .order_by(TicketHistory.created_at, TicketHistory.id))
     attachments = list(TicketAttachment.select().where(TicketAttachment.ticket == ticket.id)
@@ -141,13 +194,19 @@ def detail_context(ticket: Ticket, user: PortalUser) -> dict[str, Any]:
     final = bool(current and current.final)
     may_act = _may_act(ticket, user, actions)
     resolved = ticket.status == workflow.RESOLVED
+    if user.contact_id is not None:
+        workflow.mark_read(ticket, user.contact_id)
     return {
-        "comments": comments, "public_count": public_count, "history": history, "attachments": attachments,
+        **conversation_context(ticket, user, page),
+        "public_count": ticket.public_comments, "history": history, "attachments": attachments,
         "category": category, "states": states, "state": current, "final": final,
         "can_comment": not final and may_act and "comment" in actions,
         "can_close": resolved and may_act and "close" in actions,
         "can_reopen": resolved and may_act and "comment" in actions,
+        "can_withdraw": (not final and not resolved and may_act and "close" in actions
+                         and workflow.CLOSED in workflow.allowed_targets(ticket, "customer")),
         "close_form": CloseForm(formdata=None), "reopen_form": ReopenForm(formdata=None),
+        "withdraw_form": WithdrawForm(formdata=None),
         "max_upload_mb": _max_upload_mb(),
     }
 
@@ -171,20 +230,45 @@ def _chart(counts: dict[str, int], states: dict[str, Any]) -> dict[str, Any]:
 
 
 def dashboard_panel(module: Module) -> Markup | None:
-    """The dashboard's tickets panel (``dashboard.after-buttons``): the user's counters, their open
-    tickets by state and, with company scope, the company's."""
+    """The dashboard's tickets panel (``dashboard.after-buttons``): the user's counters (open,
+    waiting for their answer, resolved to confirm, with news; each a link to the list showing
+    them), their open tickets by state and, with company scope, the company's."""
     grant = current_user.grant("tickets")
     if grant is None:
         return None
     states = workflow.states()
     keys = workflow.open_keys()
-    mine = _counts(Ticket.select().where(Ticket.contact == current_user.contact_id), keys)
+    own = Ticket.select().where(Ticket.contact == current_user.contact_id)
+    mine = _counts(own, keys)
+    unread = own.where(workflow.has_news(current_user.contact_id)).count()
     company = None
     if grant.scope == "company" and current_user.company_id is not None:
         company = _chart(_counts(visible(module, query=Ticket.select()), keys), states)
     return Markup(render_template("tickets/_dashboard.html", mine=_chart(mine, states), company=company,
                                   waiting=mine.get(workflow.WAITING_CUSTOMER, 0),
-                                  resolved=mine.get(workflow.RESOLVED, 0)))
+                                  resolved=mine.get(workflow.RESOLVED, 0), unread=unread,
+                                  company_scope=grant.scope == "company"))
+
+
+# --- categories --------------------------------------------------------------------------------
+def active_categories() -> list[TicketCategory]:
+    """The categories a request can be filed under, in their order."""
+    return list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
+                .order_by(TicketCategory.position, TicketCategory.id))
+
+
+def category_choices() -> list[tuple[int, str]]:
+    """(id, label) of the active categories, in the current language."""
+    return [(c.id, c.label) for c in active_categories()]
+
+
+def mapped_category(service: Any, sub: tuple[int, str] | None,
+                    categories: list[TicketCategory]) -> TicketCategory | None:
+    """The category the admins mapped the chosen service / sub-category to, if it is still active;
+    ``None``: the customer chooses."""
+    find = getattr(service, "ticket_category", None)
+    wanted = find(sub[0] if sub else None) if callable(find) else None
+    return next((c for c in categories if c.id == wanted), None) if wanted is not None else None
 
 
 # --- helpers of the routes ---------------------------------------------------------------------
@@ -318,13 +402,19 @@ def create():
             sub = next(((i, n) for i, n in subcategories if i == sub_id), None)
             if sub is None:
                 abort(404)
-    categories = list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
-                      .order_by(TicketCategory.position, TicketCategory.id))
+    categories = active_categories()
+    # The service (or sub-category) names the category when the admins mapped it; otherwise the
+    # customer picks one: the select starts empty, so no category is ever chosen for them.
+    mapped = mapped_category(service, sub, categories) if service else None
     questions = TicketQuestion.select().where(TicketQuestion.active == True)  # noqa: E712
     questions = questions.where(TicketQuestion.service_id.is_null()
                                 | (TicketQuestion.service_id == (service.id if service else -1)))
     form = ticket_form(list(questions.order_by(TicketQuestion.position, TicketQuestion.id)))
-    form.category.choices = choices([(c.id, c.label) for c in categories])
+    if mapped is not None:
+        form.category.choices = choices([(mapped.id, mapped.label)])
+        form.category.data = mapped.id
+    else:
+        form.category.choices = choices([("", _("— Choose a category —"))] + [(c.id, c.label) for c in categories])
     products = _products()
     if products:
         form.product.choices = choices([(0, "—")] + products)
@@ -358,8 +448,8 @@ def create():
         status = 400
     suggest_url = url_for("faq.suggest") if "faq.suggest" in current_app.view_functions else None
     return render_template("tickets/wizard_form.html", module=module, grant=grant, form=form, service=service,
-                           sub=sub, services=services, upload_error=upload_error, suggest_url=suggest_url,
-                           max_upload_mb=_max_upload_mb()), status
+                           sub=sub, services=services, mapped_category=mapped, upload_error=upload_error,
+                           suggest_url=suggest_url, max_upload_mb=_max_upload_mb()), status
 
 
 @bp.post("/<int:record_id>/comment")
@@ -432,6 +522,38 @@ def close(record_id: int):
         return _refused(ticket, grant, _("Please choose a rating from 1 to 5."), 400)
     flash(_("Thank you: the request is closed."), "success")
     return _back(ticket)
+
+
+@bp.post("/<int:record_id>/withdraw")
+def withdraw(record_id: int):
+    """The customer withdraws a ticket support has not resolved yet (closes it), with an optional
+    reason that the history keeps for staff."""
+    ticket, grant = _ticket_for(record_id, "close")
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        return _refused(ticket, grant, _("The reason is too long."), 400)
+    try:
+        with db.atomic():
+            workflow.withdraw(ticket, _actor(), form.reason.data)
+    except workflow.TicketChanged as exc:
+        return _conflict(ticket, grant, exc, "")
+    except workflow.TransitionRefused as exc:
+        if str(exc) == "closed":
+            return _refused(ticket, grant, _("This request is already closed."), 409)
+        return _conflict(ticket, grant, exc, _("This request cannot be withdrawn in its present state."))
+    flash(_("Request withdrawn: it is now closed."), "success")
+    return _back(ticket)
+
+
+@bp.get("/<int:record_id>/comments")
+def comments(record_id: int):
+    """One older page of the conversation (``?page=``) as an HTML fragment, for the ticket page's
+    "older comments" link (the link itself opens the ticket page on that page)."""
+    module = current_module()
+    require(module, "view")
+    ticket = get_or_404(module, record_id)
+    context = conversation_context(ticket, current_user, comments_page(request.args.get("page")))
+    return render_template("tickets/_comments.html", record=ticket, fragment=True, **context)
 
 
 @bp.post("/<int:record_id>/reopen")

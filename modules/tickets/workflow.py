@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from flask import current_app, g, has_app_context
-from peewee import Case, fn
+from peewee import JOIN, Case, fn
 
 from crm_portal.api import Contact, StaffUser, WorkingHours, db, utcnow
 
@@ -30,6 +30,7 @@ from .models import (
     TicketComment,
     TicketCounter,
     TicketHistory,
+    TicketRead,
     TicketState,
     TicketTransition,
 )
@@ -107,6 +108,11 @@ for _key in (OPEN, WAITING_SUPPORT, WAITING_CUSTOMER, IN_PROGRESS, PLANNED, WAIT
     DEFAULT_TRANSITIONS.append((_key, BLOCKED, "staff", _ALL))
 for _key in (OPEN, WAITING_SUPPORT, WAITING_CUSTOMER, BLOCKED):
     DEFAULT_TRANSITIONS.append((_key, DISCARDED, "staff", _ALL))
+#: A customer may withdraw (close) a ticket before support resolves it; a blocked one stays with
+#: the administration. Existing installations get these rows from step ``0008_customer_withdraw``.
+WITHDRAWABLE = (OPEN, WAITING_SUPPORT, WAITING_CUSTOMER, IN_PROGRESS, PLANNED, WAITING_DEV)
+for _key in WITHDRAWABLE:
+    DEFAULT_TRANSITIONS.append((_key, CLOSED, "customer", _ALL))
 
 DEFAULT_CATEGORIES = [("payroll", "Payroll", "Paghe"), ("attendance", "Attendance", "Presenze"),
                       ("accounting", "Accounting", "Contabilità"), ("installation", "Installation", "Installazione"),
@@ -225,6 +231,15 @@ def state_colour(key: str, row: Any = None) -> str | None:
     """The badge colour of state ``key`` (``Column.badge``); ``None`` for an unknown key."""
     found = states().get(key)
     return found.color if found is not None else None
+
+
+def state_order() -> Any:
+    """A sort expression ranking ``Ticket.status`` by the workflow's order (the states' positions,
+    unknown keys last): the list's ``Column.sort_by`` for the status column."""
+    keys = list(states())
+    if not keys:
+        return Ticket.status
+    return Case(Ticket.status, [(key, rank) for rank, key in enumerate(keys)], len(keys))
 
 
 def open_keys() -> list[str]:
@@ -359,6 +374,8 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
         product_id=product[0] if product else None, product_name=product[1] if product else None,
         answers=json.dumps(list(answers), ensure_ascii=False) if answers else None,
         created_at=now, updated_at=now, response_due_at=response_due(now),
+        # Opened on the contact's behalf (by support, by email): news for them until they look.
+        news_seq=0 if actor.contact is not None and actor.contact.id == contact.id else 1,
     )
     ticket.refresh_search_text()
     ticket.save(force_insert=True)
@@ -391,13 +408,16 @@ def attach(ticket: Ticket, actor: Actor, stored: Any, *, touch: bool = True) -> 
 
 def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.date | None = None,
                  expected: str | None = None, extra: dict[Any, Any] | None = None,
-                 where: Sequence[Any] = ()) -> TicketHistory:
+                 where: Sequence[Any] = (), note: str | None = None) -> TicketHistory:
     """Move ``ticket`` from ``expected`` (default: the state of the caller's copy) to ``to_key``.
 
     The workflow must allow the move for ``actor`` (else TransitionRefused); the row is written
     only if it is still in ``expected`` and matches the conditions in ``where`` (else
     :class:`TicketChanged`). ``extra`` holds more columns to write in the same statement (the
-    customer's rating)."""
+    customer's rating), ``note`` the reason recorded on the history row.
+
+    Every move is news for the customers following the ticket (``news_seq``), except for the
+    customer who made it: they have seen it (:func:`mark_read`)."""
     old = ticket.status if expected is None else expected
     if to_key not in _targets(old, ticket.type, actor.kind):
         raise TransitionRefused(to_key)
@@ -405,7 +425,7 @@ def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.d
     if target is not None and target.needs_date and planned_for is None:
         raise TransitionRefused("date")
     now = clock()
-    values: dict[Any, Any] = {Ticket.status: to_key, Ticket.updated_at: now,
+    values: dict[Any, Any] = {Ticket.status: to_key, Ticket.updated_at: now, Ticket.news_seq: Ticket.news_seq + 1,
                               Ticket.closed_at: now if target is not None and target.final else None}
     if to_key == RESOLVED:
         values[Ticket.resolved_at] = now
@@ -425,7 +445,9 @@ def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.d
     values.update(extra or {})
     _update_row(ticket, values, Ticket.status == old, *where)
     history = TicketHistory.create(ticket=ticket, from_state=old, to_state=to_key, actor_type=actor.kind,
-                                   actor_name=actor.name, created_at=now)
+                                   actor_name=actor.name, note=(note or "").strip() or None, created_at=now)
+    if actor.contact is not None:
+        mark_read(ticket, actor.contact.id)
     signals.status_changed.send("tickets", ticket=ticket, old=old, new=to_key, actor=actor, history=history)
     return history
 
@@ -482,6 +504,8 @@ def add_comment(ticket: Ticket, actor: Actor, body: str, kind: str = "public", *
     values: dict[Any, Any] = {Ticket.updated_at: now}
     if kind == "public":
         values[Ticket.public_comments] = Ticket.public_comments + 1
+        if actor.kind != "customer":  # support's answer is news; a customer's own words are not
+            values[Ticket.news_seq] = Ticket.news_seq + 1
     conditions = _open_for_customer(actor)
     if expected is not None:
         conditions.append(Ticket.status == expected)
@@ -520,6 +544,66 @@ def close_by_customer(ticket: Ticket, actor: Actor, rating: int, comment: str | 
         raise TransitionRefused(CLOSED)
     return change_state(ticket, CLOSED, actor, expected=RESOLVED,
                         extra={Ticket.rating: int(rating), Ticket.rating_comment: (comment or "").strip() or None})
+
+
+def withdraw(ticket: Ticket, actor: Actor, reason: str | None = None) -> TicketHistory:
+    """The customer closes ``ticket`` before support resolves it, with an optional ``reason``
+    (kept on the history row, which staff read). A ticket already final refuses
+    (TransitionRefused "closed"); one the workflow does not let the customer close from its state
+    (resolved: that is the close with a rating; blocked) refuses (TransitionRefused "withdraw"); one that
+    changed meanwhile raises TicketChanged."""
+    if is_final(ticket):
+        raise TransitionRefused("closed")
+    if ticket.status == RESOLVED or CLOSED not in allowed_targets(ticket, actor.kind):
+        raise TransitionRefused("withdraw")
+    return change_state(ticket, CLOSED, actor, expected=ticket.status, note=reason)
+
+
+# --- read state --------------------------------------------------------------------------------
+def mark_read(ticket: Ticket, contact_id: int) -> None:
+    """Record that ``contact_id`` has seen ``ticket`` as it is now (its ``news_seq``). Writes only
+    when that is news (one read when nothing changed); never lowers what was recorded."""
+    if not ticket.news_seq:
+        return  # nothing has happened that anyone could have missed
+    seen = (TicketRead.select(TicketRead.seen_seq)
+            .where((TicketRead.ticket == ticket.id) & (TicketRead.contact == contact_id)).scalar())
+    if (seen or 0) >= ticket.news_seq:  # nothing new (a ticket without news needs no row)
+        return
+    record_read(ticket.id, contact_id, ticket.news_seq)
+
+
+def record_read(ticket_id: int, contact_id: int, seq: int) -> None:
+    """Upsert ``contact_id``'s read row of ``ticket_id`` to ``seq``, unless it already records more
+    (two requests of the same contact racing: the one that read the older ticket loses)."""
+    now = clock()
+    with db.atomic():
+        (TicketRead.insert(ticket=ticket_id, contact=contact_id, seen_seq=seq, seen_at=now)
+         .on_conflict(conflict_target=[TicketRead.ticket, TicketRead.contact],
+                      update={TicketRead.seen_seq: seq, TicketRead.seen_at: now},
+                      where=(TicketRead.seen_seq < seq))
+         .execute())
+
+
+def unread_condition() -> Any:
+    """The SQL condition "the ticket has news for the contact", on a query joined with
+    :func:`join_reads` for that contact."""
+    return Ticket.news_seq > fn.COALESCE(TicketRead.seen_seq, 0)
+
+
+def has_news(contact_id: int | None) -> Any:
+    """The SQL condition "the ticket has news for ``contact_id``" without a join (filters and
+    counts): some news, and no read row of the contact that has seen it all."""
+    seen_all = TicketRead.select(TicketRead.id).where(
+        (TicketRead.ticket == Ticket.id) & (TicketRead.contact == contact_id)
+        & (TicketRead.seen_seq >= Ticket.news_seq))
+    return (Ticket.news_seq > 0) & ~fn.EXISTS(seen_all)
+
+
+def join_reads(query: Any, contact_id: int | None) -> Any:
+    """``query`` (on Ticket) LEFT JOINed with ``contact_id``'s read rows: at most one per ticket,
+    so the rows (and counts) stay the same."""
+    return query.join_from(Ticket, TicketRead, JOIN.LEFT_OUTER,
+                           on=((TicketRead.ticket == Ticket.id) & (TicketRead.contact == contact_id)))
 
 
 def autoclose(now: dt.datetime | None = None, days: float | None = None, limit: int = 500) -> list[str]:

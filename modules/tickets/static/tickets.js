@@ -1,5 +1,5 @@
 // Tickets: drag and drop for attachments, guided questions by category, FAQ suggestions while
-// typing the title. Every page works without this file.
+// typing the title, older comments loaded in place. Every page works without this file.
 (function () {
   "use strict";
 
@@ -78,4 +78,31 @@
       }, 300);
     });
   }
+
+  // Older comments: the link opens the ticket page on the older page; with this script the
+  // older comments (a fragment with the next link) are appended under the ones shown instead.
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest ? event.target.closest("[data-fragment-url]") : null;
+    if (!link) { return; }
+    event.preventDefault();
+    const box = link.closest("[data-older-box]");
+    link.classList.add("disabled");
+    link.setAttribute("aria-busy", "true");
+    fetch(link.dataset.fragmentUrl, { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error(String(response.status)); }
+        return response.text();
+      })
+      .then(function (html) {
+        const template = document.createElement("template");
+        template.innerHTML = html;  // our own server's escaped HTML, without scripts
+        const first = template.content.querySelector("article");
+        box.replaceWith(template.content);
+        if (first) {  // keyboard and screen reader users continue from the first older comment
+          first.setAttribute("tabindex", "-1");
+          first.focus();
+        }
+      })
+      .catch(function () { window.location.href = link.href; });
+  });
 })();
