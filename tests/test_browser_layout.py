@@ -29,17 +29,16 @@ DESKTOP = {"width": 1280, "height": 800}
 EXTRA_PAGES = ("/me", "/me/password", "/deadlines/calendar", "/faq/browse", "/faq/search?q=password",
                "/documents/upload")
 
-# Where the page's heading sits, and whether anything is wider than the window.
+# Where the page's heading ends, and what (if anything) is wider than the window.
 MEASURE = """() => {
   const h = document.querySelector('main h1');
   const box = h ? h.getBoundingClientRect() : null;
   const wide = [...document.querySelectorAll('body *')]
     .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1 && el.offsetParent !== null
-                  && !el.closest('.offcanvas, .dropdown-menu, .visually-hidden, .table-responsive'))
-    .slice(0, 3).map(el => el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ').join('.') : ''));
-  return {heading: h ? h.innerText : null, top: box && box.top + window.scrollY, bottom: box && box.bottom + window.scrollY,
-          scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
-          innerHeight: window.innerHeight, wide};
+                  && !el.closest('.offcanvas, .dropdown-menu, .table-responsive'))
+    .slice(0, 3).map(el => el.tagName.toLowerCase() + '.' + String(el.className).split(' ').join('.'));
+  return {heading: h ? h.innerText : null, bottom: box && box.bottom + window.scrollY,
+          scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, wide};
 }"""
 
 
@@ -76,43 +75,11 @@ def _paths(page, base: str) -> list[str]:
     return [h[len(base):] if h.startswith(base) else h for h in hrefs]
 
 
-def _discover(page, base: str, expected_modules: set[str]) -> list[str]:
-    """The dashboard, every menu entry, the first record of each, the wizard steps, the extra pages."""
-    page.goto(f"{base}/")
-    menu = page.eval_on_selector_all("#sidebar a[data-module]",
-                                     "els => els.map(e => [e.dataset.module, e.getAttribute('href')])")
-    assert {name for name, _ in menu} == expected_modules, "the menu does not match the registry"
-    pages = ["/"]
-    for name, href in menu:
-        pages.append(href)
-        page.goto(base + href)
-        record = re.compile(rf"^/{re.escape(name)}/\d+$")
-        first = next((p for p in _paths(page, base) if record.match(p)), None)
-        if first:
-            pages.append(first)
-    if "tickets" in expected_modules:  # the request wizard, one step after the other
-        url = "/tickets/new"
-        pages.append(url)
-        for step in ("services", "subcategories"):
-            page.goto(base + url)
-            links = page.eval_on_selector_all(f"[data-testid={step}] a[href]", "els => els.map(e => e.getAttribute('href'))")
-            if links:
-                url = links[0]
-                pages.append(url)
-    for extra in EXTRA_PAGES:
-        response = page.goto(base + extra)
-        if response is not None and response.status == 200 and page.url == base + extra:
-            pages.append(extra)
-    return list(dict.fromkeys(pages))
-
-
-def _problems(page, base: str, path: str, viewport: dict[str, int]) -> list[str]:
-    page.set_viewport_size(viewport)
-    response = page.goto(base + path)
-    where = f"{path} at {viewport['width']}px"
-    if response is None or response.status != 200:
-        return [f"{where}: HTTP {response.status if response else '?'}"]
+def _problems(page, path: str, viewport: dict[str, int]) -> list[str]:
+    """What is wrong with the page just loaded: a heading missing or below the first screen, a
+    page wider than the window."""
     m: dict[str, Any] = page.evaluate(MEASURE)
+    where = f"{path} at {viewport['width']}px"
     problems = []
     if not m["heading"] or not page.locator("main h1").first.is_visible():
         problems.append(f"{where}: no visible heading")
@@ -123,21 +90,71 @@ def _problems(page, base: str, path: str, viewport: dict[str, int]) -> list[str]
     return problems
 
 
+class Visit:
+    """Opens pages at one window size and notes each one's problems (each page once)."""
+
+    def __init__(self, page, base: str, viewport: dict[str, int]) -> None:
+        self.page, self.base, self.viewport = page, base, viewport
+        self.paths: list[str] = []
+        self.problems: list[str] = []
+        page.set_viewport_size(viewport)
+
+    def open(self, path: str, *, optional: bool = False) -> bool:
+        """Load and check ``path``; an ``optional`` page that does not answer 200 is left out."""
+        response = self.page.goto(self.base + path)
+        ok = response is not None and response.status == 200 and self.page.url == self.base + path
+        if not ok:
+            if not optional:
+                self.problems.append(f"{path}: HTTP {response.status if response else '?'} at {self.page.url}")
+            return False
+        if path not in self.paths:
+            self.paths.append(path)
+            self.problems += _problems(self.page, path, self.viewport)
+        return True
+
+
+def _discover(visit: Visit, expected_modules: set[str]) -> None:
+    """The dashboard, every menu entry, the first record of each, the wizard steps, the extra pages."""
+    page, base = visit.page, visit.base
+    visit.open("/")
+    menu = page.eval_on_selector_all("#sidebar a[data-module]",
+                                     "els => els.map(e => [e.dataset.module, e.getAttribute('href')])")
+    assert {name for name, _ in menu} == expected_modules, "the menu does not match the registry"
+    for name, href in menu:
+        visit.open(href)
+        record = re.compile(rf"^/{re.escape(name)}/\d+$")
+        first = next((p for p in _paths(page, base) if record.match(p)), None)
+        if first:
+            visit.open(first)
+    if "tickets" in expected_modules:  # the request wizard, one step after the other
+        visit.open("/tickets/new")
+        for step in ("services", "subcategories"):
+            links = page.eval_on_selector_all(f"[data-testid={step}] a[href]",
+                                              "els => els.map(e => e.getAttribute('href'))")
+            if links:
+                visit.open(links[0])
+    for extra in EXTRA_PAGES:
+        visit.open(extra, optional=True)
+
+
 def test_main_pages_start_on_the_first_screen_and_never_scroll_sideways(app, live_server, browser_page):  # noqa: F811
     base, page = live_server.url, browser_page
     problems: list[str] = []
     seen = 0
     for email in _contacts():
         _log_in(page, base, email)
-        paths = _discover(page, base, _granted_modules(app, email))
-        assert any(re.match(r"^/\w+/\d+$", p) for p in paths), f"no record page found for {email}"
-        for path in paths:
-            for viewport in (PHONE, DESKTOP):
-                problems += [f"{email} {p}" for p in _problems(page, base, path, viewport)]
-        seen += len(paths)
+        phone = Visit(page, base, PHONE)
+        _discover(phone, _granted_modules(app, email))
+        assert any(re.match(r"^/\w+/\d+$", p) for p in phone.paths), f"no record page found for {email}"
+        desktop = Visit(page, base, DESKTOP)
+        for path in phone.paths:
+            desktop.open(path)
+        problems += [f"{email} {p}" for p in phone.problems + desktop.problems]
+        seen += len(phone.paths)
     assert seen > 30
     assert not problems, "\n".join(problems)
 
 
 def test_login_page_fits_a_phone(live_server, browser_page):  # noqa: F811
-    assert _problems(browser_page, live_server.url, "/login", PHONE) == []
+    visit = Visit(browser_page, live_server.url, PHONE)
+    assert visit.open("/login") and visit.problems == []
