@@ -1,5 +1,5 @@
-"""Automated accessibility check: axe-core, injected into the login page, the dashboard, the ticket list
-and a ticket page, finds no "serious" or "critical" violation, on a desktop and on a phone.
+"""Automated accessibility check: axe-core, injected into the login page, the dashboard, the ticket list,
+a ticket page and a quote page, finds no "serious" or "critical" violation, on a desktop and on a phone.
 
 axe-core is vendored under tests/vendor (MPL-2.0, see its README) so that the check needs no network.
 The pages' Content-Security-Policy forbids inline scripts, so the check's own browser context bypasses
@@ -72,6 +72,11 @@ def test_no_serious_violations(live_server, axe_browser, size):  # noqa: F811
         page.goto(base + first.get_attribute("href"))
         assert re.search(r"/tickets/\d+$", page.url)
         problems += _describe("ticket page", violations(page))
+
+        # A record whose table is wider than a phone: its scrolling wrapper must take the keyboard focus.
+        page.goto(f"{base}/quotes/")
+        page.goto(base + page.locator("[data-testid=record-list] tr[data-href]").first.get_attribute("data-href"))
+        problems += _describe("quote page", violations(page))
     finally:
         context.close()
     assert not problems, "\n".join(problems)
