@@ -119,11 +119,12 @@ def change_password():
         elif form.password.data == form.current_password.data:
             form.password.errors.append(_("Choose a password different from the current one."))
         else:
+            forced = contact.must_change_password  # the first login's change: then on to the portal
             with db.atomic():
                 service.set_password(contact, form.password.data)
             _relogin(contact)
             flash(_("Your password has been changed. Every other session has been logged out."), "success")
-            return redirect(url_for("account.me"))
+            return redirect(url_for("portal.dashboard" if forced else "account.me"))
     status = 400 if request.method == "POST" else 200
     return render_template("account/change_password.html", form=form, forced=contact.must_change_password), status
 

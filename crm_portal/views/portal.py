@@ -134,7 +134,10 @@ def resolve_field(record: Any, field: Any) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    from . import webapp
+
     app.register_blueprint(bp)
+    webapp.init_app(app)
 
     @app.context_processor
     def _portal_context():
@@ -146,6 +149,7 @@ def init_app(app: Flask) -> None:
             "theme": app.config["THEME_META"],
             "has_endpoint": lambda endpoint: endpoint in app.view_functions,
             "resolve": resolve_field,
+            "theme_color": webapp.theme_color,
         }
 
     from ..listing import display

@@ -53,13 +53,16 @@ def calendar() -> Any:
 
 @bp.route("/calendar/regenerate", methods=["POST"])
 def regenerate() -> Any:
-    """A new secret address; the previous one stops working."""
+    """A new secret address; the previous one, if any, stops working."""
     user = current_portal_user()
     with db.atomic():
-        CalendarToken.delete().where(CalendarToken.contact == user.contact_id).execute()
+        replaced = CalendarToken.delete().where(CalendarToken.contact == user.contact_id).execute()
         CalendarToken.create(contact=user.contact_id, token=secrets.token_urlsafe(32))
         audit("calendar-feed-regenerated", object_type="deadlines_calendar_token", object_id=user.contact_id)
-    flash(_("A new calendar address has been created; the previous one no longer works."), "success")
+    if replaced:
+        flash(_("A new calendar address has been created; the previous one no longer works."), "success")
+    else:
+        flash(_("Your calendar address has been created."), "success")
     return redirect(url_for("deadlines.calendar"))
 
 
