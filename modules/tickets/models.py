@@ -151,6 +151,10 @@ class Ticket(BaseModel):
     rating = pw.SmallIntegerField(null=True)
     rating_comment = pw.TextField(null=True)
     public_comments = pw.IntegerField(default=0)
+    #: The staff member who opened the ticket on the customer's behalf (phone, email); empty when
+    #: the customer opened it themselves.
+    opened_by_staff = pw.ForeignKeyField(StaffUser, null=True, on_delete="SET NULL", index=False,
+                                         backref="tickets_opened")
     #: Lower-case number, title, requester and service: what the list's global search reads (one
     #: LIKE per row instead of one per column).
     search_text = pw.TextField(default="")

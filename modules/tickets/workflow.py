@@ -346,7 +346,8 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
                   subcategory: tuple[int, str] | None = None, product: tuple[int, str] | None = None,
                   answers: Sequence[dict[str, str]] = (), files: Iterable[Any] = ()) -> Ticket:
     """Open a ticket for ``contact`` (run inside ``db.atomic()``). ``files`` are stored uploads
-    (``StoredFile``) to attach."""
+    (``StoredFile``) to attach. A staff ``actor`` opens it on the contact's behalf (recorded in
+    ``opened_by_staff``)."""
     now = clock()
     seq = next_number()
     ticket = Ticket(
@@ -359,6 +360,7 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
         product_id=product[0] if product else None, product_name=product[1] if product else None,
         answers=json.dumps(list(answers), ensure_ascii=False) if answers else None,
         created_at=now, updated_at=now, response_due_at=response_due(now),
+        opened_by_staff=actor.staff if actor.kind == "staff" else None,
     )
     ticket.refresh_search_text()
     ticket.save(force_insert=True)
