@@ -120,18 +120,19 @@ def _apply() -> Any:
         expires = dt.datetime.fromisoformat(data["expires_at"])
     except (KeyError, TypeError, ValueError):
         expires = utcnow()
-    reason, message = None, None
+    reason: str | None = None
+    message = refusal(contact)
     if not staff.may_view_as:
         reason, message = "permission", _("You are no longer allowed to view the portal as a contact.")
-    elif refusal(contact) is not None:
-        reason, message = "contact", refusal(contact)
+    elif message is not None:
+        reason = "contact"
     elif utcnow() >= expires:
         reason, message = "expired", _("The view as a contact has ended: it lasts %(minutes)s minutes at most.",
                                        minutes=current_app.config["VIEW_AS_MINUTES"])
     if reason is not None:
         with db.atomic():
             contact_id = end(reason)
-        flash(message, "warning")
+        flash(message or "", "warning")
         return redirect(admin_page(staff, contact_id))
     assert contact is not None
     user = ViewAsUser(contact, staff, expires)

@@ -85,6 +85,8 @@ def test_staff_open_a_ticket_the_contact_is_told_of_and_sees(app, queue, staff_e
         assert (entry.actor_label, entry.object_id) == (staff_email, str(ticket.id))
     work = client.get(response.headers["Location"])
     assert 'data-testid="opened-by-staff"' in work.text and staff.name in work.text
+    # Admins may view the portal as the requester; an operator needs the permission first.
+    assert (f'href="/admin/view-as/{bruno.id}/"' in work.text) == (staff.role == "admin")
     customer = app.test_client()
     login(customer, "bruno@acme.example")
     assert ticket.number in customer.get("/tickets/").text

@@ -174,6 +174,14 @@ def test_start_and_leave_are_audited_and_leaving_ends_the_view(app, demo):
     assert client.get("/tickets/").status_code == 404
 
 
+def test_the_staff_logout_ends_the_view(app, demo):
+    client = app.test_client()
+    _start(client, app, "anna@acme.example")
+    assert client.post("/admin/logout").status_code == 302
+    assert json.loads(_audit(app, "view-as-ended")[0].details)["reason"] == "logout"
+    assert client.get("/tickets/").status_code == 302  # to the login: nobody is logged in
+
+
 def test_the_banner_leads_out(app, demo):
     client = app.test_client()
     _start(client, app, "anna@acme.example")

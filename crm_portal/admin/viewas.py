@@ -32,11 +32,11 @@ class ViewAsView(StaffAccessMixin, BaseView):
         return staff
 
     @expose("/")
-    def index(self):
+    def index(self) -> Any:
         return redirect(url_for("core_contact.index_view"))  # a contact is chosen from the contacts list
 
     @expose("/<int:contact_id>/", methods=("GET", "POST"))
-    def start(self, contact_id: int):
+    def start(self, contact_id: int) -> Any:
         staff = self._allowed_staff()
         contact = load_contact(contact_id)
         if contact is None:
@@ -54,7 +54,7 @@ class ViewAsView(StaffAccessMixin, BaseView):
                            minutes=self.admin.app.config["VIEW_AS_MINUTES"]), status
 
     @expose("/stop", methods=("POST",))
-    def stop(self):
+    def stop(self) -> Any:
         form = EmptyForm()
         if not form.validate_on_submit():
             abort(400)

@@ -49,7 +49,8 @@ def products_for(user: Any) -> list[tuple[int, str]]:
     if module is None or not user.can("products", "view"):
         return []
     try:
-        rows = module.products_for(user) if hasattr(module, "products_for") else visible(module, user=user).limit(200)
+        rows: Any = (module.products_for(user) if hasattr(module, "products_for")
+                     else visible(module, user=user).limit(200))
         return [(int(r.id), str(getattr(r, "name", None) or r)) for r in rows]
     except Exception:
         current_app.logger.exception("tickets: could not list products")
