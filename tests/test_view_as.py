@@ -88,6 +88,17 @@ def test_records_outside_the_contacts_scope_are_404(app, demo):
         assert Document.get_by_id(own_doc.id).download_count == own_doc.download_count
 
 
+def test_the_contacts_secret_calendar_address_is_not_shown(app, demo):
+    from crm_portal.modules.deadlines.models import CalendarToken
+
+    with app.app_context(), db.connection_context():
+        token = CalendarToken.create(contact=Contact.get(Contact.email == "anna@acme.example"), token="s" * 40).token
+    client = app.test_client()
+    _start(client, app, "anna@acme.example")
+    page = client.get("/deadlines/calendar")
+    assert page.status_code == 200 and token not in page.text and 'data-testid="feed-url"' in page.text
+
+
 def test_the_contacts_account_and_session_are_untouched(app, demo):
     own = app.test_client()
     login(own, "anna@acme.example")
