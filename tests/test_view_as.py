@@ -160,6 +160,24 @@ def test_every_portal_post_is_refused_and_nothing_is_written(app, demo):
     assert client.get("/").status_code == 200  # still viewing: a refused write does not end it
 
 
+def test_what_staff_do_while_viewing_is_audited_as_theirs(app, demo):
+    from crm_portal.audit import audit
+
+    client = app.test_client()
+    _start(client, app, "anna@acme.example")
+    with app.test_request_context("/tickets/"), db.connection_context():
+        from flask import session
+
+        with client.session_transaction() as saved:
+            session.update(saved)
+        app.preprocess_request()
+        from crm_portal import viewas
+
+        assert viewas.is_active()  # the request runs as the contact
+        entry = audit("looked-at")
+    assert (entry.actor_type, entry.actor_label) == ("staff", ADMIN)
+
+
 def test_the_refusal_is_translated(app, demo):
     client = app.test_client()
     _start(client, app, "anna@acme.example")  # Anna reads the portal in Italian
