@@ -130,12 +130,18 @@ def test_the_service_steps_and_guided_questions_are_the_contacts(app, queue):
         assert ticket.answer_list[0]["answer"] == "srv-01"
 
 
-def test_a_service_of_another_company_is_refused(app, queue):
-    anna = _contact(app, "anna@acme.example")
+def test_a_service_or_subcategory_not_offered_is_refused(app, queue):
+    anna, carla = _contact(app, "anna@acme.example"), _contact(app, "carla@globex.example")
     client = app.test_client()
     staff_login(client, OPERATOR)
-    response = client.post(f"{NEW}?contact={anna.id}&service=999999", data=_form())
-    assert response.status_code == 400 and 'data-testid="new-ticket-error"' in response.text
+    globex_url = _form_url(client, carla.id)
+    globex_service = re.search(r"service=(\d+)", globex_url).group(1)
+    acme_url = _form_url(client, anna.id)
+    acme_service = re.search(r"service=(\d+)", acme_url).group(1)
+    for query in (f"service={globex_service}", "service=999999", f"service={2**40}", "service=x",
+                  f"service=0{acme_service}&sub=999999", f"service={acme_service}&sub=abc"):
+        response = client.post(f"{NEW}?contact={anna.id}&{query}", data=_form())
+        assert response.status_code == 400 and 'data-testid="new-ticket-error"' in response.text, query
     _nothing_written(app)
 
 

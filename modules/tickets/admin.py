@@ -159,7 +159,7 @@ class TicketQueueView(AdminModelView):
     column_formatters = {"number": _number_link, "status": _status_badge, "response_due_at": _due,
                          "company": lambda v, c, m, n: m.company.name if m.company_id else ""}
     column_export_list = ("number", "title", "requester_name", "status", "priority", "assignee_name",
-                          "created_at", "updated_at", "closed_at", "hours_spent", "rating", "opened_by_staff")
+                          "created_at", "updated_at", "closed_at", "hours_spent", "rating")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.column_filters = [
@@ -331,17 +331,18 @@ class TicketQueueView(AdminModelView):
         if services:
             if request.args.get("service") is None:
                 return self._render_new("service", contact, services=services)
-            try:
-                service, sub = opening.pick_service(services, request.args.get("service"), request.args.get("sub"))
-            except LookupError as exc:
-                if str(exc) == "service":
-                    return self._render_new("service", contact, services=services,
-                                            error=_("Choose one of the contact's services."), status=400)
-                service = next(s for s in services if str(s.id) == request.args.get("service", "").strip())
-                return self._render_new("subcategory", contact, services=services, service=service,
-                                        error=_("Choose one of the service's sub-categories.")
-                                        if request.args.get("sub") is not None else None,
-                                        status=400 if request.args.get("sub") is not None else 200)
+            service = opening.find_service(services, request.args.get("service"))
+            if service is None:
+                return self._render_new("service", contact, services=services,
+                                        error=_("Choose one of the contact's services."), status=400)
+            if getattr(service, "subcategories", None):
+                raw_sub = request.args.get("sub")
+                sub = opening.find_subcategory(service, raw_sub) if raw_sub is not None else None
+                if sub is None:
+                    refused = raw_sub is not None
+                    return self._render_new("subcategory", contact, services=services, service=service,
+                                            error=_("Choose one of the service's sub-categories.") if refused else None,
+                                            status=400 if refused else 200)
         products = opening.products_for(user)
         form = opening.request_form(service, products)
         status, upload_error = 200, None

@@ -28,19 +28,19 @@ def services_for(user: Any) -> list[Any] | None:
         return None
 
 
-def pick_service(services: list[Any], service_id: Any, sub_id: Any) -> tuple[Any, tuple[int, str] | None]:
-    """The service ``service_id`` among ``services`` and its sub-category ``sub_id`` (``None`` when
-    the service has none); ``LookupError`` when either is not offered."""
-    service = next((s for s in services if is_valid_id(service_id) and s.id == int(service_id)), None)
-    if service is None:
-        raise LookupError("service")
-    subcategories = list(getattr(service, "subcategories", None) or [])
-    if not subcategories:
-        return service, None
-    sub = next(((i, n) for i, n in subcategories if is_valid_id(sub_id) and i == int(sub_id)), None)
-    if sub is None:
-        raise LookupError("subcategory")
-    return service, sub
+def find_service(services: list[Any], raw_id: Any) -> Any | None:
+    """The service ``raw_id`` names among ``services`` (those offered to the contact), or ``None``."""
+    if not is_valid_id(raw_id):
+        return None
+    return next((s for s in services if s.id == int(str(raw_id).strip())), None)
+
+
+def find_subcategory(service: Any, raw_id: Any) -> tuple[int, str] | None:
+    """The sub-category ``raw_id`` names among ``service``'s, as (id, name), or ``None``."""
+    if not is_valid_id(raw_id):
+        return None
+    wanted = int(str(raw_id).strip())
+    return next(((i, n) for i, n in (getattr(service, "subcategories", None) or []) if i == wanted), None)
 
 
 def products_for(user: Any) -> list[tuple[int, str]]:
