@@ -280,6 +280,23 @@ def test_an_operator_needs_the_permission(app, demo):
     assert client.post("/admin/view-as/stop").headers["Location"].endswith("/admin/")
 
 
+def test_admins_give_the_permission_in_the_staff_editor(app, demo):
+    with app.app_context(), db.connection_context():
+        operator = StaffUser.get(StaffUser.email == OPERATOR)
+    admin = app.test_client()
+    staff_login(admin)
+    form = admin.get(f"/admin/core_staff/edit/?id={operator.id}").text
+    assert 'name="can_view_as"' in form
+    data = {"name": operator.name, "email": operator.email, "role": operator.role, "active": "y", "language": ""}
+    assert admin.post(f"/admin/core_staff/edit/?id={operator.id}", data={**data, "can_view_as": "y"}).status_code == 302
+    with app.app_context(), db.connection_context():
+        assert StaffUser.get_by_id(operator.id).may_view_as
+    # An operator cannot give it to themselves: the staff editor is the admins'.
+    own = app.test_client()
+    staff_login(own, OPERATOR)
+    assert own.post(f"/admin/core_staff/edit/?id={operator.id}", data={**data, "can_view_as": "y"}).status_code == 403
+
+
 def test_admins_may_by_their_role_and_see_the_entry_points(app, demo):
     contact = _contact(app, "anna@acme.example")
     client = app.test_client()
