@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. ``config`` overrides every other source (see crm_portal.config)."""
-    from . import account, admin, auth, cli, db, i18n, jobs, registry, security, theming
+    from . import account, admin, auth, cli, db, i18n, jobs, registry, security, theming, viewas
     from . import config as config_mod
     from .views import auth as auth_views
     from .views import errors, portal, records
@@ -31,6 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     theming.init_app(app)
     errors.init_app(app)
+    viewas.init_app(app)        # before any hook that reads the current user
     auth_views.init_app(app)
     account.init_app(app)
     portal.init_app(app)

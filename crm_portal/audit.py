@@ -13,7 +13,8 @@ from .models import AuditEntry
 def _actor(user: Any) -> tuple[str, int | None, str | None]:
     if user is None or not getattr(user, "is_authenticated", False):
         return "anonymous", None, None
-    if getattr(user, "is_staff", False):
+    if getattr(user, "is_staff", False) or getattr(user, "viewing_as", False):
+        # Staff viewing the portal as a contact act as themselves (crm_portal.viewas).
         return "staff", user.staff.id, user.staff.email
     return "contact", user.contact.id, user.contact.email
 

@@ -70,6 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "INVITATION_MAX_AGE": 7 * 24 * 3600,
     "PASSWORD_RESET_MAX_AGE": 3600,
     "PASSWORD_MIN_LENGTH": 10,
+    "VIEW_AS_MINUTES": 30,  # staff "view as this contact": the read-only view ends by itself after this
     "ACCOUNT_EDITABLE_FIELDS": ["phone", "mobile", "language", "notify_by_email"],
     "LOGIN_THROTTLE_ACCOUNT_LIMIT": 5,
     "MAIL_REQUEST_IP_LIMIT": 10,  # password-reset / registration requests per IP address per window

@@ -122,9 +122,16 @@ class StaffUser(BaseModel):
     session_token = pw.CharField(max_length=64, default=new_token)
     last_login = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
+    # May open the portal as a contact sees it (read-only, audited); admins may by their role.
+    can_view_as = pw.BooleanField(default=False)
 
     class Meta:
         table_name = "core_staff_user"
+
+    @property
+    def may_view_as(self) -> bool:
+        """Whether this staff member may open the portal as a contact (crm_portal.viewas)."""
+        return bool(self.active) and (self.role == "admin" or bool(self.can_view_as))
 
     def __str__(self) -> str:
         return self.name or self.email

@@ -96,6 +96,8 @@ class Targets:
             return "it"
         if name == "attachment_id":
             return self.attachment_id
+        if name == "contact_id":
+            return self.ticket.contact_id
         if name in ("record_id", "id"):
             by_blueprint = {"tickets": self.ticket.id, "tickets_queue": self.ticket.id, "quotes": self.quote.id,
                             "faq": self.article.id, "contacts": self.colleague}
@@ -240,6 +242,7 @@ ACCEPTED = [
     ("portal", "auth.set_language", 302),
     ("portal", "auth.logout", 302),
     ("staff", "tickets_queue.take", 302),
+    ("staff", "view_as.start", 302),
     ("staff", "core_button.delete_view", 302),
     ("staff", "admin.logout", 302),
 ]

@@ -259,6 +259,8 @@ def _force_password_change():
         return None
     if not current_user.is_authenticated or current_user.is_staff:
         return None
+    if getattr(current_user, "viewing_as", False):
+        return None  # staff viewing as the contact: the contact's own first login is not theirs to do
     if getattr(current_user.contact, "must_change_password", False):
         if request.method == "GET":
             flash(_("Please choose a new password before you continue."), "warning")

@@ -5,6 +5,7 @@ from flask import Flask, flash, g
 from flask_admin import Admin
 from flask_admin.actions import action
 from flask_admin.model.form import InlineFormAdmin
+from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -26,7 +27,9 @@ from ..models import (
     StaffUser,
     new_token,
 )
+from ..staff import current_staff
 from .fields import ActionsField, ModuleSelectField
+from .viewas import ViewAsView
 from .views import AdminModelView, PortalAdminIndexView
 
 
@@ -43,6 +46,7 @@ class ContactView(AdminModelView):
     column_searchable_list = ("first_name", "last_name", "email", "role")
     column_filters = ("portal_access", "language", Company.name, Profile.name, "last_login")
     column_default_sort = "last_name"
+    edit_template = "admin/contact_edit.html"  # adds the "view as this contact" link
     # A contact's tickets are the helpdesk's history: never deleted with the contact.
     protected_dependents = ("tickets",)
 
@@ -55,6 +59,19 @@ class ContactView(AdminModelView):
             _l("Temporary password"), validators=[Optional(), StrongPassword("email")],
             description=_l("Set to give the contact a password they must change at first login.")),
     }
+
+    def get_list_row_actions(self):
+        actions = super().get_list_row_actions()
+        staff = current_staff()
+        if staff is not None and staff.may_view_as:
+            actions.append(EndpointLinkRowAction("fa fa-user-secret", "view_as.start", title=_l("View as this contact"),
+                                                 id_arg="contact_id"))
+        return actions
+
+    def render(self, template, **kwargs):
+        staff = current_staff()
+        kwargs.setdefault("may_view_as", bool(staff is not None and staff.may_view_as))
+        return super().render(template, **kwargs)
 
     def on_model_change(self, form, model, is_created):
         from ..account import service
@@ -107,7 +124,9 @@ class ContactView(AdminModelView):
 
 
 class StaffUserView(AdminModelView):
-    column_list = ("name", "email", "role", "active", "last_login")
+    column_list = ("name", "email", "role", "active", "can_view_as", "last_login")
+    column_labels = {"can_view_as": _l("May view as a contact")}
+    column_descriptions = {"can_view_as": _l("Open the portal read-only as a contact sees it (admins always may).")}
     column_searchable_list = ("name", "email")
     column_filters = ("role", "active")
     form_excluded_columns = ("password_hash", "session_token", "last_login", "created_at")
@@ -191,6 +210,7 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(ButtonView(Button, name=_l("Dashboard buttons"), category=portal, endpoint="core_button"))
     admin.add_view(StaffUserView(StaffUser, name=_l("Staff"), category=portal, endpoint="core_staff"))
     admin.add_view(AuditEntryView(AuditEntry, name=_l("Audit log"), category=portal, endpoint="core_audit"))
+    admin.add_view(ViewAsView(name=_l("View as a contact"), endpoint="view_as", url="/admin/view-as"))
     admin.add_view(OutboxMessageView(OutboxMessage, name=_l("Email outbox"), category=portal,
                                      endpoint="core_outbox"))
     registry = app.extensions["crm_portal"]

@@ -29,5 +29,10 @@ def staff_login(view):
 def staff_logout():
     form = EmptyForm()
     if form.validate_on_submit() and current_user.is_authenticated:
+        from ..db import db
+        from ..viewas import end as end_view_as
+
+        with db.atomic():
+            end_view_as("logout")  # audited before the session, which holds it, is emptied
         end_session(current_user._get_current_object())
     return redirect(url_for("admin.login"))

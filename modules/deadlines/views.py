@@ -48,6 +48,8 @@ def calendar() -> Any:
     user = current_portal_user()
     token = CalendarToken.get_or_none(CalendarToken.contact == user.contact_id)
     feed_url = external_url("deadlines_feed.feed", token=token.token) if token else None
+    if feed_url and getattr(user, "viewing_as", False):  # the address is the contact's secret, not staff's
+        feed_url = _("(hidden while the portal is viewed as this customer)")
     return render_template("deadlines/calendar.html", module=current_module(), token=token, feed_url=feed_url)
 
 

@@ -18,9 +18,20 @@ from flask_admin.contrib.peewee.filters import BasePeeweeFilter, FilterEqual, Fi
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from crm_portal.api import AdminModelView, Company, StaffUser, _l, audit, current_staff, db, staff_members
+from crm_portal.api import (
+    AdminModelView,
+    Company,
+    PortalUser,
+    StaffUser,
+    UploadRejected,
+    _l,
+    audit,
+    current_staff,
+    db,
+    staff_members,
+)
 
-from . import workflow
+from . import opening, workflow
 from .models import (
     COMMENT_KINDS,
     PRIORITIES,
@@ -36,7 +47,7 @@ from .models import (
     TicketTransition,
     is_valid_id,
 )
-from .views import send_attachment
+from .views import _discard, _max_upload_mb, _store_files, send_attachment
 
 
 def _state_options():
@@ -130,7 +141,7 @@ class TicketQueueView(AdminModelView):
     """The operators' ticket queue and work page."""
 
     roles = ("admin", "operator")
-    can_create = False
+    can_create = True  # our own page (create_view): a ticket opened for a customer
     can_edit = False
     can_delete = False
     can_view_details = False
@@ -196,6 +207,8 @@ class TicketQueueView(AdminModelView):
                            attachments=attachments, states=states, targets=targets, staff=staff_members(),
                            overdue=workflow.is_overdue(ticket), kinds=COMMENT_KINDS, types=TYPES,
                            priorities=PRIORITIES, severities=SEVERITIES, me=self._staff(),
+                           opened_by=StaffUser.get_or_none(StaffUser.id == ticket.opened_by_staff_id)
+                           if ticket.opened_by_staff_id else None,
                            category=TicketCategory.get_or_none(TicketCategory.id == ticket.category_id)
                            if ticket.category_id else None)
 
@@ -297,6 +310,78 @@ class TicketQueueView(AdminModelView):
             return self._done(ticket)
         flash(_("Saved."), "success")
         return self._done(ticket)
+
+    # --- a ticket opened for a customer (phone, email) ----------------------------------------
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """Open a ticket on a contact's behalf: choose the contact, then the same steps and form as
+        the customer's wizard (service, sub-category, the request form), offered as the contact
+        would be offered them. The contact gets the usual "request received" email."""
+        staff = self._staff()
+        raw_contact = request.args.get("contact")
+        if raw_contact is None:
+            return self._pick_contact()
+        contact, problem = opening.contact_for_ticket(raw_contact)
+        if problem is not None:
+            return self._pick_contact(problem)
+        assert contact is not None
+        user = PortalUser(contact)
+        services = opening.services_for(user) or []
+        service = sub = None
+        if services:
+            if request.args.get("service") is None:
+                return self._render_new("service", contact, services=services)
+            service = opening.find_service(services, request.args.get("service"))
+            if service is None:
+                return self._render_new("service", contact, services=services,
+                                        error=_("Choose one of the contact's services."), status=400)
+            if getattr(service, "subcategories", None):
+                raw_sub = request.args.get("sub")
+                sub = opening.find_subcategory(service, raw_sub) if raw_sub is not None else None
+                if sub is None:
+                    refused = raw_sub is not None
+                    return self._render_new("subcategory", contact, services=services, service=service,
+                                            error=_("Choose one of the service's sub-categories.") if refused else None,
+                                            status=400 if refused else 200)
+        products = opening.products_for(user)
+        form = opening.request_form(service, products)
+        status, upload_error = 200, None
+        if form.validate_on_submit():
+            try:
+                stored = _store_files(request.files.getlist(form.attachments.name))
+            except UploadRejected as exc:
+                upload_error, status = exc.message, exc.status
+            else:
+                try:
+                    with db.atomic():
+                        ticket = workflow.create_ticket(
+                            workflow.Actor.for_staff(staff), contact, title=form.title.data,
+                            description=form.description.data, type=form.type.data, category=form.category.data,
+                            priority=form.priority.data, severity=form.severity.data,
+                            service=(service.id, service.name) if service else None, subcategory=sub,
+                            product=opening.chosen_product(form, products), answers=form.answers(), files=stored)
+                        audit("ticket-opened-for-contact", ticket,
+                              details={"contact": contact.email, "number": ticket.number})
+                except Exception:
+                    _discard(stored)
+                    raise
+                flash(_("Request %(number)s opened for %(name)s.", number=ticket.number, name=contact.full_name),
+                      "success")
+                return redirect(url_for(".work", id=ticket.id))
+        elif request.method == "POST":
+            status = 400
+        return self._render_new("form", contact, services=services, service=service, sub=sub, form=form,
+                                upload_error=upload_error, status=status)
+
+    def _pick_contact(self, error: str | None = None):
+        text = (request.args.get("q") or "").strip()[:200]
+        return self._render_new("contact", None, contacts=opening.find_contacts(text), q=text, error=error,
+                                status=400 if error else 200)
+
+    def _render_new(self, step: str, contact: Any, *, status: int = 200, **context: Any):
+        context.setdefault("error", None)
+        return self.render("admin/tickets/new.html", step=step, contact=contact, max_upload_mb=_max_upload_mb(),
+                           **context), status
 
     @expose("/work/<int:id>/attachments/<int:attachment_id>", methods=("GET",))
     def download(self, id: int, attachment_id: int):

@@ -48,6 +48,8 @@ MIGRATIONS = [
     Migration("0003_search_index", lambda migrator: [
         migrator.add_index("tickets_ticket", ("company_id", "search_text"), False)]),
     Migration("0004_contact_restrict", restrict_contact_delete),
+    Migration("0005_opened_by_staff", lambda migrator: [
+        migrator.add_column("tickets_ticket", Ticket.opened_by_staff.column_name, Ticket.opened_by_staff)]),
     Migration("0006_news_seq", lambda migrator: [
         migrator.add_column("tickets_ticket", "news_seq", Ticket.news_seq)]),
     Migration("0007_history_note", lambda migrator: [

@@ -155,6 +155,10 @@ class Ticket(BaseModel):
     #: state change): a contact has news when it is above the ``seen_seq`` of their
     #: :class:`TicketRead` row. A counter, not a time, so that two changes in the same instant count.
     news_seq = pw.IntegerField(default=0)
+    #: The staff member who opened the ticket on the customer's behalf (phone, email); empty when
+    #: the customer opened it themselves.
+    opened_by_staff = pw.ForeignKeyField(StaffUser, null=True, on_delete="SET NULL", index=False,
+                                         backref="tickets_opened")
     #: Lower-case number, title, requester and service: what the list's global search reads (one
     #: LIKE per row instead of one per column).
     search_text = pw.TextField(default="")

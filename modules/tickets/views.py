@@ -194,7 +194,8 @@ def detail_context(ticket: Ticket, user: PortalUser) -> dict[str, Any]:
     final = bool(current and current.final)
     may_act = _may_act(ticket, user, actions)
     resolved = ticket.status == workflow.RESOLVED
-    if user.contact_id is not None:
+    # Staff viewing the portal as the contact change nothing of theirs, their read state included.
+    if user.contact_id is not None and not getattr(user, "viewing_as", False):
         workflow.mark_read(ticket, user.contact_id)
     return {
         **conversation_context(ticket, user, page),

@@ -361,7 +361,8 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
                   subcategory: tuple[int, str] | None = None, product: tuple[int, str] | None = None,
                   answers: Sequence[dict[str, str]] = (), files: Iterable[Any] = ()) -> Ticket:
     """Open a ticket for ``contact`` (run inside ``db.atomic()``). ``files`` are stored uploads
-    (``StoredFile``) to attach."""
+    (``StoredFile``) to attach. A staff ``actor`` opens it on the contact's behalf (recorded in
+    ``opened_by_staff``)."""
     now = clock()
     seq = next_number()
     ticket = Ticket(
@@ -376,6 +377,7 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
         created_at=now, updated_at=now, response_due_at=response_due(now),
         # Opened on the contact's behalf (by support, by email): news for them until they look.
         news_seq=0 if actor.contact is not None and actor.contact.id == contact.id else 1,
+        opened_by_staff=actor.staff if actor.kind == "staff" else None,
     )
     ticket.refresh_search_text()
     ticket.save(force_insert=True)

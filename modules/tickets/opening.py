@@ -1,0 +1,112 @@
+"""The pieces of the request wizard that do not depend on who fills it in: the services and
+products a contact may open a ticket on, and the request form with its categories and guided
+questions. The staff's "new ticket for a customer" page (:mod:`.admin`) uses them with the contact
+as the user, so an operator is offered exactly what the customer's wizard would offer them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from peewee import JOIN
+
+from crm_portal.api import Company, Contact, visible
+
+from .forms import TicketForm, choices, ticket_form
+from .models import TicketCategory, TicketQuestion, is_valid_id
+
+
+def services_for(user: Any) -> list[Any] | None:
+    """The services ``user`` may open tickets on (services module), or ``None`` without that module."""
+    module = current_app.extensions["crm_portal"].modules.get("services")
+    if module is None or not hasattr(module, "services_for"):
+        return None
+    try:
+        return list(module.services_for(user))
+    except Exception:  # another module's failure must not stop a ticket from being opened
+        current_app.logger.exception("tickets: services_for failed")
+        return None
+
+
+def find_service(services: list[Any], raw_id: Any) -> Any | None:
+    """The service ``raw_id`` names among ``services`` (those offered to the contact), or ``None``."""
+    if not is_valid_id(raw_id):
+        return None
+    return next((s for s in services if s.id == int(str(raw_id).strip())), None)
+
+
+def find_subcategory(service: Any, raw_id: Any) -> tuple[int, str] | None:
+    """The sub-category ``raw_id`` names among ``service``'s, as (id, name), or ``None``."""
+    if not is_valid_id(raw_id):
+        return None
+    wanted = int(str(raw_id).strip())
+    return next(((i, n) for i, n in (getattr(service, "subcategories", None) or []) if i == wanted), None)
+
+
+def products_for(user: Any) -> list[tuple[int, str]]:
+    """(id, name) of the products ``user`` sees (products module), through the scoping gate."""
+    module = current_app.extensions["crm_portal"].modules.get("products")
+    if module is None or not user.can("products", "view"):
+        return []
+    try:
+        rows: Any = (module.products_for(user) if hasattr(module, "products_for")
+                     else visible(module, user=user).limit(200))
+        return [(int(r.id), str(getattr(r, "name", None) or r)) for r in rows]
+    except Exception:
+        current_app.logger.exception("tickets: could not list products")
+        return []
+
+
+def request_form(service: Any, products: list[tuple[int, str]], **kwargs: Any) -> TicketForm:
+    """The request form: active categories, the guided questions for every request and for
+    ``service``, and the product choice when there are ``products``."""
+    categories = list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
+                      .order_by(TicketCategory.position, TicketCategory.id))
+    questions = (TicketQuestion.select().where(TicketQuestion.active == True)  # noqa: E712
+                 .where(TicketQuestion.service_id.is_null()
+                        | (TicketQuestion.service_id == (service.id if service else -1)))
+                 .order_by(TicketQuestion.position, TicketQuestion.id))
+    form = ticket_form(list(questions), **kwargs)
+    form.category.choices = choices([(c.id, c.label) for c in categories])
+    if products:
+        form.product.choices = choices([(0, "—")] + products)
+    else:
+        del form.product
+    return form
+
+
+def chosen_product(form: TicketForm, products: list[tuple[int, str]]) -> tuple[int, str] | None:
+    """The (id, name) of the product picked in ``form``, if any."""
+    if not products or not getattr(form, "product", None) or not form.product.data:
+        return None
+    return next(((i, n) for i, n in products if i == form.product.data), None)
+
+
+def contact_for_ticket(raw_id: Any) -> tuple[Contact | None, str | None]:
+    """The contact ``raw_id`` names and, when no ticket can be opened for them, why (translated).
+    Any contact of a company can have a ticket, with or without portal access: the ticket is the
+    company's (its colleagues with company scope see it) and the contact gets its emails."""
+    from flask_babel import gettext as _
+
+    if not is_valid_id(raw_id):
+        return None, _("Choose a contact from the list.")
+    contact = (Contact.select(Contact, Company).join(Company, JOIN.LEFT_OUTER)
+               .where(Contact.id == int(str(raw_id).strip())).first())
+    if contact is None:
+        return None, _("Choose a contact from the list.")
+    if contact.company_id is None:
+        return contact, _("%(name)s belongs to no company: add the company to the contact first.",
+                          name=contact.full_name)
+    return contact, None
+
+
+def find_contacts(text: str, limit: int = 50) -> list[Contact]:
+    """Contacts of a company whose name, email or company name contains ``text`` (all when empty),
+    by company and name: the choices of the staff's contact picker (one query)."""
+    query = (Contact.select(Contact, Company).join(Company)
+             .order_by(Company.name, Contact.last_name, Contact.first_name, Contact.id))
+    for word in text.split()[:5]:  # every word somewhere (case-insensitive)
+        word = word[:100]
+        query = query.where(Contact.first_name.contains(word) | Contact.last_name.contains(word)
+                            | Contact.email.contains(word) | Company.name.contains(word))
+    return list(query.limit(limit))
