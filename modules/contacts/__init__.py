@@ -1,7 +1,7 @@
 """Contacts: the colleagues of my company (company scope) or my own card (own scope)."""
 from __future__ import annotations
 
-from crm_portal.api import Button, Column, Contact, Field, Module, Section, _l
+from crm_portal.api import ActionLabel, Button, Column, Contact, Field, Module, Section, _l
 
 
 class ContactsModule(Module):
@@ -15,6 +15,11 @@ class ContactsModule(Module):
     company_field = Contact.company
     default_sort = "last_name"
     actions = ("view", "export")
+    action_labels = {
+        "view": ActionLabel(_l("See contacts"),
+                            _l("Their own card (own records) or their colleagues' (whole company).")),
+        "export": ActionLabel(_l("Export contacts"), _l("Download the list of contacts as a CSV spreadsheet.")),
+    }
     columns = [
         Column(Contact.last_name, _l("Surname"), search=True, sort=True, link=True),
         Column(Contact.first_name, _l("Name"), search=True, sort=True),
