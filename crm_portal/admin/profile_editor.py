@@ -372,8 +372,7 @@ def contacts_of(profile: Profile) -> ContactsPage:
              .join(Company, JOIN.LEFT_OUTER, on=(Contact.company == Company.id))
              .where(Contact.profile == profile.id))
     shown = list(query.order_by(Contact.last_name, Contact.first_name, Contact.id).limit(CONTACTS_SHOWN))
-    total = len(shown) if len(shown) < CONTACTS_SHOWN else (
-        Contact.select(fn.COUNT(Contact.id)).where(Contact.profile == profile.id).scalar() or 0)
+    total = Contact.select(fn.COUNT(Contact.id)).where(Contact.profile == profile.id).scalar() or 0
     return ContactsPage(shown, total)
 
 

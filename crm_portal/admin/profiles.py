@@ -35,7 +35,6 @@ class ProfileView(AdminModelView):
                      "assignable": _l("Assignable"), "description": _l("Description")}
     column_searchable_list = ("name", "label_en", "label_it")
     column_filters = ()
-    can_view_details = False
     editor_template = "admin/profiles/editor.html"
 
     # --- the editor ------------------------------------------------------------------------
@@ -73,7 +72,7 @@ class ProfileView(AdminModelView):
             self.editor_template, profile=profile, state=state, errors=errors, module_rows=module_rows,
             button_rows=button_rows, scopes=[(s, editor.SCOPE_LABELS[s], editor.SCOPE_HELP[s]) for s in editor.SCOPES],
             kept_modules=stored.kept_modules if stored else [], contacts=contacts,
-            delete_refusal=self.delete_refusal(profile) if profile is not None else None,
+            delete_refusal=self._in_use_message(profile, contacts.total) if profile and contacts else None,
             return_url=self.get_url(".index_view"),
         ), status
 
@@ -86,6 +85,8 @@ class ProfileView(AdminModelView):
             with self._write(failure):
                 saved = editor.save(profile, stored, state, catalog)
                 change = editor.diff(stored.state if stored else None, state)
+                if profile is not None and not change:
+                    return saved  # nothing changed: nothing to audit
                 audit("admin-created" if profile is None else "admin-updated", saved,
                       details={"profile": saved.name, **change})
                 signals.admin_record_changed.send(Profile, record=saved, staff=current_user,
@@ -96,7 +97,10 @@ class ProfileView(AdminModelView):
 
     # --- deleting ----------------------------------------------------------------------------
     def delete_refusal(self, model: Profile) -> str | None:
-        count = model.contacts.count()
+        return self._in_use_message(model, model.contacts.count())
+
+    @staticmethod
+    def _in_use_message(model: Profile, count: int) -> str | None:
         if count:
             return ngettext("“%(profile)s” is given to %(num)d contact: give them another profile before "
                             "deleting it.",
