@@ -329,3 +329,50 @@ def test_contacts_of_the_profile_are_listed_with_constant_queries(app, demo, cli
     assert queries.count == few
     assert 'data-testid="contacts-total">154<' in page.text
     assert page.text.count("profile-contact\"") == 100  # the first hundred by name, and the total
+
+
+def test_every_built_in_action_has_a_translated_label_and_explanation(app):
+    from flask_babel import force_locale
+
+    with app.test_request_context():
+        for module in app.extensions["crm_portal"].modules.values():
+            for action in module.actions:
+                assert action in module.action_labels, (module.name, action)
+                text = module.action_label(action)
+                assert text.explanation, (module.name, action)
+                with force_locale("en"):
+                    english = (str(text.label), str(text.explanation))
+                with force_locale("it"):
+                    italian = (str(text.label), str(text.explanation))
+                assert english[0] != italian[0] and english[1] != italian[1], (module.name, action, italian)
+
+
+def test_action_labels_must_name_declared_actions():
+    from crm_portal.api import ActionLabel
+    from crm_portal.registry import ModuleError, validate
+
+    class Typo(Module):
+        name = "typo"
+        label = "Typo"
+        actions = ("view", "export")
+        action_labels = {"exprot": ActionLabel("Export")}
+
+    class BadAction(Module):
+        name = "badaction"
+        label = "Bad"
+        actions = ("view", "view,export")
+
+    class Fine(Module):
+        name = "fine"
+        label = "Fine"
+        actions = ("view", "sign_off", "close")
+        action_labels = {"sign_off": ActionLabel("Sign the report off", "Confirm the visit happened.")}
+
+    with pytest.raises(ModuleError, match="exprot"):
+        validate(Typo)
+    with pytest.raises(ModuleError, match="invalid action"):
+        validate(BadAction)
+    fine = validate(Fine)
+    assert fine.action_label("sign_off") == ActionLabel("Sign the report off", "Confirm the visit happened.")
+    assert str(fine.action_label("close").label) == "Close records"  # the host's text for a common action
+    assert fine.action_label("view").explanation is not None
