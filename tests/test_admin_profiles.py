@@ -38,8 +38,9 @@ def snapshot(app, pid: int) -> tuple:
 
 def editor_form(name: str = "user", label_en: str = "Portal user", label_it: str = "Utente",
                 modules: dict[str, tuple[str, list[str]]] | None = None, buttons: list[str] | None = None,
-                **extra: str | list[str]) -> MultiDict:
-    """The form the editor page posts: ``modules`` maps each enabled module to (scope, actions)."""
+                assignable: bool = False, raw: tuple[tuple[str, str], ...] = ()) -> MultiDict:
+    """The form the editor page posts: ``modules`` maps each enabled module to (scope, actions);
+    ``raw`` adds fields as they are (forged ones)."""
     data: list[tuple[str, str]] = [("name", name), ("label_en", label_en), ("label_it", label_it),
                                    ("description", "Own records in every module."), ("_continue_editing", "1")]
     for module, (scope, actions) in (modules or {}).items():
@@ -47,8 +48,9 @@ def editor_form(name: str = "user", label_en: str = "Portal user", label_it: str
         data.append((f"scope-{module}", scope))
         data += [(f"actions-{module}", a) for a in actions]
     data += [("buttons", key) for key in buttons or []]
-    for key, value in extra.items():
-        data += [(key, v) for v in (value if isinstance(value, list) else [value])]
+    if assignable:
+        data.append(("assignable", "y"))
+    data += list(raw)
     return MultiDict(data)
 
 
@@ -80,7 +82,7 @@ def test_every_installed_module_is_a_row_with_translated_actions(app, demo, clie
 def test_a_save_writes_exactly_the_form_and_audits_the_diff(app, demo, client):
     staff_login(client)
     pid = profile_id(app)
-    form = editor_form(modules=VALID, buttons=["quotes.list", "tickets.list", "portal.me"], assignable="y")
+    form = editor_form(modules=VALID, buttons=["quotes.list", "tickets.list", "portal.me"], assignable=True)
     response = client.post(EDIT.format(pid), data=form)
     assert response.status_code == 302 and f"id={pid}" in response.location
     (fields, grants, buttons, _count) = snapshot(app, pid)
@@ -133,7 +135,10 @@ FORGED = {
     "unknown module": (dict(modules={**VALID, "payroll": ("own", ["view"])}),
                        "Unknown module “payroll”: it is not installed.",
                        "Modulo sconosciuto “payroll”: non è installato."),
-    "unknown module in a field name": (dict(modules=VALID, **{"actions-payroll": "view"}),
+    "unknown module switched on alone": (dict(modules=VALID, raw=(("modules", "payroll"),)),
+                                         "Unknown module “payroll”: it is not installed.",
+                                         "Modulo sconosciuto “payroll”: non è installato."),
+    "unknown module in a field name": (dict(modules=VALID, raw=(("actions-payroll", "view"),)),
                                        "Unknown module “payroll”: it is not installed.",
                                        "Modulo sconosciuto “payroll”: non è installato."),
     "unknown action": (dict(modules={**VALID, "tickets": ("own", ["view", "exprot"])}),
