@@ -132,35 +132,35 @@ def test_create_a_profile(app, demo, client):
 
 
 FORGED = {
-    "unknown module": (dict(modules={**VALID, "payroll": ("own", ["view"])}),
+    "unknown module": ({"modules": {**VALID, "payroll": ("own", ["view"])}},
                        "Unknown module “payroll”: it is not installed.",
                        "Modulo sconosciuto “payroll”: non è installato."),
-    "unknown module switched on alone": (dict(modules=VALID, raw=(("modules", "payroll"),)),
+    "unknown module switched on alone": ({"modules": VALID, "raw": (("modules", "payroll"),)},
                                          "Unknown module “payroll”: it is not installed.",
                                          "Modulo sconosciuto “payroll”: non è installato."),
-    "unknown module in a field name": (dict(modules=VALID, raw=(("actions-payroll", "view"),)),
+    "unknown module in a field name": ({"modules": VALID, "raw": (("actions-payroll", "view"),)},
                                        "Unknown module “payroll”: it is not installed.",
                                        "Modulo sconosciuto “payroll”: non è installato."),
-    "unknown action": (dict(modules={**VALID, "tickets": ("own", ["view", "exprot"])}),
+    "unknown action": ({"modules": {**VALID, "tickets": ("own", ["view", "exprot"])}},
                        "Support requests does not offer the action “exprot”.",
                        "non prevede l&#39;azione “exprot”."),
-    "action of another module": (dict(modules={**VALID, "quotes": ("own", ["view", "upload"])}),
+    "action of another module": ({"modules": {**VALID, "quotes": ("own", ["view", "upload"])}},
                                  "Quotes does not offer the action “upload”.",
                                  "non prevede l&#39;azione “upload”."),
-    "bad scope": (dict(modules={**VALID, "tickets": ("everyone", ["view"])}),
+    "bad scope": ({"modules": {**VALID, "tickets": ("everyone", ["view"])}},
                   "Support requests: “everyone” is not a scope (own records or whole company).",
                   "“everyone” non è un ambito (propri record o tutta l&#39;azienda)."),
-    "button of a disabled module": (dict(modules=VALID, buttons=["tickets.list", "documents.list"]),
+    "button of a disabled module": ({"modules": VALID, "buttons": ["tickets.list", "documents.list"]},
                                     "The button “Documents” belongs to Documents, which this profile does not enable.",
                                     "che questo profilo non attiva."),
-    "unknown button": (dict(modules=VALID, buttons=["tickets.list", "nope.nothing"]),
+    "unknown button": ({"modules": VALID, "buttons": ["tickets.list", "nope.nothing"]},
                        "Unknown dashboard button “nope.nothing”.",
                        "Pulsante della dashboard sconosciuto “nope.nothing”."),
-    "enabled without view": (dict(modules={**VALID, "quotes": ("own", ["accept"])}),
+    "enabled without view": ({"modules": {**VALID, "quotes": ("own", ["accept"])}},
                              "Quotes: “See quotes” is needed to use the module at all.",
                              "è necessaria per usare il modulo."),
-    "no name": (dict(name="", modules=VALID), "Name: required.", "Nome: obbligatorio."),
-    "name of another profile": (dict(name="company", modules=VALID),
+    "no name": ({"name": "", "modules": VALID}, "Name: required.", "Nome: obbligatorio."),
+    "name of another profile": ({"name": "company", "modules": VALID},
                                 "Name: another profile is already called “company”.",
                                 "Nome: esiste già un profilo chiamato “company”."),
 }
@@ -244,22 +244,23 @@ def test_grants_of_modules_not_installed_are_kept(app, demo, client):
 
 def test_a_profile_in_use_cannot_be_deleted(app, demo, client):
     staff_login(client)
-    pid = profile_id(app)
+    pid = profile_id(app, "company")
     page = client.get(EDIT.format(pid), headers={"Accept-Language": "en"}).text
     assert "give them another profile before deleting it" in page.split('data-testid="delete-refusal"')[1][:300]
     before = snapshot(app, pid)
     for response in (client.post("/admin/core_profile/delete/", data={"id": str(pid)}, follow_redirects=True),
                      client.post("/admin/core_profile/action/", data={"action": "delete", "rowid": str(pid)},
                                  follow_redirects=True)):
-        assert "“Portal user” is given to 4 contacts: give them another profile before deleting it." in response.text
+        assert "“Company user” is given to 3 contacts: give them another profile before deleting it." in response.text
         assert snapshot(app, pid) == before
     italian = client.post("/admin/core_profile/delete/", data={"id": str(pid)}, follow_redirects=True,
                           headers={"Accept-Language": "it"})
-    assert "“Utente” è assegnato a 4 contatti" in italian.text
+    assert "“Aziendale” è assegnato a 3 contatti" in italian.text
 
     # Once nobody has it, it can go, and the audit log says what it granted.
     with app.app_context(), db.connection_context():
         Contact.update(profile=None).where(Contact.profile == pid).execute()
+    assert 'data-testid="delete-refusal"' not in client.get(EDIT.format(pid)).text
     response = client.post("/admin/core_profile/delete/", data={"id": str(pid)})
     assert response.status_code == 302
     with app.app_context(), db.connection_context():
@@ -268,6 +269,20 @@ def test_a_profile_in_use_cannot_be_deleted(app, demo, client):
         entry = AuditEntry.get((AuditEntry.action == "admin-deleted") & (AuditEntry.object_id == str(pid)))
         details = json.loads(entry.details)
     assert details["modules"]["tickets"] == {"enabled": False} and details["buttons"][1] == []
+
+
+def test_the_self_registration_profile_keeps_its_name_and_stays(app, demo, client):
+    assert app.config["REGISTRATION_PROFILE"] == "user"
+    staff_login(client)
+    pid = profile_id(app, "user")
+    with app.app_context(), db.connection_context():
+        Contact.update(profile=None).where(Contact.profile == pid).execute()
+    before = snapshot(app, pid)
+    response = client.post(EDIT.format(pid), data=editor_form(name="customer", modules=VALID))
+    assert response.status_code == 400 and "(setting REGISTRATION_PROFILE), so it keeps its name." in response.text
+    response = client.post("/admin/core_profile/delete/", data={"id": str(pid)}, follow_redirects=True)
+    assert "(setting REGISTRATION_PROFILE): it cannot be deleted." in response.text
+    assert snapshot(app, pid) == before
 
 
 def test_csrf_guard(app, demo, client):

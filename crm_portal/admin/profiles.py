@@ -56,6 +56,9 @@ class ProfileView(AdminModelView):
             state, errors = editor.parse(request.form, catalog)
             if not errors and editor.name_taken(state.name, profile):
                 errors.append(_("Name: another profile is already called “%(name)s”.", name=state.name))
+            if profile is not None and state.name != profile.name and self._for_registration(profile):
+                errors.append(_("Name: self-registered contacts get the profile “%(name)s” (setting "
+                                "REGISTRATION_PROFILE), so it keeps its name.", name=profile.name))
             if not errors:
                 saved = self._save(profile, stored, state, catalog)
                 if saved is not None:
@@ -72,7 +75,7 @@ class ProfileView(AdminModelView):
             self.editor_template, profile=profile, state=state, errors=errors, module_rows=module_rows,
             button_rows=button_rows, scopes=[(s, editor.SCOPE_LABELS[s], editor.SCOPE_HELP[s]) for s in editor.SCOPES],
             kept_modules=stored.kept_modules if stored else [], contacts=contacts,
-            delete_refusal=self._in_use_message(profile, contacts.total) if profile and contacts else None,
+            delete_refusal=self._page_delete_refusal(profile, contacts),
             return_url=self.get_url(".index_view"),
         ), status
 
@@ -97,7 +100,22 @@ class ProfileView(AdminModelView):
 
     # --- deleting ----------------------------------------------------------------------------
     def delete_refusal(self, model: Profile) -> str | None:
+        if self._for_registration(model):
+            return _("Self-registered contacts get the profile “%(name)s” (setting REGISTRATION_PROFILE): "
+                     "it cannot be deleted.", name=model.name)
         return self._in_use_message(model, model.contacts.count())
+
+    @staticmethod
+    def _for_registration(model: Profile) -> bool:
+        return model.name == current_app.config.get("REGISTRATION_PROFILE")
+
+    def _page_delete_refusal(self, profile: Profile | None, contacts: editor.ContactsPage | None) -> str | None:
+        """:meth:`delete_refusal` from the contacts the page already counted (no further query)."""
+        if profile is None or contacts is None:
+            return None
+        if self._for_registration(profile):
+            return self.delete_refusal(profile)
+        return self._in_use_message(profile, contacts.total)
 
     @staticmethod
     def _in_use_message(model: Profile, count: int) -> str | None:

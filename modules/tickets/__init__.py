@@ -31,7 +31,7 @@ class TicketsModule(Module):
         "create": ActionLabel(_l("Open new requests"), _l("Ask support for help with the guided form.")),
         "comment": ActionLabel(_l("Reply"), _l("Write in the conversation of their own requests and attach files.")),
         "comment_others": ActionLabel(_l("Reply to colleagues' requests"),
-                                      _l("Also write in requests opened by colleagues (with the whole company scope).")),
+                                      _l("Also write in requests opened by colleagues (whole company scope).")),
         "close": ActionLabel(_l("Close requests"), _l("Close resolved requests and rate the support received.")),
         "export": ActionLabel(_l("Export requests"), _l("Download the list of requests as a CSV spreadsheet.")),
     }
