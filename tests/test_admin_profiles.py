@@ -396,3 +396,25 @@ def test_action_labels_must_name_declared_actions():
     assert fine.action_label("sign_off") == ActionLabel("Sign the report off", "Confirm the visit happened.")
     assert str(fine.action_label("close").label) == "Close records"  # the host's text for a common action
     assert fine.action_label("view").explanation is not None
+
+
+def test_a_save_over_someone_else_s_change_is_refused(app, demo, client):
+    staff_login(client)
+    pid = profile_id(app)
+    shown = re.search(r'name="fingerprint" value="([0-9a-f]+)"', client.get(EDIT.format(pid)).text).group(1)
+    # Another staff member saves meanwhile.
+    with app.app_context(), db.connection_context():
+        Profile.update(label_en="Customer").where(Profile.id == pid).execute()
+    before = snapshot(app, pid)
+    form = editor_form(modules=VALID, raw=(("fingerprint", shown),))
+    response = client.post(EDIT.format(pid), data=form, headers={"Accept-Language": "en"})
+    assert response.status_code == 400
+    assert "Someone else saved this profile while you were editing it, so nothing was saved." in response.text
+    assert f'name="fingerprint" value="{shown}"' in response.text  # still the page's: a retry is refused too
+    assert snapshot(app, pid) == before
+    # From the page as it is now, the save goes through.
+    fresh = re.search(r'name="fingerprint" value="([0-9a-f]+)"', client.get(EDIT.format(pid)).text).group(1)
+    assert fresh != shown
+    response = client.post(EDIT.format(pid), data=editor_form(modules=VALID, raw=(("fingerprint", fresh),)))
+    assert response.status_code == 302
+    assert snapshot(app, pid)[0][1] == "Portal user"

@@ -10,6 +10,8 @@ they are: the editor neither shows them as rows nor drops them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -145,6 +147,13 @@ def load(profile: Profile, catalog: Catalog) -> Stored:
             links[link.button.key] = link
             state.buttons.append(link.button.key)
     return Stored(state, rows, links, undeclared, kept)
+
+
+def fingerprint(state: ProfileState) -> str:
+    """A short digest of ``state``: the editor page carries the one it showed, and a save whose
+    profile has changed since (another staff member saved meanwhile) is refused."""
+    raw = json.dumps(dataclasses.asdict(state), sort_keys=True, default=list)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 def _text(form: Mapping[str, Any], key: str) -> str:
