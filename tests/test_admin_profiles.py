@@ -401,7 +401,9 @@ def test_action_labels_must_name_declared_actions():
 def test_a_save_over_someone_else_s_change_is_refused(app, demo, client):
     staff_login(client)
     pid = profile_id(app)
-    shown = re.search(r'name="fingerprint" value="([0-9a-f]+)"', client.get(EDIT.format(pid)).text).group(1)
+    page = client.get(EDIT.format(pid))
+    assert page.status_code == 200, page.text[-3000:]
+    shown = re.search(r'name="fingerprint" value="([0-9a-f]+)"', page.text).group(1)
     # Another staff member saves meanwhile.
     with app.app_context(), db.connection_context():
         Profile.update(label_en="Customer").where(Profile.id == pid).execute()

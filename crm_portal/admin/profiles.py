@@ -24,7 +24,7 @@ from .. import signals
 from ..audit import audit
 from ..models import AuditEntry, Profile
 from . import profile_editor as editor
-from .views import AdminModelView, _Failed
+from .views import AdminModelView, WriteRefused, _Failed
 
 
 class ProfileView(AdminModelView):
@@ -60,7 +60,7 @@ class ProfileView(AdminModelView):
                 errors.append(_("Name: self-registered contacts get the profile “%(name)s” (setting "
                                 "REGISTRATION_PROFILE), so it keeps its name.", name=profile.name))
             if not errors:
-                saved = self._save(profile, stored, state, catalog)
+                saved = self._save(profile, state, catalog, request.form.get("fingerprint"))
                 if saved is not None:
                     flash(_("Profile “%(profile)s” saved.", profile=saved.label), "success")
                     if "_continue_editing" in request.form:
@@ -76,16 +76,24 @@ class ProfileView(AdminModelView):
             button_rows=button_rows, scopes=[(s, editor.SCOPE_LABELS[s], editor.SCOPE_HELP[s]) for s in editor.SCOPES],
             kept_modules=stored.kept_modules if stored else [], contacts=contacts,
             delete_refusal=self._page_delete_refusal(profile, contacts),
+            fingerprint=request.form.get("fingerprint", "") if request.method == "POST" else (
+                editor.fingerprint(stored.state) if stored else ""),
             return_url=self.get_url(".index_view"),
         ), status
 
-    def _save(self, profile: Profile | None, stored: editor.Stored | None, state: editor.ProfileState,
-              catalog: editor.Catalog) -> Profile | None:
-        """Save in one transaction with the audit entry; ``None`` when it failed (message flashed)."""
+    def _save(self, profile: Profile | None, state: editor.ProfileState, catalog: editor.Catalog,
+              expected: str | None) -> Profile | None:
+        """Save in one transaction with the audit entry; ``None`` when it failed (message flashed).
+        The profile is read again inside the transaction: when ``expected`` (the fingerprint of
+        what the page showed) no longer matches, someone saved meanwhile and nothing is written."""
         failure = admin_gettext("Failed to update record. %(error)s" if profile else
                                 "Failed to create record. %(error)s", error="%(error)s")
         try:
             with self._write(failure):
+                stored = editor.load(profile, catalog) if profile is not None else None
+                if stored is not None and expected and editor.fingerprint(stored.state) != expected:
+                    raise WriteRefused(_("Someone else saved this profile while you were editing it, so nothing "
+                                         "was saved. Open it again to see their changes, then make yours."))
                 saved = editor.save(profile, stored, state, catalog)
                 change = editor.diff(stored.state if stored else None, state)
                 if profile is not None and not change:
