@@ -17,6 +17,7 @@ import peewee as pw
 from flask import Blueprint, current_app, request
 from flask_babel import lazy_gettext as _l
 
+from .actions import ActionLabel, describe_action
 from .db import BaseModel, db, is_postgres, utcnow
 from .i18n import human_size
 from .models import ACTIONS, SCOPES, AuditEntry, Company, Contact, Localized, Profile
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "API_VERSION", "Module", "Column", "date_badge", "Field", "Section", "Button", "Migration", "DemoContext",
+    "ActionLabel",
     "BaseModel", "Company", "Contact", "AuditEntry", "db", "utcnow", "_l", "SCOPES", "ACTIONS",
     "AdminModelView", "visible", "get_or_404", "require", "current_portal_user", "audit",
     "queue_email", "external_url", "PortalUser", "UploadRejected", "StoredFile", "save_upload",
@@ -280,6 +282,11 @@ class Module:
     edit_form: ClassVar[type | None] = None
     #: Actions a profile can grant on this module.
     actions: ClassVar[Sequence[str]] = ("view",)
+    #: How the profile editor shows the actions: ``{"accept": ActionLabel(_l("Accept or reject
+    #: quotes"), _l("Decide on quotes that are still valid."))}``. Every key must be one of
+    #: ``actions``; an action left out gets the host's text for common actions (``view``,
+    #: ``create``, ``export`` …), or its name.
+    action_labels: ClassVar[Mapping[str, ActionLabel]] = {}
     migrations: ClassVar[Sequence[Migration]] = ()
 
     #: The module's own views (a :class:`ModuleBlueprint` declared in its ``views.py``); ``None``
@@ -290,6 +297,10 @@ class Module:
     list_template: ClassVar[str] = "portal/list.html"
     detail_template: ClassVar[str] = "portal/detail.html"
     form_template: ClassVar[str] = "portal/form.html"
+
+    def action_label(self, action: str) -> ActionLabel:
+        """The label and explanation the profile editor shows for ``action`` (see :attr:`action_labels`)."""
+        return describe_action(self.action_labels, action)
 
     # --- scoping ---------------------------------------------------------------------------
     def scope_query(self, query: pw.ModelSelect[Any], user: PortalUser, scope: str) -> pw.ModelSelect[Any]:

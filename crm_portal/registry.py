@@ -21,12 +21,14 @@ from typing import Any
 
 import peewee as pw
 
-from .api import API_VERSION, Module
+from .api import API_VERSION, ActionLabel, Module
 
 log = logging.getLogger("crm_portal.modules")
 
 ENTRY_POINT_GROUP = "crm_portal.modules"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+#: An action is stored in a comma-separated list: a plain word.
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED = {"admin", "auth", "static", "theme", "login", "logout", "me", "lang", "core", "api", "portal"}
 
 
@@ -101,6 +103,14 @@ def validate(cls: Any) -> Module:
             raise ModuleError(f"default_sort {cls.default_sort!r} names no column")
     if "view" not in cls.actions:
         raise ModuleError("actions must include 'view'")
+    for action in cls.actions:
+        if not isinstance(action, str) or not ACTION_RE.match(action):
+            raise ModuleError(f"invalid action {action!r} (lowercase letters, digits, '_')")
+    for action, text in dict(cls.action_labels).items():
+        if action not in cls.actions:
+            raise ModuleError(f"action_labels: {action!r} is not one of actions")
+        if not isinstance(text, ActionLabel):
+            raise ModuleError(f"action_labels: {action!r} must be an ActionLabel")
     for mig in cls.migrations:
         if not getattr(mig, "name", None) or not callable(getattr(mig, "apply", None)):
             raise ModuleError(f"invalid migration {mig!r}")

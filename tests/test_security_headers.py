@@ -9,7 +9,7 @@ import pytest
 from conftest import login, staff_login
 
 from crm_portal.db import db
-from crm_portal.models import OutboxMessage, Profile
+from crm_portal.models import OutboxMessage
 
 COMMON = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
 
@@ -128,9 +128,7 @@ def test_admin_replacements_are_in_place(app, demo):
     assert 'data-admin-action="invite"' in contacts
     assert 'id="actions-confirmation-data"' in contacts and 'id="action_form"' in contacts
     assert "admin/js/actions.js" not in contacts  # admin.js submits the actions
-    with app.app_context(), db.connection_context():
-        profile = Profile.select().first()
-    assert 'data-inline-add="module_grants"' in client.get(f"/admin/core_profile/edit/?id={profile.id}").text
+    assert 'data-inline-add="lines"' in client.get("/admin/quotes_quote/new/").text
 
 
 def test_admin_csp_admits_no_inline_scripts(app, demo):

@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Flask, flash, g
 from flask_admin import Admin
 from flask_admin.actions import action
-from flask_admin.model.form import InlineFormAdmin
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
@@ -22,13 +21,11 @@ from ..models import (
     Contact,
     OutboxMessage,
     Profile,
-    ProfileButton,
-    ProfileModule,
     StaffUser,
     new_token,
 )
 from ..staff import current_staff
-from .fields import ActionsField, ModuleSelectField
+from .profiles import ProfileView, audit_details
 from .viewas import ViewAsView
 from .views import AdminModelView, PortalAdminIndexView
 
@@ -143,22 +140,6 @@ class StaffUserView(AdminModelView):
             model.session_token = new_token()  # deactivating ends their sessions and remember-me cookies
 
 
-class ProfileModuleInline(InlineFormAdmin):
-    form_columns = ("id", "module", "scope", "actions", "position")
-    form_overrides = {"module": ModuleSelectField, "actions": ActionsField}
-
-
-class ProfileButtonInline(InlineFormAdmin):
-    form_columns = ("id", "button", "position")
-
-
-class ProfileView(AdminModelView):
-    column_list = ("name", "label_en", "label_it", "description")
-    column_searchable_list = ("name", "label_en", "label_it")
-    column_filters = ()
-    inline_models = (ProfileModuleInline(ProfileModule), ProfileButtonInline(ProfileButton))
-
-
 class ButtonView(AdminModelView):
     column_list = ("key", "label_en", "label_it", "module", "endpoint", "url", "icon")
     column_searchable_list = ("key", "label_en", "label_it", "module")
@@ -171,6 +152,8 @@ class AuditEntryView(AdminModelView):
     column_list = ("created_at", "actor_type", "actor_label", "action", "object_type", "object_id", "ip_address")
     column_searchable_list = ("actor_label", "action", "object_type", "object_id")
     column_filters = ("actor_type", "action", "object_type", "created_at")
+    # Profile changes read as sentences (what changed in modules, scopes, actions and buttons).
+    column_formatters_detail = {"details": audit_details}
 
 
 class OutboxMessageView(AdminModelView):

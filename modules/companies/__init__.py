@@ -1,7 +1,7 @@
 """Companies: my company's data as the CRM holds it."""
 from __future__ import annotations
 
-from crm_portal.api import Button, Column, Company, Field, Module, Section, _l
+from crm_portal.api import ActionLabel, Button, Column, Company, Field, Module, Section, _l
 
 from .views import bp
 
@@ -16,6 +16,9 @@ class CompaniesModule(Module):
     company_field = Company.id
     default_sort = "name"
     actions = ("view",)
+    action_labels = {
+        "view": ActionLabel(_l("See the company's data"), _l("The company's details as we hold them.")),
+    }
     blueprint = bp
     columns = [
         Column(Company.name, _l("Company name"), search=True, sort=True, link=True),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crm_portal.api import Button, Column, Contact, Field, Module, Section, _l
+from crm_portal.api import ActionLabel, Button, Column, Contact, Field, Module, Section, _l
 
 from . import views
 
@@ -42,6 +42,14 @@ class ContactsModule(Module):
     company_field = Contact.company
     default_sort = "last_name"
     actions = ("view", "export", "manage")
+    action_labels = {
+        "view": ActionLabel(_l("See contacts"),
+                            _l("Their own card (own records) or their colleagues' (whole company).")),
+        "export": ActionLabel(_l("Export contacts"), _l("Download the list of contacts as a CSV spreadsheet.")),
+        "manage": ActionLabel(_l("Administer colleagues"),
+                              _l("Invite colleagues, switch their portal access off and on, give them an "
+                                 "assignable profile and see their recent activity.")),
+    }
     blueprint = views.bp
     list_template = "contacts/list.html"
     detail_template = "contacts/detail.html"

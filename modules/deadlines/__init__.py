@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, DueItem, Field, Module, Section, _l, date_badge
+from crm_portal.api import ActionLabel, Button, Column, DemoContext, DueItem, Field, Module, Section, _l, date_badge
 
 from . import admin, demo, jobs, models, views
 from .models import KIND_LABELS, SOON_DAYS, STATE_LABELS, CalendarToken, Deadline, DeadlineReminder
@@ -37,6 +37,10 @@ class DeadlinesModule(Module):
     company_field = Deadline.company
     default_sort = "due_date"
     actions = ("view", "export")
+    action_labels = {
+        "view": ActionLabel(_l("See deadlines"), _l("Renewals, expiries and invoices due, as a list and a calendar.")),
+        "export": ActionLabel(_l("Export deadlines"), _l("Download the list of deadlines as a CSV spreadsheet.")),
+    }
     list_template = "deadlines/list.html"
     blueprint = bp
     columns = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l, human_size
+from crm_portal.api import ActionLabel, Button, Column, DemoContext, Field, Module, Section, _l, human_size
 
 from . import admin, demo, jobs, models, views
 from .models import Document, Folder, folder_choices
@@ -41,6 +41,11 @@ class DocumentsModule(Module):
     company_field = Document.company
     default_sort = "-created_at"
     actions = ("view", "upload", "export")
+    action_labels = {
+        "view": ActionLabel(_l("See documents"), _l("Browse the folders and download the files.")),
+        "upload": ActionLabel(_l("Upload documents"), _l("Send files to support from the portal.")),
+        "export": ActionLabel(_l("Export documents"), _l("Download the list of documents as a CSV spreadsheet.")),
+    }
     detail_template = "documents/detail.html"
     blueprint = bp
     columns = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l
+from crm_portal.api import ActionLabel, Button, Column, DemoContext, Field, Module, Section, _l
 
 from . import admin, demo, jobs, views
 from .migrations import MIGRATIONS
@@ -39,6 +39,9 @@ class FaqModule(Module):
     record = Article
     default_sort = "title"
     actions = ("view",)
+    action_labels = {
+        "view": ActionLabel(_l("Read the FAQ"), _l("Browse and search the knowledge base.")),
+    }
     detail_template = "faq/detail.html"
     list_template = "faq/list.html"
     blueprint = bp

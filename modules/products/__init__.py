@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l, date_badge
+from crm_portal.api import ActionLabel, Button, Column, DemoContext, Field, Module, Section, _l, date_badge
 
 from . import admin, demo, views
 from .models import CompanySetting, Product
@@ -31,6 +31,11 @@ class ProductsModule(Module):
     company_field = Product.company
     default_sort = "name"
     actions = ("view", "export")
+    action_labels = {
+        "view": ActionLabel(_l("See products and licences"),
+                            _l("Products and licences, with serial numbers and expiry dates.")),
+        "export": ActionLabel(_l("Export products"), _l("Download the list of products as a CSV spreadsheet.")),
+    }
     detail_template = "products/detail.html"
     blueprint = bp
     columns = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, DueItem, Field, Module, Section, _l, date_badge
+from crm_portal.api import ActionLabel, Button, Column, DemoContext, DueItem, Field, Module, Section, _l, date_badge
 
 from . import admin, demo, views
 from .models import CUSTOMER_STATUSES, Quote, QuoteLine
@@ -32,6 +32,12 @@ class QuotesModule(Module):
     company_field = Quote.company
     default_sort = "-date"
     actions = ("view", "accept", "export")
+    action_labels = {
+        "view": ActionLabel(_l("See quotes"), _l("The quotes we sent, their lines and their PDF.")),
+        "accept": ActionLabel(_l("Accept or reject quotes"),
+                              _l("Decide on quotes that are sent and still valid, with a comment.")),
+        "export": ActionLabel(_l("Export quotes"), _l("Download the list of quotes as a CSV spreadsheet.")),
+    }
     detail_template = "quotes/detail.html"
     blueprint = bp
     columns = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l
+from crm_portal.api import ActionLabel, Button, Column, DemoContext, Field, Module, Section, _l
 
 from . import admin, demo, views
 from .migrations import MIGRATIONS
@@ -27,6 +27,11 @@ class ServicesModule(Module):
     company_field = Service.company
     default_sort = "name"
     actions = ("view", "export")
+    action_labels = {
+        "view": ActionLabel(_l("See contracted services"),
+                            _l("What the contract covers, with hours contracted and used.")),
+        "export": ActionLabel(_l("Export services"), _l("Download the list of services as a CSV spreadsheet.")),
+    }
     detail_template = "services/detail.html"
     blueprint = bp
     migrations = MIGRATIONS

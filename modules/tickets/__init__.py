@@ -8,7 +8,7 @@ from typing import Any
 
 import peewee as pw
 
-from crm_portal.api import Button, Column, Module, _l
+from crm_portal.api import ActionLabel, Button, Column, Module, _l
 
 from . import admin, demo, jobs, views, workflow
 from .migrations import MIGRATIONS
@@ -27,6 +27,15 @@ class TicketsModule(Module):
     contact_field = Ticket.contact
     company_field = Ticket.company
     actions = ("view", "create", "comment", "comment_others", "close", "export")
+    action_labels = {
+        "view": ActionLabel(_l("See requests"), _l("The list of requests and each one with its conversation.")),
+        "create": ActionLabel(_l("Open new requests"), _l("Ask support for help with the guided form.")),
+        "comment": ActionLabel(_l("Reply"), _l("Write in the conversation of their own requests and attach files.")),
+        "comment_others": ActionLabel(_l("Reply to colleagues' requests"),
+                                      _l("Also write in requests opened by colleagues (whole company scope).")),
+        "close": ActionLabel(_l("Close requests"), _l("Close resolved requests and rate the support received.")),
+        "export": ActionLabel(_l("Export requests"), _l("Download the list of requests as a CSV spreadsheet.")),
+    }
     default_sort = "-updated_at"
     #: The list template (tickets/list.html) draws these cells itself; keep the two in step.
     columns = [
