@@ -82,11 +82,11 @@ def test_every_installed_module_is_a_row_with_translated_actions(app, demo, clie
 def test_a_save_writes_exactly_the_form_and_audits_the_diff(app, demo, client):
     staff_login(client)
     pid = profile_id(app)
-    form = editor_form(modules=VALID, buttons=["quotes.list", "tickets.list", "portal.me"], assignable=True)
+    form = editor_form(modules=VALID, buttons=["quotes.list", "tickets.list", "portal.me"], assignable=False)
     response = client.post(EDIT.format(pid), data=form)
     assert response.status_code == 302 and f"id={pid}" in response.location
     (fields, grants, buttons, _count) = snapshot(app, pid)
-    assert fields[4] is True
+    assert fields[4] is False  # the shipped "user" profile is assignable
     assert [(g[0], g[1], g[2]) for g in grants] == [("quotes", "own", "view,accept"),
                                                      ("tickets", "company", "view,create,close")]
     assert buttons == [("quotes.list", 0), ("tickets.list", 1), ("portal.me", 2)]
@@ -94,7 +94,7 @@ def test_a_save_writes_exactly_the_form_and_audits_the_diff(app, demo, client):
         entry = AuditEntry.select().where(AuditEntry.object_type == "core_profile").order_by(AuditEntry.id.desc()).get()
         details = json.loads(entry.details)
     assert entry.action == "admin-updated" and entry.object_id == str(pid) and entry.actor_label == "admin@example.com"
-    assert details["fields"] == {"assignable": [False, True]}
+    assert details["fields"] == {"assignable": [True, False]}
     assert details["modules"]["tickets"] == {"scope": ["own", "company"], "actions_removed": ["comment", "export"]}
     assert details["modules"]["faq"] == {"enabled": False}
     assert "quotes" in details["modules"] and details["modules"]["quotes"] == {"actions_removed": ["export"]}
