@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, request
 from flask_babel import lazy_gettext as _l
 
 from .db import BaseModel, db, is_postgres, utcnow
-from .i18n import human_size
+from .i18n import format_money, human_size
 from .models import ACTIONS, SCOPES, AuditEntry, Company, Contact, Localized
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +33,7 @@ __all__ = [
     "send_stored", "delete_stored", "remove_after_commit", "delete_with_files", "WriteRefused",
     "WorkingHours", "add_working_hours", "StaffUser", "staff_members", "current_staff",
     "ModuleBlueprint", "current_module", "Localized", "human_size", "content_disposition", "is_postgres",
+    "NotificationEvent", "notify_contact", "wants_notification", "format_money",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -163,6 +164,23 @@ class Button:
 
 
 @dataclasses.dataclass(frozen=True)
+class NotificationEvent:
+    """Something a module emails contacts about; each contact chooses in "My data" which events
+    they are told about (account emails, such as password resets, always go out).
+
+    ``key`` is ``"<module>.<event>"``, unique in the portal; ``label`` (and the optional
+    ``description``) are lazily translated strings shown on the "My data" page; ``default`` is the
+    choice of a contact who never changed it. Declare them in ``Module.notifications`` and send with
+    :func:`notify_contact`.
+    """
+
+    key: str
+    label: Any
+    description: Any = None
+    default: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class Migration:
     """A schema step of a module, applied once by ``crm-portal migrate`` and recorded in history.
 
@@ -260,6 +278,8 @@ class Module:
     #: Actions a profile can grant on this module.
     actions: ClassVar[Sequence[str]] = ("view",)
     migrations: ClassVar[Sequence[Migration]] = ()
+    #: The events this module emails contacts about (each contact may turn each off or on).
+    notifications: ClassVar[Sequence[NotificationEvent]] = ()
 
     #: The module's own views (a :class:`ModuleBlueprint` declared in its ``views.py``); ``None``
     #: for a module served by the generic views alone.
@@ -370,6 +390,7 @@ class Module:
 from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
+from .notifications import notify_contact, wants_notification  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
 from .staff import StaffUser, current_staff, staff_members  # noqa: E402

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_portal.api import Button, Column, DemoContext, Field, Module, Section, _l, date_badge
+from crm_portal.api import Button, Column, DemoContext, Field, Module, NotificationEvent, Section, _l, date_badge
 
 from . import admin, demo, jobs, models, views
 from .models import KIND_LABELS, SOON_DAYS, STATE_LABELS, CalendarToken, Deadline, DeadlineReminder
@@ -34,6 +34,7 @@ class DeadlinesModule(Module):
     company_field = Deadline.company
     default_sort = "due_date"
     actions = ("view", "export")
+    notifications = [NotificationEvent(jobs.REMINDER, _l("Reminders of upcoming deadlines"))]
     list_template = "deadlines/list.html"
     blueprint = bp
     columns = [
