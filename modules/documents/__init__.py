@@ -42,6 +42,7 @@ class DocumentsModule(Module):
     default_sort = "-created_at"
     actions = ("view", "upload", "export")
     detail_template = "documents/detail.html"
+    list_template = "documents/list.html"
     blueprint = bp
     columns = [
         Column(Document.title, _l("Title"), search=True, sort=True, link=True),
