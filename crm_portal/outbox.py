@@ -57,7 +57,7 @@ def queue_email(to: str, template: str, *, language: str | None = None, coalesce
     (default: the later values win), so a reply that also changes a state is one email.
     """
     pending = _pending_request() if coalesce else None
-    if pending is not None:
+    if pending is not None and coalesce:
         earlier = pending.coalesced.get((to, coalesce))
         if earlier is not None:
             message_id, earlier_context = earlier

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.exceptions import TooManyRequests
 
-from .. import ratelimit
+from .. import notifications, ratelimit
 from ..audit import audit
 from ..auth import PortalUser, current_portal_user, load_contact, verify_password
 from ..db import db
@@ -15,7 +15,6 @@ from ..models import Contact
 from ..outbox import external_url, queue_email
 from ..views.auth import start_session
 from . import service, tokens
-from .. import notifications
 from .forms import (
     CHANGE_FIELDS,
     ChangePasswordForm,

@@ -47,7 +47,7 @@ class QuotePDF(FPDF):
         self.footer_text = footer_text
         self.add_font(FONT, "", str(FONTS / "DejaVuSans.ttf"))
         self.add_font(FONT, "B", str(FONTS / "DejaVuSans-Bold.ttf"))
-        self.covered = frozenset.intersection(*(frozenset(font.cmap) for font in self.fonts.values()))
+        self.covered = frozenset.intersection(*(frozenset(getattr(font, "cmap", ())) for font in self.fonts.values()))
         self.set_auto_page_break(auto=True, margin=18)
         self.set_margins(15, 15, 15)
 
@@ -86,8 +86,8 @@ def _row(pdf: FPDF, widths: Sequence[float], texts: Sequence[str], *, bold: bool
     """One table row: every cell wraps within its width, the row is as tall as its tallest cell
     and moves to a new page whole."""
     pdf.set_font(FONT, "B" if bold else "", 9)
-    lines = [pdf.multi_cell(w - 2 * PAD, LINE_H, t, dry_run=True, output="LINES") or [""]
-             for w, t in zip(widths, texts, strict=True)]
+    lines: list[list[str]] = [list(pdf.multi_cell(w - 2 * PAD, LINE_H, t, dry_run=True, output="LINES"))  # type: ignore[arg-type]
+                              or [""] for w, t in zip(widths, texts, strict=True)]
     height = LINE_H * max(len(cell) for cell in lines) + 2 * PAD
     if pdf.will_page_break(height):
         pdf.add_page()

@@ -42,7 +42,6 @@ from crm_portal.api import (
 from . import signals, workflow
 from .models import Ticket, TicketComment
 
-
 # --- emails ------------------------------------------------------------------------------------
 #: The notification events of the module (declared in ``TicketsModule.notifications``).
 REPLY, STATUS, CREATED, COLLEAGUES = "tickets.reply", "tickets.status", "tickets.created", "tickets.colleagues"
