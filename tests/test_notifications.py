@@ -11,7 +11,7 @@ import pytest
 from conftest import login, staff_login
 
 from crm_portal.db import db
-from crm_portal.models import Contact, OutboxMessage
+from crm_portal.models import Contact, OutboxMessage, ProfileModule
 from crm_portal.modules.tickets import workflow
 from crm_portal.modules.tickets.models import Ticket
 
@@ -292,3 +292,36 @@ def test_amounts_in_the_recipients_format(app, demo, client):
             expected = format_money(quote.gross_total, quote.currency)
     assert "€" in expected and expected in mail.body_text and expected in mail.body_html
     assert "EUR" not in mail.body_text
+
+
+def test_any_modules_declared_events_appear_for_those_who_see_the_module(app, demo, client, monkeypatch):
+    """A module's events (a partner's as much as a built-in one's) show on "My data" as soon as it
+    declares them, for contacts whose profile shows the module."""
+    from crm_portal.api import NotificationEvent
+
+    services = app.extensions["crm_portal"].modules["services"]
+    monkeypatch.setattr(type(services), "notifications",
+                        [NotificationEvent("services.maintenance", "Planned maintenance of my services",
+                                           default=False)], raising=False)
+    login(client, "bruno@acme.example")
+    page = client.get("/me")
+    assert "Planned maintenance of my services" in page.text
+    assert "checked" not in _checkboxes(page.text)["notify-event_services__maintenance"]
+    # Without the module in his profile, its events are not offered.
+    with app.app_context(), db.connection_context():
+        profile = _contact("bruno@acme.example").profile_id
+        ProfileModule.delete().where((ProfileModule.profile == profile)
+                                     & (ProfileModule.module == "services")).execute()
+    assert "Planned maintenance of my services" not in client.get("/me").text
+
+
+def test_a_contact_who_turned_reminders_off_gets_none(app, demo):
+    from crm_portal.modules.deadlines.jobs import queue_due_reminders
+
+    with app.test_request_context(), db.connection_context():
+        Contact.update(notification_events='{"deadlines.reminder": false}').where(
+            Contact.email == "bruno@acme.example").execute()
+        start = _last()
+        queue_due_reminders()
+        recipients = {m.to_address for m in OutboxMessage.select().where(OutboxMessage.id > start)}
+    assert "anna@acme.example" in recipients and "bruno@acme.example" not in recipients
