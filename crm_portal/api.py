@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 from .actions import ActionLabel, describe_action
 from .db import BaseModel, db, is_postgres, utcnow
-from .i18n import human_size
+from .i18n import format_money, human_size
 from .models import ACTIONS, SCOPES, AuditEntry, Company, Contact, Localized, Profile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +38,7 @@ __all__ = [
     "ModuleBlueprint", "current_module", "Localized", "human_size", "content_disposition", "is_postgres",
     "Profile", "send_invitation", "portal_access_granted", "revoke_access", "reserve_mail_request",
     "DueItem",
+    "NotificationEvent", "notify_contact", "wants_notification", "format_money",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -171,6 +172,23 @@ class Button:
 
 
 @dataclasses.dataclass(frozen=True)
+class NotificationEvent:
+    """Something a module emails contacts about; each contact chooses in "My data" which events
+    they are told about (account emails, such as password resets, always go out).
+
+    ``key`` is ``"<module>.<event>"``, unique in the portal; ``label`` (and the optional
+    ``description``) are lazily translated strings shown on the "My data" page; ``default`` is the
+    choice of a contact who never changed it. Declare them in ``Module.notifications`` and send with
+    :func:`notify_contact`.
+    """
+
+    key: str
+    label: Any
+    description: Any = None
+    default: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class Migration:
     """A schema step of a module, applied once by ``crm-portal migrate`` and recorded in history.
 
@@ -288,6 +306,8 @@ class Module:
     #: ``create``, ``export`` …), or its name.
     action_labels: ClassVar[Mapping[str, ActionLabel]] = {}
     migrations: ClassVar[Sequence[Migration]] = ()
+    #: The events this module emails contacts about (each contact may turn each off or on).
+    notifications: ClassVar[Sequence[NotificationEvent]] = ()
 
     #: The module's own views (a :class:`ModuleBlueprint` declared in its ``views.py``); ``None``
     #: for a module served by the generic views alone.
@@ -424,6 +444,7 @@ from .account.service import portal_access_granted, revoke_access, send_invitati
 from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
+from .notifications import notify_contact, wants_notification  # noqa: E402
 from .outbox import external_url, queue_email  # noqa: E402
 from .ratelimit import reserve_mail_request  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402

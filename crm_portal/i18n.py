@@ -1,7 +1,9 @@
 """Languages: the user's own, then the one picked on this browser, then the browser's, then the default."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel
@@ -35,6 +37,17 @@ def human_size(size: int | float | None) -> str:
     return f"{format_decimal(value, format=pattern, locale=get_locale() or 'en')} {unit}"
 
 
+def format_money(value: Any, currency: str | None = "EUR") -> str:
+    """An amount with its currency as people of the current language write it (Babel's
+    ``format_currency``): "2.702,91 €" in Italian, "€2,702.91" in English. Emails render in the
+    recipient's language, so they get the recipient's format."""
+    from babel.numbers import format_currency
+    from flask_babel import get_locale
+
+    amount = Decimal(str(value if value is not None else 0))
+    return format_currency(amount, currency or "EUR", locale=get_locale() or "en")
+
+
 def add_translation_directory(app: Flask, folder: Path) -> None:
     """Merge a module's own catalogue (``<package>/translations``) into the host's."""
     if folder.is_dir():
@@ -51,3 +64,4 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["human_size"] = human_size
+    app.jinja_env.filters["money"] = format_money

@@ -53,6 +53,12 @@ def _staff_view_as(migrator: SchemaMigrator) -> list:
     return [migrator.add_column(StaffUser._meta.table_name, "can_view_as", StaffUser.can_view_as)]
 
 
+def _contact_notification_events(migrator: SchemaMigrator) -> list:
+    from .models import Contact
+
+    return [migrator.add_column(Contact._meta.table_name, "notification_events", Contact.notification_events)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
@@ -61,6 +67,7 @@ CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0004_login_throttle_pending", _login_throttle_pending),
     Migration("0005_profile_assignable", _profile_assignable),
     Migration("0006_staff_view_as", _staff_view_as),
+    Migration("0008_contact_notification_events", _contact_notification_events),
 )
 
 

@@ -94,6 +94,9 @@ class Contact(BaseModel):
     must_change_password = pw.BooleanField(default=False)
     # Email notifications about the contact's own records (tickets …); account emails always go out.
     notify_by_email = pw.BooleanField(default=True)
+    # The contact's own choices per notification event, JSON {"tickets.reply": false, …}; an event
+    # missing here follows its declared default (crm_portal.notifications).
+    notification_events = pw.TextField(null=True)
     last_login = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow, index=True)
 

@@ -7,6 +7,7 @@ Should that request be lost, the worker's periodic job sends the message within 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,22 +40,54 @@ def render_email(template: str, language: str | None, **context: Any) -> tuple[s
     return " ".join(subject.split())[:300], text, html
 
 
-def queue_email(to: str, template: str, *, language: str | None = None, **context: Any) -> OutboxMessage:
-    """Render ``template`` for ``to`` in ``language`` and store it in the outbox (extension point)."""
+Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+def _union(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    return {**earlier, **later}
+
+
+def queue_email(to: str, template: str, *, language: str | None = None, coalesce: str | None = None,
+                merge: Merge | None = None, **context: Any) -> OutboxMessage:
+    """Render ``template`` for ``to`` in ``language`` and store it in the outbox (extension point).
+
+    With ``coalesce`` (a key naming what the email is about, e.g. ``"tickets:42"``), a second
+    email to the same address with the same key in the same transaction is not a second message:
+    the first one is rendered again, with ``template`` and the two contexts combined by ``merge``
+    (default: the later values win), so a reply that also changes a state is one email.
+    """
+    pending = _pending_request() if coalesce else None
+    if pending is not None and coalesce:
+        earlier = pending.coalesced.get((to, coalesce))
+        if earlier is not None:
+            message_id, earlier_context = earlier
+            context = (merge or _union)(earlier_context, context)
+            subject, text, html = render_email(template, language, **context)
+            updated = (OutboxMessage.update(template=template, language=_language(language), subject=subject,
+                                            body_text=text, body_html=html)
+                       .where(OutboxMessage.id == message_id).execute())
+            if updated:
+                pending.coalesced[(to, coalesce)] = (message_id, context)
+                return OutboxMessage.get_by_id(message_id)
+            # The earlier message went with a savepoint that rolled back: queue this one afresh.
     subject, text, html = render_email(template, language, **context)
     message = OutboxMessage.create(to_address=to, template=template, language=_language(language),
                                    subject=subject, body_text=text, body_html=html)
-    _deliver_after_commit(message.id)
+    request = _deliver_after_commit(message.id)
+    if coalesce and request is not None:
+        request.coalesced[(to, coalesce)] = (message.id, context)
     return message
 
 
 class _DeliveryRequest:
     """The after-commit callback of one transaction: asks the worker to send the messages the
-    transaction queued. Registered once per transaction; a rollback discards it with them."""
+    transaction queued. Registered once per transaction; a rollback discards it with them. It also
+    remembers the transaction's messages queued with a ``coalesce`` key."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.ids: list[int] = []
+        self.coalesced: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
 
     def __call__(self) -> None:
         from .jobs import kick_delivery
@@ -62,19 +95,27 @@ class _DeliveryRequest:
         kick_delivery(self.ids, app=self.app)
 
 
-def _deliver_after_commit(message_id: int) -> None:
+def _pending_request() -> _DeliveryRequest | None:
+    """The delivery request of the open transaction, if it queued anything yet."""
+    if not db.in_transaction():
+        return None
+    # peewee keeps the open transaction's callbacks per connection: find ours.
+    callbacks = getattr(getattr(db.obj, "_state", None), "commit_callbacks", None) or []
+    return next((cb for cb in callbacks if isinstance(cb, _DeliveryRequest)), None)
+
+
+def _deliver_after_commit(message_id: int) -> _DeliveryRequest | None:
+    """Add the message to the open transaction's delivery request (registering one if needed);
+    the request, or ``None`` when no transaction is open (then the worker is asked at once)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    # peewee keeps the open transaction's callbacks per connection: find ours to add this message.
-    callbacks = getattr(getattr(db.obj, "_state", None), "commit_callbacks", None)
-    request = None
-    if db.in_transaction() and callbacks is not None:
-        request = next((cb for cb in callbacks if isinstance(cb, _DeliveryRequest)), None)
+    request = _pending_request()
     if request is None:
         request = _DeliveryRequest(app)
         request.ids.append(message_id)
         db.after_commit(request)  # runs at once when no transaction is open
-    else:
-        request.ids.append(message_id)
+        return request if db.in_transaction() else None
+    request.ids.append(message_id)
+    return request
 
 
 #: Where links point in development when neither ``EXTERNAL_URL`` nor ``SERVER_NAME`` is set.

@@ -374,7 +374,7 @@ def test_enabling_portal_access_sends_invitation(app, demo):
     assert response.status_code == 302
     [invitation] = outbox(app, "invitation")
     assert invitation.to_address == "nina@acme.example" and invitation.language == "it"
-    assert "Il tuo accesso" in invitation.subject and "Ciao Nina" in invitation.body_text
+    assert "Il tuo accesso" in invitation.subject and "Buongiorno Nina" in invitation.body_text
     assert ("password" not in invitation.body_text.split("http")[0].lower()
             or "scegliere la tua password" in invitation.body_text)
 
@@ -505,8 +505,8 @@ def test_emails_in_recipient_language(app, demo, client):
     [anna] = outbox(app, "password-reset", "anna@acme.example")
     [carla] = outbox(app, "password-reset", "carla@globex.example")
     assert anna.language == "it" and "Scegli una nuova password" in anna.subject
-    assert "Ciao Anna" in anna.body_text and "scade tra 60 minuti" in anna.body_text
-    assert "Ciao Anna" in anna.body_html and 'lang="it"' in anna.body_html
+    assert "Buongiorno Anna" in anna.body_text and "scade tra 60 minuti" in anna.body_text
+    assert "Buongiorno Anna" in anna.body_html and 'lang="it"' in anna.body_html
     assert carla.language == "en" and "Choose a new password" in carla.subject
     assert "Hello Carla" in carla.body_text and "expires in 60 minutes" in carla.body_text
 

@@ -29,6 +29,9 @@ def test_accept_quote_and_download_pdf(live_server, browser_page, tmp_path):  # 
 
     page.fill("#comment", "Approved by finance <ok>")
     page.click('[data-testid="accept"]')
+    # A confirmation page first, with the comment to send; its button decides.
+    assert "Approved by finance <ok>" in page.inner_text('[data-testid="confirm-comment"]')
+    page.click('[data-testid="confirm-decision"]')
     page.wait_for_url(f"{live_server.url}/quotes/{quote.id}")
     assert "Quote accepted" in page.inner_text(".alert-success")
     decision = page.inner_text('[data-testid="decision"]')

@@ -213,3 +213,31 @@ def test_admin_crud_with_file(app, demo, client):
     assert client.post("/admin/documents_document/delete/", data={"id": str(doc.id)}).status_code == 302
     assert doc.stored_name not in _stored(app)
     assert client.get("/admin/documents_folder/").status_code == 200
+
+
+def test_the_list_links_each_title_to_its_download(app, demo, client, queries):
+    import re as _re
+
+    login(client, "bruno@acme.example")
+    page = client.get("/documents/")
+    assert page.status_code == 200
+    links = dict(_re.findall(r'href="/documents/(\d+)/download" data-testid="document-download" download>'
+                             r'<i[^>]*></i>([^<]+)</a>', page.text))
+    with app.app_context(), db.connection_context():
+        vpn = Document.get(Document.title == "Come configurare la VPN")
+        hidden = Document.get(Document.title == "Intervento Initech")  # another company's
+    assert links[str(vpn.id)] == "Come configurare la VPN"
+    assert str(hidden.id) not in links and f"/documents/{hidden.id}/" not in page.text
+    # The link is the file itself, through the gate; outside scope it is a 404 like any record.
+    download = client.get(f"/documents/{vpn.id}/download")
+    assert download.status_code == 200 and download.data.startswith(b"Come configurare la VPN")
+    assert client.get(f"/documents/{hidden.id}/download").status_code == 404
+    # The details stay one click away.
+    assert f'href="/documents/{vpn.id}" data-testid="document-details"' in page.text
+
+    def count(url: str) -> int:
+        with queries:
+            assert client.get(url).status_code == 200
+        return queries.count
+
+    assert count("/documents/?per_page=10") == count("/documents/?per_page=100")

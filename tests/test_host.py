@@ -229,6 +229,7 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         for index in ("core_contact_first_name", "core_contact_office", "core_contact_role", "core_company_city"):
             db.execute_sql(f'DROP INDEX "{index}"')
         db.execute_sql("ALTER TABLE core_contact DROP COLUMN notify_by_email")
+        db.execute_sql("ALTER TABLE core_contact DROP COLUMN notification_events")
         db.execute_sql('DROP INDEX "core_outbox_message_claim_token"')
         db.execute_sql("ALTER TABLE core_outbox_message DROP COLUMN claim_token")
         for column in ("pending", "pending_at"):
@@ -241,7 +242,7 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         assert [f"core: applied {n}" for n in sorted(names)] == core_lines
         indexed = {i.name for i in db.get_indexes("core_contact")} | {i.name for i in db.get_indexes("core_company")}
         assert {"core_contact_first_name", "core_contact_office", "core_company_city"} <= indexed
-        assert "notify_by_email" in {c.name for c in db.get_columns("core_contact")}
+        assert {"notify_by_email", "notification_events"} <= {c.name for c in db.get_columns("core_contact")}
         assert "claim_token" in {c.name for c in db.get_columns("core_outbox_message")}
         assert {"pending", "pending_at"} <= {c.name for c in db.get_columns("core_login_throttle")}
         assert "assignable" in {c.name for c in db.get_columns("core_profile")}

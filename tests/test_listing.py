@@ -8,6 +8,7 @@ import pytest
 from conftest import login
 
 from crm_portal.db import db
+from crm_portal.exports import csv_dialect
 from crm_portal.models import Contact
 
 
@@ -81,7 +82,7 @@ def test_csv_export_follows_the_filters(app, demo, anna):
     response = anna.get("/contacts/export.csv?q=bianchi")
     assert response.status_code == 200
     assert response.headers["Content-Disposition"].startswith("attachment")
-    rows = list(csv.reader(io.StringIO(response.text)))
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig")), dialect=csv_dialect("en")))
     assert rows[0][:3] == ["Surname", "Name", "Email"]
     assert [r[2] for r in rows[1:]] == ["bruno@acme.example"]
 

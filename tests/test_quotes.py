@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -64,9 +65,10 @@ def test_detail_shows_lines_and_totals(app, demo, client):
     login(client, "bruno@acme.example")
     page = client.get(f"/quotes/{quote.id}")
     assert page.status_code == 200
-    assert 'data-total="net">EUR 2.469,13' in page.text
-    assert 'data-total="vat">EUR 543,21' in page.text
-    assert 'data-total="gross">EUR 3.012,34' in page.text
+    # As in the emails and the PDF: the reader's currency format.
+    assert 'data-total="net">2.469,13\xa0€' in page.text
+    assert 'data-total="vat">543,21\xa0€' in page.text
+    assert 'data-total="gross">3.012,34\xa0€' in page.text
 
 
 # --- visibility ------------------------------------------------------------------------------
@@ -126,7 +128,7 @@ def test_accept_records_who_when_and_notifies_staff(app, demo, client):
     with app.app_context(), db.connection_context():
         quote = _quote("P-2025-001")
         before_outbox = OutboxMessage.select().count()
-    response = client.post(f"/quotes/{quote.id}/accept", data={"comment": "Va bene <b>così</b>"})
+    response = client.post(f"/quotes/{quote.id}/accept", data={"comment": "Va bene <b>così</b>", "confirm": "1"})
     assert response.status_code == 302
     page = client.get(response.headers["Location"])
     assert "Preventivo accettato" in page.text
@@ -153,11 +155,11 @@ def test_accept_twice_is_refused(app, demo, client):
     login(client, "bruno@acme.example")
     with app.app_context(), db.connection_context():
         quote = _quote("P-2025-001")
-    assert client.post(f"/quotes/{quote.id}/accept").status_code == 302
+    assert client.post(f"/quotes/{quote.id}/accept", data={"confirm": "1"}).status_code == 302
     with app.app_context(), db.connection_context():
         decided_at = Quote.get_by_id(quote.id).decided_at
         outbox = OutboxMessage.select().count()
-    again = client.post(f"/quotes/{quote.id}/reject", data={"comment": "changed my mind"})
+    again = client.post(f"/quotes/{quote.id}/reject", data={"comment": "changed my mind", "confirm": "1"})
     assert again.status_code == 409
     assert "già stato accettato" in again.text
     with app.app_context(), db.connection_context():
@@ -171,9 +173,10 @@ def test_expired_quote_cannot_be_accepted(app, demo, client):
     login(client, "bruno@acme.example")
     with app.app_context(), db.connection_context():
         quote = _quote("P-2025-004")  # stored as "sent", valid_until in the past
-    response = client.post(f"/quotes/{quote.id}/accept")
-    assert response.status_code == 409
-    assert "è scaduto il" in response.text
+    for data in ({}, {"confirm": "1"}):  # refused at the confirmation step and at the decision
+        response = client.post(f"/quotes/{quote.id}/accept", data=data)
+        assert response.status_code == 409
+        assert "è scaduto il" in response.text
     with app.app_context(), db.connection_context():
         assert Quote.get_by_id(quote.id).status == "sent"
         assert Quote.get_by_id(quote.id).decided_at is None
@@ -183,7 +186,7 @@ def test_valid_until_today_is_still_acceptable(app, demo, client):
     with app.app_context(), db.connection_context():
         quote = _make_quote(demo["companies"]["acme"], demo["contacts"]["bruno"], valid_days=0)
     login(client, "bruno@acme.example")
-    assert client.post(f"/quotes/{quote.id}/reject", data={"comment": "troppo caro"}).status_code == 302
+    assert client.post(f"/quotes/{quote.id}/reject", data={"comment": "troppo caro", "confirm": "1"}).status_code == 302
     with app.app_context(), db.connection_context():
         quote = Quote.get_by_id(quote.id)
         assert quote.status == "rejected" and quote.decision_comment == "troppo caro"
@@ -196,6 +199,7 @@ def test_out_of_scope_decision_is_404(app, demo, client):
         globex = _quote("P-2025-010")
     for quote in (annas, globex):
         assert client.post(f"/quotes/{quote.id}/accept").status_code == 404
+        assert client.post(f"/quotes/{quote.id}/accept", data={"confirm": "1"}).status_code == 404
     with app.app_context(), db.connection_context():
         assert _quote("P-2025-002").status == "sent" and _quote("P-2025-010").status == "sent"
 
@@ -212,6 +216,7 @@ def test_accept_needs_the_action(app, demo, client):
     page = client.get(f"/quotes/{quote.id}")
     assert page.status_code == 200 and 'data-testid="decision-form"' not in page.text
     assert client.post(f"/quotes/{quote.id}/accept").status_code == 403
+    assert client.post(f"/quotes/{quote.id}/accept", data={"confirm": "1"}).status_code == 403
     with app.app_context(), db.connection_context():
         assert _quote("P-2025-001").status == "sent"
 
@@ -220,7 +225,7 @@ def test_too_long_comment_rerenders_with_error(app, demo, client):
     login(client, "bruno@acme.example")
     with app.app_context(), db.connection_context():
         quote = _quote("P-2025-001")
-    response = client.post(f"/quotes/{quote.id}/accept", data={"comment": "x" * 2001})
+    response = client.post(f"/quotes/{quote.id}/accept", data={"comment": "x" * 2001, "confirm": "1"})
     assert response.status_code == 400
     assert "invalid-feedback" in response.text
     with app.app_context(), db.connection_context():
@@ -345,3 +350,37 @@ def test_detail_and_print_pages_query_a_fixed_number_of_times(app, demo, client,
         with queries:
             page = client.get(url)
         assert "extra 9" in page.text and queries.count == count
+
+
+# --- confirmation ----------------------------------------------------------------------------
+
+def test_a_decision_asks_for_confirmation_first(app, demo, client):
+    login(client, "bruno@acme.example")
+    with app.app_context(), db.connection_context():
+        quote = _quote("P-2025-001")
+        before = OutboxMessage.select().count()
+    step = client.post(f"/quotes/{quote.id}/reject", data={"comment": "Troppo <caro>"})
+    assert step.status_code == 200 and 'data-testid="decision-confirm"' in step.text
+    assert "Rifiutare il preventivo P-2025-001?" in step.text and "Troppo &lt;caro&gt;" in step.text
+    assert re.search(r'name="comment" value="Troppo &lt;caro&gt;"', step.text)
+    assert 'name="confirm" value="1"' in step.text and 'name="csrf_token"' in step.text
+    with app.app_context(), db.connection_context():
+        assert _quote("P-2025-001").status == "sent" and OutboxMessage.select().count() == before
+    # The confirmation's own form decides (no JavaScript involved).
+    token = re.search(r'name="csrf_token" value="([^"]+)"', step.text).group(1)
+    done = client.post(f"/quotes/{quote.id}/reject", data={"csrf_token": token, "comment": "Troppo <caro>",
+                                                          "confirm": "1"}, csrf=False)
+    assert done.status_code == 302
+    with app.app_context(), db.connection_context():
+        decided = _quote("P-2025-001")
+        assert decided.status == "rejected" and decided.decision_comment == "Troppo <caro>"
+
+
+def test_the_confirmation_needs_the_csrf_token(app, demo, client):
+    login(client, "bruno@acme.example")
+    with app.app_context(), db.connection_context():
+        quote = _quote("P-2025-001")
+    assert client.post(f"/quotes/{quote.id}/accept", data={"confirm": "1"}, csrf=False).status_code == 400
+    assert client.post(f"/quotes/{quote.id}/accept", csrf=False).status_code == 400
+    with app.app_context(), db.connection_context():
+        assert _quote("P-2025-001").status == "sent"

@@ -118,6 +118,7 @@ def test_staff_notifications_ignore_a_forged_host(ext_app):
     # a customer's comment on a ticket, notified to support while serving a forged host
     with ext_app.test_request_context("/", base_url="http://evil.example"), db.connection_context():
         carla = Contact.get(Contact.email == "carla@globex.example")
+        carla.notification_events = '{"tickets.created": true}'  # her confirmation of the new ticket
         with db.atomic():
             ticket = workflow.create_ticket(workflow.Actor.customer(carla), carla, title="Printer", description="d")
             workflow.add_comment(ticket, workflow.Actor.customer(carla), "Any news?", "public")

@@ -1,6 +1,9 @@
 """Forms of the account pages."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField, ValidationError
@@ -63,6 +66,24 @@ class ProfileForm(FlaskForm):
     mobile = StringField(_l("Mobile"), validators=[Optional(), Length(max=40), PHONE])
     language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES])
     notify_by_email = BooleanField(_l("Send me email notifications about my requests"))
+
+
+def event_field_name(key: str) -> str:
+    """The form field of notification event ``key`` (field names hold no dots)."""
+    return "event_" + key.replace(".", "__")
+
+
+def notification_form(events: Sequence[Any], **kwargs: Any) -> FlaskForm:
+    """A form with one checkbox per notification event (the contact's choices), built per request
+    because modules declare the events."""
+
+    class NotificationForm(FlaskForm):
+        pass
+
+    for found in events:
+        setattr(NotificationForm, event_field_name(found.key),
+                BooleanField(found.label, description=found.description))
+    return NotificationForm(prefix="notify", **kwargs)
 
 
 CHANGE_FIELDS = [

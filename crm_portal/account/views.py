@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.exceptions import TooManyRequests
 
-from .. import ratelimit
+from .. import notifications, ratelimit
 from ..audit import audit
 from ..auth import PortalUser, current_portal_user, load_contact, verify_password
 from ..db import db
@@ -23,6 +23,8 @@ from .forms import (
     ProfileForm,
     RegistrationForm,
     SetPasswordForm,
+    event_field_name,
+    notification_form,
 )
 
 bp = Blueprint("account", __name__)
@@ -63,6 +65,42 @@ def _profile_form(contact: Contact) -> ProfileForm:
     return form
 
 
+def _notification_form(contact: Contact):
+    """The contact's choice of notification events (those of the modules they can see)."""
+    events = notifications.events(current_portal_user())
+    if request.method == "POST" and request.endpoint == "account.notifications":
+        return notification_form(events), events
+    chosen = notifications.preferences(contact)
+    data = {event_field_name(e.key): chosen[e.key] for e in events}
+    return notification_form(events, formdata=None, data=data), events
+
+
+def _me_page(contact: Contact, form: ProfileForm, request_form: ChangeRequestForm, **extra):
+    notify_form, events = _notification_form(contact)
+    return render_template("account/me.html", contact=contact, form=form, request_form=request_form,
+                           notify_form=notify_form, notify_events=events, **extra)
+
+
+@bp.route("/me/notifications", methods=["POST"], endpoint="notifications")
+@login_required
+def notifications_view():
+    """Save which notification events the contact wants (account emails are not among them)."""
+    contact = _contact_or_404()
+    form, events = _notification_form(contact)
+    if not form.validate_on_submit():
+        return _me_page(contact, _profile_form(contact), ChangeRequestForm(prefix="req")), 400
+    wanted = {e.key: bool(form[event_field_name(e.key)].data) for e in events}
+    before = notifications.preferences(contact)
+    stored = notifications.encode_choices(contact, wanted)
+    if stored != contact.notification_events:
+        with db.atomic():
+            Contact.update(notification_events=stored).where(Contact.id == contact.id).execute()
+            audit("notifications-updated", contact,
+                  details={k: [before.get(k), v] for k, v in wanted.items() if before.get(k) != v})
+    flash(_("Your notification choices have been saved."), "success")
+    return redirect(url_for("account.me"))
+
+
 @bp.route("/me", methods=["GET", "POST"])
 @login_required
 def me():
@@ -88,7 +126,7 @@ def me():
         flash(_("Your data has been saved."), "success")
         return redirect(url_for("account.me"))
     status = 400 if request.method == "POST" else 200
-    return render_template("account/me.html", contact=contact, form=form, request_form=request_form), status
+    return _me_page(contact, form, request_form), status
 
 
 @bp.route("/me/request", methods=["POST"])
@@ -97,9 +135,7 @@ def change_request():
     contact = _contact_or_404()
     request_form = ChangeRequestForm(prefix="req")
     if not request_form.validate_on_submit():
-        form = _profile_form(contact)
-        return render_template("account/me.html", contact=contact, form=form, request_form=request_form,
-                               open_request=True), 400
+        return _me_page(contact, _profile_form(contact), request_form, open_request=True), 400
     label = str(dict(CHANGE_FIELDS)[request_form.field.data])
     with db.atomic():
         service.request_change(contact, request_form.field.data, label, request_form.message.data.strip())

@@ -202,6 +202,28 @@ def _check_export(client: Any, case: ScopeCase, scope: str, actions: Sequence[st
         assert exported == expected, f"{where}: CSV: {marker!r} exported={exported}"
     if export.status_code != 200:
         assert marker not in export.text, f"{where}: the refusal shows {marker!r}"
+    _check_xlsx_export(client, case, scope, actions, marker, expected, where)
+
+
+def _check_xlsx_export(client: Any, case: ScopeCase, scope: str, actions: Sequence[str], marker: str,
+                       expected: bool, where: str) -> None:
+    """The .xlsx export passes the same gate as the CSV: read back, its cells show the marker
+    exactly when the list does."""
+    import io
+
+    from openpyxl import load_workbook
+
+    export = client.get(f"/{case.module}/export.xlsx")
+    if scope == "hidden":
+        assert export.status_code == 404, f"{where}: xlsx export answered {export.status_code}, not 404"
+    elif "export" not in actions:
+        assert export.status_code == 403, f"{where}: xlsx export without the grant answered {export.status_code}"
+    else:
+        assert export.status_code == 200, f"{where}: xlsx export answered {export.status_code}"
+        sheet = load_workbook(io.BytesIO(export.data), read_only=True).worksheets[0]
+        cells = [str(v) for row in sheet.iter_rows(min_row=2, values_only=True) for v in row if v is not None]
+        exported = any(marker in cell for cell in cells)
+        assert exported == expected, f"{where}: xlsx: {marker!r} exported={exported}"
 
 
 def _check_routes(app: Flask, client: Any, case: ScopeCase, record_id: int, expected: bool, where: str) -> None:

@@ -1,4 +1,4 @@
-"""Generic portal views built from a module's declaration: list, CSV export, detail, create, edit.
+"""Generic portal views built from a module's declaration: list, CSV and .xlsx export, detail, create, edit.
 
 Each enabled module gets a blueprint named after it, mounted at ``/<name>/``: the module's own
 :class:`~crm_portal.api.ModuleBlueprint` (its ``views.py``) or, for a module with no views of its
@@ -7,8 +7,6 @@ so one blueprint serves every application. Every record read goes through the sc
 """
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from flask import (
@@ -26,11 +24,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
-from .. import signals
+from .. import exports, signals
 from ..api import Module, ModuleBlueprint, current_module
 from ..audit import audit
 from ..db import db
-from ..listing import ListQuery, ListRequest, cell_value, csv_safe
+from ..listing import ListQuery, ListRequest, cell_value
 from ..scoping import get_or_404, require, visible
 from ..uploads import content_disposition
 
@@ -49,28 +47,40 @@ def list_view():
                            **module.list_context(page, current_user))
 
 
-def export_view():
-    module = current_module()
+def _export_rows(module: Module) -> tuple[list[str], Any]:
+    """Header and rows of the module's export: the list's columns over the scoped, filtered query
+    (permission ``export``, through the gate)."""
     require(module, "export")
     req = ListRequest.parse(module, request.args)
     query = ListQuery(module, visible(module, action="export"))
     columns = list(module.list_columns(current_user))
     header = [str(col.title) for col in columns]
 
-    def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
+    def rows() -> Any:
+        # Run when the response is written (the CSV streams it), not when the view returns.
         for row in query.all(req):
-            writer.writerow([csv_safe(cell_value(col, row)) for col in columns])
-            if buffer.tell() > 32768:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+            yield [cell_value(col, row) for col in columns]
 
-    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    return header, rows()
+
+
+def export_view():
+    """The list as CSV in the user's language, for their Excel (:mod:`crm_portal.exports`)."""
+    module = current_module()
+    header, rows = _export_rows(module)
+    response = Response(stream_with_context(exports.csv_chunks(header, rows)), mimetype="text/csv")
     response.headers["Content-Disposition"] = content_disposition(f"{module.name}.csv")
+    return response
+
+
+def export_xlsx_view():
+    """The list as an Excel workbook (.xlsx), from the same rows as the CSV."""
+    module = current_module()
+    header, rows = _export_rows(module)
+    data = exports.xlsx_bytes(str(module.label or module.name), header, rows)
+    response = Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response.headers["Content-Disposition"] = content_disposition(f"{module.name}.xlsx")
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -142,6 +152,7 @@ def _add_generic_views(bp: Blueprint, module: Module) -> None:
     if module.record is not None:
         bp.add_url_rule("/", "list", list_view)
         bp.add_url_rule("/export.csv", "export", export_view)
+        bp.add_url_rule("/export.xlsx", "export_xlsx", export_xlsx_view)
         bp.add_url_rule("/<int:record_id>", "detail", detail_view)
         if module.create_form is not None:
             bp.add_url_rule("/new", "create", create_view, methods=["GET", "POST"])

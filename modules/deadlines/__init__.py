@@ -18,7 +18,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crm_portal.api import ActionLabel, Button, Column, DemoContext, DueItem, Field, Module, Section, _l, date_badge
+from crm_portal.api import (
+    ActionLabel,
+    Button,
+    Column,
+    DemoContext,
+    DueItem,
+    Field,
+    Module,
+    NotificationEvent,
+    Section,
+    _l,
+    date_badge,
+)
 
 from . import admin, demo, jobs, models, views
 from .models import KIND_LABELS, SOON_DAYS, STATE_LABELS, CalendarToken, Deadline, DeadlineReminder
@@ -41,6 +53,7 @@ class DeadlinesModule(Module):
         "view": ActionLabel(_l("See deadlines"), _l("Renewals, expiries and invoices due, as a list and a calendar.")),
         "export": ActionLabel(_l("Export deadlines"), _l("Download the list of deadlines as a CSV spreadsheet.")),
     }
+    notifications = [NotificationEvent(jobs.REMINDER, _l("Reminders of upcoming deadlines"))]
     list_template = "deadlines/list.html"
     blueprint = bp
     columns = [

@@ -17,18 +17,21 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from crm_portal import signals
-from crm_portal.api import Contact, PortalUser, db, external_url, queue_email, utcnow, visible
+from crm_portal.api import Contact, PortalUser, db, external_url, notify_contact, utcnow, visible, wants_notification
 
 from .models import KIND_LABELS, CalendarToken, Deadline, DeadlineReminder
 
 NAME = "deadlines"
+#: The notification event of the reminders (each contact may turn it off in "My data").
+REMINDER = "deadlines.reminder"
 
 
 # --- reminders ---------------------------------------------------------------------------------
 def queue_due_reminders(today: dt.date | None = None) -> int:
     """Queue one reminder email per contact for the deadlines they can see that fall within
     ``DEADLINES_REMIND_DAYS`` days and were not reminded yet; remember each (deadline, contact, date)
-    so a later run never repeats it. Returns the number of emails queued. Needs an app context."""
+    so a later run never repeats it; contacts who turned the reminders off get none. Returns the
+    number of emails queued. Needs an app context."""
     module = current_app.extensions["crm_portal"].modules.get(NAME)
     if module is None:
         return 0
@@ -43,7 +46,7 @@ def queue_due_reminders(today: dt.date | None = None) -> int:
     queued = 0
     for contact in contacts:
         user = PortalUser(contact)
-        if not user.can(NAME, "view"):
+        if not user.can(NAME, "view") or not wants_notification(contact, REMINDER):
             continue
         already = DeadlineReminder.select().where((DeadlineReminder.contact == contact.id)
                                                   & (DeadlineReminder.deadline == Deadline.id)
@@ -55,8 +58,8 @@ def queue_due_reminders(today: dt.date | None = None) -> int:
         with db.atomic():
             for deadline in due:
                 DeadlineReminder.create(deadline=deadline, contact=contact, due_date=deadline.due_date)
-            queue_email(contact.email, "deadlines_reminder", language=contact.language, contact=contact,
-                        deadlines=due, days=days, link=link, kind_labels=KIND_LABELS)
+            notify_contact(contact, REMINDER, "deadlines_reminder", deadlines=due, days=days, link=link,
+                           kind_labels=KIND_LABELS)
         queued += 1
     return queued
 

@@ -47,6 +47,7 @@ class DocumentsModule(Module):
         "export": ActionLabel(_l("Export documents"), _l("Download the list of documents as a CSV spreadsheet.")),
     }
     detail_template = "documents/detail.html"
+    list_template = "documents/list.html"
     blueprint = bp
     columns = [
         Column(Document.title, _l("Title"), search=True, sort=True, link=True),

@@ -31,7 +31,7 @@ from crm_portal.api import (
     visible,
 )
 
-from .forms import QuoteDecisionForm
+from .forms import QuoteConfirmForm
 from .models import STATUS_LABELS, Quote
 from .pdf import render_quote_pdf
 
@@ -81,11 +81,15 @@ def refusal(quote: Quote) -> str:
 
 
 def decide(record_id: int, new_status: str):
-    """Accept or reject a sent, unexpired quote in scope; anything else changes nothing."""
+    """Accept or reject a sent, unexpired quote in scope; anything else changes nothing.
+
+    Two steps, without JavaScript: the detail page's form answers with a confirmation page (the
+    quote's number and total, the comment to send); only its button, which posts ``confirm=1``,
+    records the decision."""
     module = current_module()
     grant = require(module, "view")
     quote = get_or_404(module, record_id, action="accept")
-    form = QuoteDecisionForm()
+    form = QuoteConfirmForm()
 
     def detail_page(**extra: Any) -> str:
         return render_template(module.detail_template, module=module, record=quote, grant=grant,
@@ -93,6 +97,11 @@ def decide(record_id: int, new_status: str):
 
     if not form.validate_on_submit():
         return detail_page(), 400
+    if form.confirm.data != "1":
+        if quote.status != "sent" or quote.is_expired():
+            return detail_page(decision_error=refusal(quote)), 409
+        return render_template("quotes/confirm.html", module=module, record=quote, grant=grant, form=form,
+                               decision=new_status, comment=(form.comment.data or "").strip())
     user = current_portal_user()
     comment = (form.comment.data or "").strip() or None
     with db.atomic():

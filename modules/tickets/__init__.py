@@ -8,7 +8,7 @@ from typing import Any
 
 import peewee as pw
 
-from crm_portal.api import ActionLabel, Button, Column, Module, _l
+from crm_portal.api import ActionLabel, Button, Column, Module, NotificationEvent, _l
 
 from . import admin, demo, jobs, views, workflow
 from .migrations import MIGRATIONS
@@ -36,6 +36,15 @@ class TicketsModule(Module):
         "close": ActionLabel(_l("Close requests"), _l("Close resolved requests and rate the support received.")),
         "export": ActionLabel(_l("Export requests"), _l("Download the list of requests as a CSV spreadsheet.")),
     }
+    notifications = [
+        NotificationEvent(jobs.REPLY, _l("Replies from support to my requests")),
+        NotificationEvent(jobs.STATUS, _l("Changes of state of my requests"),
+                          _l("Taken in charge, waiting for you, resolved, closed …")),
+        NotificationEvent(jobs.CREATED, _l("A confirmation of each request I open"), default=False),
+        NotificationEvent(jobs.COLLEAGUES, _l("News on my colleagues' requests"),
+                          _l("New requests, replies and changes of state, for the requests of colleagues "
+                             "you can see."), default=False),
+    ]
     default_sort = "-updated_at"
     #: The list template (tickets/list.html) draws these cells itself; keep the two in step.
     columns = [

@@ -1,10 +1,14 @@
 """What happens after a ticket changes, and the module's background work.
 
 - **Emails** are receivers of the module's own signals (:mod:`.signals`), queued in the outbox inside
-  the transaction of the change they describe. Customers receive the summary on creation, every
-  public reply and every state change; support (the assigned operator, else ``SUPPORT_EMAIL``)
-  receives customers' comments and private notes. Internal notes are never part of any email.
-  Every email is in its recipient's language. Nothing is sent inside ``workflow.quiet()``.
+  the transaction of the change they describe. The requester hears of support's public replies
+  and of state changes, and (if they ask) gets a confirmation of the requests they open;
+  colleagues who chose to follow the company's requests hear of those they can see. Nobody is
+  emailed about their own action, and a reply with the state it sets is one email (``coalesce``).
+  Each contact chooses these events in "My data". Support (the assigned operator, else
+  ``SUPPORT_EMAIL``) receives customers' comments and private notes. Internal notes are never part
+  of any email. Every email is in its recipient's language. Nothing is sent inside
+  ``workflow.quiet()``.
 - **"My data" change requests** (host signal ``change_requested``) become support tickets.
 - **Auto-close** of resolved tickets: the worker's periodic job, the ``tickets-autoclose`` command
   and, where no worker can run it, a lazy run in web requests.
@@ -24,49 +28,104 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from crm_portal import signals as host_signals
-from crm_portal.api import Contact, PortalUser, db, external_url, queue_email
+from crm_portal.api import (
+    Contact,
+    PortalUser,
+    db,
+    external_url,
+    notify_contact,
+    queue_email,
+    visible,
+    wants_notification,
+)
 
 from . import signals, workflow
 from .models import Ticket, TicketComment
 
-
 # --- emails ------------------------------------------------------------------------------------
+#: The notification events of the module (declared in ``TicketsModule.notifications``).
+REPLY, STATUS, CREATED, COLLEAGUES = "tickets.reply", "tickets.status", "tickets.created", "tickets.colleagues"
+
+
 def _state_label(key: str | None, language: str | None) -> str:
     found = workflow.state(key) if key else None
     return found.label_for(language) if found is not None else (key or "")
 
 
-def _requester(ticket: Ticket) -> tuple[str | None, str | None, str]:
-    """Address, language and name of the requester; no address when they turned notifications off."""
-    contact = ticket.contact
-    wants = getattr(contact, "notify_by_email", True) is not False
-    return (contact.email if wants else None), contact.language, contact.full_name
+def _colleagues(ticket: Ticket, exclude: set[int | None]) -> list[Contact]:
+    """Contacts of the ticket's company who chose to hear of their colleagues' requests and can
+    see this one (through the scoping gate), other than ``exclude``."""
+    if not ticket.company_id:
+        return []
+    # A cheap first sieve in SQL (the choice is stored only when it differs from the default, off).
+    candidates = (Contact.select().where((Contact.company == ticket.company_id) & (Contact.portal_access == True)  # noqa: E712
+                                         & (Contact.notify_by_email == True)  # noqa: E712
+                                         & Contact.notification_events.contains(f'"{COLLEAGUES}": true'))
+                  .order_by(Contact.id))
+    found = []
+    for contact in candidates:
+        if contact.id in exclude or not wants_notification(contact, COLLEAGUES):
+            continue
+        user = PortalUser(contact)
+        if user.can("tickets", "view") and visible("tickets", user=user).where(Ticket.id == ticket.id).exists():
+            found.append(contact)
+    return found
 
 
-def email_ticket_created(sender: Any, *, ticket: Ticket, **_extra: Any) -> None:
-    """Receiver of ``ticket-created``: the summary, to the requester."""
+def _recipients(ticket: Ticket, actor: workflow.Actor, event: str,
+                *, receipt: bool = False) -> list[tuple[Contact, str]]:
+    """Who hears of a change: the requester (event ``event``) and the colleagues who asked to,
+    never the contact who made the change, unless ``receipt``: the requester asked for a copy of
+    their own action (the confirmation of a new request)."""
+    actor_id = actor.contact.id if actor.contact is not None else None
+    requester = ticket.contact
+    out = [] if requester.id == actor_id and not receipt else [(requester, event)]
+    out += [(colleague, COLLEAGUES) for colleague in _colleagues(ticket, {requester.id, actor_id})]
+    return out
+
+
+def _merge_update(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """Two news of one ticket in one transaction (a reply and the state it sets; two moves): one
+    email, from the first state to the last, with the reply."""
+    merged = {**earlier, **later}
+    if "old" in earlier:
+        merged["old"], merged["old_label"] = earlier["old"], earlier["old_label"]
+    if later.get("comment") is None and earlier.get("comment") is not None:
+        merged["comment"] = earlier["comment"]
+    return merged
+
+
+def _notify_update(ticket: Ticket, actor: workflow.Actor, event: str, **news: Any) -> None:
+    """The ``tickets_update`` email (a reply, a change of state or both) to whoever wants it, one
+    per recipient and ticket per transaction."""
+    for contact, key in _recipients(ticket, actor, event):
+        language = contact.language
+        labels = {"state_label": _state_label(ticket.status, language)}
+        if "new" in news:
+            labels.update(old_label=_state_label(news["old"], language), new_label=_state_label(news["new"], language))
+        notify_contact(contact, key, "tickets_update", coalesce=f"tickets:{ticket.id}", merge=_merge_update,
+                       ticket=ticket, requester=None if contact.id == ticket.contact_id else ticket.requester_name,
+                       url=external_url("tickets.detail", record_id=ticket.id), **labels, **news)
+
+
+def email_ticket_created(sender: Any, *, ticket: Ticket, actor: workflow.Actor, **_extra: Any) -> None:
+    """Receiver of ``ticket-created``: the summary, to the requester who asked for a confirmation
+    and to the colleagues who follow the company's requests."""
     if workflow.is_quiet():
         return
-    email, language, name = _requester(ticket)
-    if not email:
-        return
-    queue_email(email, "tickets_created", language=language, ticket=ticket, name=name,
-                state_label=_state_label(ticket.status, language),
-                url=external_url("tickets.detail", record_id=ticket.id))
+    for contact, key in _recipients(ticket, actor, CREATED, receipt=True):
+        notify_contact(contact, key, "tickets_created", ticket=ticket,
+                       requester=None if contact.id == ticket.contact_id else ticket.requester_name,
+                       state_label=_state_label(ticket.status, contact.language),
+                       url=external_url("tickets.detail", record_id=ticket.id))
 
 
 def email_status_changed(sender: Any, *, ticket: Ticket, old: str | None, new: str,
                          actor: workflow.Actor, **_extra: Any) -> None:
-    """Receiver of ``status-changed``: every move (the auto-close included), to the requester."""
+    """Receiver of ``status-changed``: every move (the auto-close included) but the customer's own."""
     if workflow.is_quiet():
         return
-    email, language, name = _requester(ticket)
-    if not email:
-        return
-    queue_email(email, "tickets_status", language=language, ticket=ticket, name=name,
-                old_label=_state_label(old, language), new_label=_state_label(new, language), new=new,
-                actor_kind=actor.kind, autoclose=actor.kind == "system",
-                url=external_url("tickets.detail", record_id=ticket.id))
+    _notify_update(ticket, actor, STATUS, old=old, new=new, autoclose=actor.kind == "system")
 
 
 def email_comment_added(sender: Any, *, ticket: Ticket, comment: TicketComment, actor: workflow.Actor,
@@ -78,16 +137,7 @@ def email_comment_added(sender: Any, *, ticket: Ticket, comment: TicketComment, 
     if actor.kind == "customer":
         _email_support(ticket, comment)
     elif comment.kind == "public":
-        _email_reply(ticket, comment)
-
-
-def _email_reply(ticket: Ticket, comment: TicketComment) -> None:
-    email, language, name = _requester(ticket)
-    if not email:
-        return
-    queue_email(email, "tickets_reply", language=language, ticket=ticket, name=name, comment=comment,
-                state_label=_state_label(ticket.status, language),
-                url=external_url("tickets.detail", record_id=ticket.id))
+        _notify_update(ticket, actor, REPLY, comment=comment)
 
 
 def _email_support(ticket: Ticket, comment: TicketComment) -> None:

@@ -32,10 +32,15 @@ def _is_pdf(response, record_id):
 ROUTES = [
     Route("GET", "/quotes/{id}/print", 200, check=_shows_number),
     Route("GET", "/quotes/{id}/pdf", 200, check=_is_pdf),
-    Route("POST", "/quotes/{id}/accept", 302, {"comment": "ok"}, prepare=_sent, check=_decided("accepted")),
-    Route("POST", "/quotes/{id}/reject", 302, {"comment": "no"}, prepare=_sent, check=_decided("rejected")),
-    # Decided already: the route is reached and refuses the change.
+    # The first step asks for confirmation and changes nothing; the confirmed one decides.
+    Route("POST", "/quotes/{id}/accept", 200, {"comment": "ok"}, prepare=_sent, check=_decided("sent")),
+    Route("POST", "/quotes/{id}/accept", 302, {"comment": "ok", "confirm": "1"}, prepare=_sent,
+          check=_decided("accepted")),
+    Route("POST", "/quotes/{id}/reject", 302, {"comment": "no", "confirm": "1"}, prepare=_sent,
+          check=_decided("rejected")),
+    # Decided already: the route is reached and refuses the change, at either step.
     Route("POST", "/quotes/{id}/accept", 409, {"comment": "again"}, check=_decided("rejected")),
+    Route("POST", "/quotes/{id}/accept", 409, {"comment": "again", "confirm": "1"}, check=_decided("rejected")),
 ]
 
 
