@@ -110,10 +110,12 @@ def _notify_update(ticket: Ticket, actor: workflow.Actor, event: str, **news: An
 
 def email_ticket_created(sender: Any, *, ticket: Ticket, actor: workflow.Actor, **_extra: Any) -> None:
     """Receiver of ``ticket-created``: the summary, to the requester who asked for a confirmation
-    and to the colleagues who follow the company's requests."""
+    of their own requests, or who was not the one opening it (support, on their behalf: news they
+    hear of as of a reply), and to the colleagues who follow the company's requests."""
     if workflow.is_quiet():
         return
-    for contact, key in _recipients(ticket, actor, CREATED, receipt=True):
+    own = actor.contact is not None and actor.contact.id == ticket.contact_id
+    for contact, key in _recipients(ticket, actor, CREATED if own else REPLY, receipt=True):
         notify_contact(contact, key, "tickets_created", ticket=ticket,
                        requester=None if contact.id == ticket.contact_id else ticket.requester_name,
                        state_label=_state_label(ticket.status, contact.language),
