@@ -47,6 +47,12 @@ def _profile_assignable(migrator: SchemaMigrator) -> list:
     return [migrator.add_column(Profile._meta.table_name, "assignable", Profile.assignable)]
 
 
+def _staff_timezone(migrator: SchemaMigrator) -> list:
+    from .models import StaffUser
+
+    return [migrator.add_column(StaffUser._meta.table_name, "timezone", StaffUser.timezone)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
@@ -54,6 +60,7 @@ CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0003_outbox_claim_token", _outbox_claim_token),
     Migration("0004_login_throttle_pending", _login_throttle_pending),
     Migration("0005_profile_assignable", _profile_assignable),
+    Migration("0007_staff_timezone", _staff_timezone),
 )
 
 

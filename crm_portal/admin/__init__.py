@@ -193,6 +193,9 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(AuditEntryView(AuditEntry, name=_l("Audit log"), category=portal, endpoint="core_audit"))
     admin.add_view(OutboxMessageView(OutboxMessage, name=_l("Email outbox"), category=portal,
                                      endpoint="core_outbox"))
+    from .preferences import language_names
+
+    app.jinja_env.globals["admin_language_names"] = language_names
     registry = app.extensions["crm_portal"]
     for module in list(registry.modules.values()):
         try:
