@@ -1,14 +1,18 @@
 """Flask-Admin for staff at /admin/: the core CRM records, portal configuration and every module's views."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from flask import Flask, flash, g
 from flask_admin import Admin
 from flask_admin.actions import action
+from flask_admin.contrib.peewee.filters import FilterEqual
 from flask_admin.model.form import InlineFormAdmin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import PasswordField
+from wtforms import PasswordField, SelectField
 from wtforms.validators import Optional
 
 from ..account.forms import StrongPassword
@@ -27,6 +31,8 @@ from ..models import (
     new_token,
 )
 from .fields import ActionsField, ModuleSelectField
+from .labels import AUDIT_LABELS, CHOICE_LABELS
+from .preferences import timezone_choices
 from .views import AdminModelView, PortalAdminIndexView
 
 
@@ -114,6 +120,9 @@ class StaffUserView(AdminModelView):
     form_extra_fields = {
         "new_password": PasswordField(_l("New password"), validators=[Optional(), StrongPassword("email")]),
     }
+    form_overrides = {"timezone": SelectField}
+    form_args = {"timezone": {"label": _l("Time zone"), "choices": lambda: timezone_choices(),
+                              "validate_choice": True}}
 
     def on_model_change(self, form, model, is_created):
         model.email = (model.email or "").strip().lower()
@@ -134,6 +143,7 @@ class ProfileButtonInline(InlineFormAdmin):
 
 
 class ProfileView(AdminModelView):
+    field_labels = {"module_grants": _l("Modules"), "button_links": _l("Dashboard buttons")}
     column_list = ("name", "label_en", "label_it", "description")
     column_searchable_list = ("name", "label_en", "label_it")
     column_filters = ()
@@ -146,12 +156,38 @@ class ButtonView(AdminModelView):
     column_filters = ("module",)
 
 
+def _audit_action(view, context, model, name):
+    return view.action_label(model.action)
+
+
 class AuditEntryView(AdminModelView):
+    """The audit log: actions by readable name (the core's and every module's ``audit_labels``)."""
+
     can_create = can_edit = can_delete = False
+    column_formatters = {"action": _audit_action}
+    column_formatters_export = {"action": _audit_action}
+    column_choices = {"actor_type": [(key, CHOICE_LABELS[key]) for key in ("contact", "staff", "system", "anonymous")]}
     column_default_sort = ("id", True)
     column_list = ("created_at", "actor_type", "actor_label", "action", "object_type", "object_id", "ip_address")
     column_searchable_list = ("actor_label", "action", "object_type", "object_id")
     column_filters = ("actor_type", "action", "object_type", "created_at")
+
+    def action_labels(self) -> dict[str, Any]:
+        """Every audit action with a readable name: the core's and those of the registered views."""
+        labels = dict(AUDIT_LABELS)
+        for view in self.admin._views if self.admin else ():
+            labels.update(getattr(view, "audit_labels", None) or {})
+        return labels
+
+    def action_label(self, action: str) -> Any:
+        return self.action_labels().get(action, action)
+
+    def get_filters(self) -> Any:
+        # The action filter offers the actions by name; its text filters stay for unknown ones.
+        filters = list(super().get_filters() or ())
+        options = lambda: sorted(self.action_labels().items(), key=lambda item: str(item[1]))  # noqa: E731
+        filters.insert(0, FilterEqual(AuditEntry.action, self.label_of("action"), options=options))
+        return filters
 
 
 class OutboxMessageView(AdminModelView):
@@ -182,6 +218,8 @@ def init_app(app: Flask) -> Admin:
     admin = Admin(
         app, name=app.config["PORTAL_NAME"], index_view=PortalAdminIndexView(url="/admin"),
         theme=Bootstrap4Theme(swatch="default"), csp_nonce_generator=lambda: g.get("csp_nonce", ""),
+        # Flask-Admin's Italian messages that its compiled catalogue lacks (domain "admin").
+        translations_path=str(Path(__file__).resolve().parent.parent / "translations"),
     )
     crm = _l("CRM")
     portal = _l("Portal")

@@ -90,6 +90,17 @@ def _export_date(view: Any, value: dt.date, name: str) -> str:
     return value.isoformat()
 
 
+def _list_bool(view: Any, value: bool, name: str) -> Markup:
+    text = _("Yes") if value else _("No")
+    icon = "fa-check-circle glyphicon-ok-circle" if value else "fa-minus-circle glyphicon-minus-sign"
+    return Markup('<span class="fa glyphicon {}" title="{}: {}"></span>').format(
+        icon, view.get_column_name(name), text)
+
+
+def _export_bool(view: Any, value: bool, name: str) -> str:
+    return _("Yes") if value else _("No")
+
+
 def _localized(view: Any, value: Localized, name: str) -> str:
     return value.label  # a profile, a folder … in the staff member's language
 
@@ -128,12 +139,12 @@ class AdminModelView(StaffAccessMixin, ModelView):
     #: Readable names of the audit actions this view's module writes (shown in the audit log).
     audit_labels: Mapping[str, Any] = {}
 
-    column_type_formatters = {dt.datetime: _list_datetime, dt.date: _list_date, Localized: _localized,
-                              **typefmt.BASE_FORMATTERS}
-    column_type_formatters_detail = {dt.datetime: _detail_datetime, dt.date: _list_date, Localized: _localized,
-                                     **typefmt.DETAIL_FORMATTERS}
-    column_type_formatters_export = {dt.datetime: _export_datetime, dt.date: _export_date, Localized: _localized,
-                                     **typefmt.EXPORT_FORMATTERS}
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _list_bool, dt.datetime: _list_datetime,
+                              dt.date: _list_date, Localized: _localized}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _export_bool,
+                                     dt.datetime: _detail_datetime, dt.date: _list_date, Localized: _localized}
+    column_type_formatters_export = {**typefmt.EXPORT_FORMATTERS, bool: _export_bool,
+                                     dt.datetime: _export_datetime, dt.date: _export_date, Localized: _localized}
 
     def __init__(self, model: type[pw.Model], *args: Any, **kwargs: Any) -> None:
         self._label_everything(model)
