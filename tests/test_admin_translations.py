@@ -171,7 +171,8 @@ def english_left(html: str, messages: set[str], ignore: set[str], record_fields:
         if not text or text in ignore:
             continue
         words = {w.lower() for w in re.findall(r"[A-Za-z]+", text)}
-        if text.startswith("stored value shown: ") or text in messages or (words & ENGLISH and not _reads_italian(text)):
+        raw_value = text.startswith("stored value shown: ")
+        if raw_value or text in messages or (words & ENGLISH and not _reads_italian(text)):
             found.append(text)
     if check_data:
         found += [text for text in parser.data if text in messages]

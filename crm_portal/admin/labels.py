@@ -90,10 +90,12 @@ FIELD_LABELS: dict[str, Any] = {
     "quantity": _l("Quantity"),
 }
 
+#: Each language by its own name (not translated): "Italiano" reads the same on an English page.
+LANGUAGE_NAMES = {"it": "Italiano", "en": "English"}
+
 #: Labels of stored choice values, whatever the field (``it`` → "Italiano", ``admin`` → "Administrator").
 CHOICE_LABELS: dict[str, Any] = {
-    "it": _l("Italiano"),
-    "en": _l("English"),
+    **LANGUAGE_NAMES,
     "admin": _l("Administrator"),
     "operator": _l("Operator"),
     "own": _l("Own records"),

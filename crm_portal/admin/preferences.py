@@ -16,9 +16,7 @@ from ..db import db
 from ..forms import EmptyForm
 from ..i18n import default_timezone
 from ..models import StaffUser
-
-#: Each language by its own name: the switch reads the same whatever the page's language.
-LANGUAGE_NAMES = {"it": "Italiano", "en": "English"}
+from .labels import LANGUAGE_NAMES
 
 
 def language_names() -> dict[str, str]:

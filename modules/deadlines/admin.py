@@ -5,7 +5,6 @@ from crm_portal.api import AdminModelView, _l
 
 from .models import KIND_LABELS, CalendarToken, Deadline
 
-
 #: The names of the deadlines' fields in the admin (the shared ones come from the portal).
 LABELS = {"kind": _l("Type"), "due_date": _l("Due date"), "reference": _l("Reference"), "done": _l("Done"),
           "token": _l("Feed address"), "last_used_at": _l("Last used")}

@@ -12,11 +12,11 @@ from crm_portal.api import AdminModelView, Contact, UploadRejected, _l, remove_a
 
 from .models import AREA, Document, Folder
 
-
 #: The names of the documents' fields in the admin (the shared ones come from the portal).
 LABELS = {
     "folder": _l("Folder"), "product_code": _l("Product code"), "original_name": _l("File name"),
-    "size": _l("Size"), "mimetype": _l("File type"), "kind": _l("Kind of file"), "download_count": _l("Times downloaded"),
+    "size": _l("Size"), "mimetype": _l("File type"), "kind": _l("Kind of file"),
+    "download_count": _l("Times downloaded"),
     "uploaded_by_customer": _l("Uploaded by the customer"), "stored_name": _l("Stored file"),
 }
 

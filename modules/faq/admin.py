@@ -10,7 +10,6 @@ from crm_portal.api import AdminModelView, _l
 
 from .models import Article, ArticleCompany, ArticleDocument, Category
 
-
 #: The names of the FAQ's fields in the admin (the shared ones come from the portal).
 LABELS = {"body": _l("Text"), "published": _l("Published"), "article": _l("Article"), "document_id": _l("Document"),
           "company_links": _l("Companies"), "document_links": _l("Documents")}

@@ -5,7 +5,6 @@ from crm_portal.api import AdminModelView, _l
 
 from .models import CompanySetting, Product
 
-
 #: The names of the products' fields in the admin (the shared ones come from the portal).
 LABELS = {"code": _l("Code"), "version": _l("Version"), "serial": _l("Serial number"),
           "serial_company_only": _l("Serial numbers for the whole company"), "support_end": _l("End of support")}

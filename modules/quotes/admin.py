@@ -11,7 +11,6 @@ from crm_portal.api import AdminModelView, WriteRefused, _l
 
 from .models import DECIDED_STATUSES, STATUS_LABELS, Quote, QuoteLine
 
-
 #: The names of the quotes' fields in the admin (the shared ones come from the portal).
 LABELS = {
     "valid_until": _l("Valid until"), "currency": _l("Currency"), "net_total": _l("Net total"),

@@ -38,7 +38,6 @@ from .models import (
 )
 from .views import send_attachment
 
-
 #: The names of the helpdesk's fields in the admin (the shared ones come from the portal).
 LABELS = {
     "color": _l("Colour"), "final": _l("Final state"), "needs_date": _l("Needs a date"),
