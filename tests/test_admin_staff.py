@@ -254,3 +254,13 @@ def test_staff_reset_emails_are_limited_per_account_and_per_address(app, demo, c
 def test_staff_reset_needs_csrf(app, demo, client, external):
     response = client.post("/admin/forgot-password", data={"email": "admin@example.com"}, csrf=False)
     assert response.status_code == 400 and staff_outbox(app) == []
+
+
+def test_a_deactivated_staff_member_cannot_use_their_link(app, demo, client, external):
+    client.post("/admin/forgot-password", data={"email": "operatore@example.com"})
+    link = reset_link(app)
+    set_staff(app, "operatore@example.com", active=False)
+    response = client.post(link, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert response.status_code == 400 and 'data-reason="superseded"' in response.text
+    with app.app_context(), db.connection_context():
+        assert not verify_password(staff("operatore@example.com").password_hash, NEW_PASSWORD)
