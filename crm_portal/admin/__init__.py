@@ -31,7 +31,7 @@ from ..models import (
     new_token,
 )
 from .fields import ActionsField, ModuleSelectField
-from .labels import AUDIT_LABELS, CHOICE_LABELS
+from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
 from .preferences import timezone_choices
 from .views import AdminModelView, PortalAdminIndexView
 
@@ -160,12 +160,16 @@ def _audit_action(view, context, model, name):
     return view.action_label(model.action)
 
 
+def _audit_record_type(view, context, model, name):
+    return record_type_labels(view.admin).get(model.object_type, model.object_type) or ""
+
+
 class AuditEntryView(AdminModelView):
     """The audit log: actions by readable name (the core's and every module's ``audit_labels``)."""
 
     can_create = can_edit = can_delete = False
-    column_formatters = {"action": _audit_action}
-    column_formatters_export = {"action": _audit_action}
+    column_formatters = {"action": _audit_action, "object_type": _audit_record_type}
+    column_formatters_export = {"action": _audit_action, "object_type": _audit_record_type}
     column_choices = {"actor_type": [(key, CHOICE_LABELS[key]) for key in ("contact", "staff", "system", "anonymous")]}
     column_default_sort = ("id", True)
     column_list = ("created_at", "actor_type", "actor_label", "action", "object_type", "object_id", "ip_address")
@@ -174,10 +178,7 @@ class AuditEntryView(AdminModelView):
 
     def action_labels(self) -> dict[str, Any]:
         """Every audit action with a readable name: the core's and those of the registered views."""
-        labels = dict(AUDIT_LABELS)
-        for view in self.admin._views if self.admin else ():
-            labels.update(getattr(view, "audit_labels", None) or {})
-        return labels
+        return audit_action_labels(self.admin)
 
     def action_label(self, action: str) -> Any:
         return self.action_labels().get(action, action)

@@ -141,6 +141,24 @@ AUDIT_LABELS: dict[str, Any] = {
 }
 
 
+def audit_action_labels(admin: Any) -> dict[str, Any]:
+    """Every audit action with a readable name: the core's and the ``audit_labels`` of the views."""
+    labels = dict(AUDIT_LABELS)
+    for view in getattr(admin, "_views", ()):
+        labels.update(getattr(view, "audit_labels", None) or {})
+    return labels
+
+
+def record_type_labels(admin: Any) -> dict[str, Any]:
+    """The audit log's record types (table names) by the name of the admin view listing them."""
+    labels: dict[str, Any] = {}
+    for view in getattr(admin, "_views", ()):
+        model = getattr(view, "model", None)
+        if model is not None:
+            labels.setdefault(model._meta.table_name, view.name)
+    return labels
+
+
 def _auto_verbose_name(name: str) -> str:
     """The ``verbose_name`` peewee makes up from a field name (not one a model gave)."""
     import re

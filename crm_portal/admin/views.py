@@ -496,8 +496,12 @@ class PortalAdminIndexView(AdminIndexView):
             "contacts": Contact.select().count(),
             "portal_users": Contact.select().where(Contact.portal_access == True).count(),  # noqa: E712
         }
+        from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
+
         recent = AuditEntry.select().order_by(AuditEntry.id.desc()).limit(10)
-        return self.render("admin/portal_index.html", stats=stats, recent=recent)
+        return self.render("admin/portal_index.html", stats=stats, recent=recent,
+                           actions=audit_action_labels(self.admin), record_types=record_type_labels(self.admin),
+                           actors=CHOICE_LABELS)
 
     @expose("/login", methods=("GET", "POST"))
     def login(self):

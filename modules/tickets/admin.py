@@ -15,6 +15,7 @@ import peewee as pw
 from flask import abort, flash, has_request_context, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter, FilterEqual, FilterLike
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -134,7 +135,7 @@ def _status_badge(view, context, model, name):
 def _due(view, context, model, name):
     if model.response_due_at is None:
         return ""
-    text = model.response_due_at.strftime("%Y-%m-%d %H:%M")
+    text = format_datetime(model.response_due_at, "short")  # in the staff member's zone
     if workflow.is_overdue(model):
         return Markup('<span class="text-danger font-weight-bold" title="{}">⚠ {}</span>').format(
             _("Response overdue"), text)
