@@ -175,7 +175,7 @@ def english_left(html: str, messages: set[str], ignore: set[str], record_fields:
         if raw_value or text in messages or (words & ENGLISH and not _reads_italian(text)):
             found.append(text)
     if check_data:
-        found += [text for text in parser.data if text in messages]
+        found += [text for text in parser.data if text in messages and text not in ignore]
     return sorted(set(found))
 
 
