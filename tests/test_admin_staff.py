@@ -66,6 +66,16 @@ def test_login_page_has_the_switch_and_its_language(app, demo, client):
     assert '<html lang="it">' in page.text and "Password dimenticata?" in page.text
 
 
+def test_flask_admin_speaks_italian_with_its_own_catalogue(app, demo, client):
+    """Flask-Admin's messages (domain "admin"), including those its compiled catalogue lacks."""
+    set_staff(app, language="it")
+    staff_login(client)
+    listing = client.get("/admin/core_company/").text
+    assert "Aggiungi filtro" in listing and "20 elementi" in listing and "Add Filter" not in listing
+    refused = client.post("/admin/core_company/new/", data={})
+    assert "Impossibile creare il record." in refused.text
+
+
 # --- time zone and formats -------------------------------------------------------------------------
 
 def test_times_are_shown_in_the_staff_zone_without_microseconds(app, demo, client):
