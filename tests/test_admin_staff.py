@@ -274,3 +274,21 @@ def test_a_deactivated_staff_member_cannot_use_their_link(app, demo, client, ext
     assert response.status_code == 400 and 'data-reason="superseded"' in response.text
     with app.app_context(), db.connection_context():
         assert not verify_password(staff("operatore@example.com").password_hash, NEW_PASSWORD)
+
+
+def test_admins_set_a_staff_member_zone_from_the_known_ones(app, demo, client):
+    staff_login(client)
+    with app.app_context(), db.connection_context():
+        operator = staff("operatore@example.com")
+    form = {"email": operator.email, "name": operator.name, "role": "operator", "active": "y", "language": "it"}
+    url = f"/admin/core_staff/edit/?id={operator.id}"
+    refused = client.post(url, data={**form, "timezone": "Nowhere/Atlantis"})
+    assert refused.status_code == 200  # the form again, with its error
+    with app.app_context(), db.connection_context():
+        assert staff("operatore@example.com").timezone is None
+    assert client.post(url, data={**form, "timezone": "Asia/Tokyo"}).status_code == 302
+    with app.app_context(), db.connection_context():
+        assert staff("operatore@example.com").timezone == "Asia/Tokyo"
+    assert client.post(url, data={**form, "timezone": ""}).status_code == 302
+    with app.app_context(), db.connection_context():
+        assert staff("operatore@example.com").timezone is None

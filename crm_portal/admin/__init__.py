@@ -126,6 +126,7 @@ class StaffUserView(AdminModelView):
 
     def on_model_change(self, form, model, is_created):
         model.email = (model.email or "").strip().lower()
+        model.timezone = model.timezone or None  # empty: the portal's DEFAULT_TIMEZONE
         if form.new_password.data:
             model.password_hash = hash_password(form.new_password.data)
             model.session_token = new_token()
