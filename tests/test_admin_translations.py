@@ -41,7 +41,7 @@ published order priority requester assigned login user users staff settings sett
 document documents deadline deadlines quote quotes product products ticket tickets transition
 transitions question questions english italian reference code discount unit price rate lines line
 sort view home back reset apply expired invalid period days recipient next taken none true false
-""".split()) - {"email", "password", "ticket", "tickets", "login"}
+""".split()) - {"email", "password", "ticket", "tickets", "login", "staff"}
 
 
 def _catalogue_files() -> list[Path]:
@@ -235,6 +235,14 @@ def test_every_admin_page_speaks_italian(app, demo, italian_admin):
         edit = sorted(u for u in _links(listing.text) if u.startswith(f"{view.url}/edit/"))
         details = sorted(u for u in _links(listing.text) if u.startswith(f"{view.url}/details/"))
         pages += edit[:1] + details[:1]
+        # A view's own pages linked from its list (the ticket queue's work page …): one of each.
+        own: dict[str, str] = {}
+        for url in sorted(_links(listing.text)):
+            rest = url[len(view.url) + 1:] if url.startswith(f"{view.url}/") else ""
+            kind = re.sub(r"\d+", "N", rest.split("?")[0])
+            if rest and kind and not kind.startswith(("new", "edit", "details", "export", "delete", "action")):
+                own.setdefault(kind, url)
+        pages += list(own.values())
     # Pages of the menu that are not model views (a module's own admin pages) are read too.
     pages += sorted(u for u in menu if u not in pages and not u.startswith(("/admin/static", "/admin/logout")))
     records = _record_fields(app)
