@@ -19,6 +19,7 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 
 translations: venv
 	@for dir in $(CATALOGS); do $(VENV)/bin/pybabel compile --statistics -d $$dir || exit 1; done
+	@$(VENV)/bin/pybabel compile --statistics -D admin -d crm_portal/translations
 
 # The background worker (email delivery, periodic jobs) runs beside the development server and
 # stops with it; emails are written as .eml files to instance/mail. Links in them point at

@@ -114,6 +114,10 @@ class StaffPrincipal(UserMixin):
     def language(self) -> str | None:
         return self.staff.language
 
+    @property
+    def timezone(self) -> str | None:
+        return self.staff.timezone
+
     def grant(self, module: str) -> None:
         return None
 

@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "LANGUAGES": ["it", "en"],
     "BABEL_DEFAULT_LOCALE": "it",
     "BABEL_DEFAULT_TIMEZONE": "Europe/Rome",
+    # The zone times are shown in (an IANA name); a staff member may choose their own.
+    "DEFAULT_TIMEZONE": "Europe/Rome",
     "PER_PAGE": 50,
     "PER_PAGE_CHOICES": [10, 25, 50, 100],
     "MAX_CONTENT_LENGTH": 21 * 1024 * 1024,
@@ -93,7 +95,8 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_RETRY_MAX_DELAY": 6 * 3600,
     "MAIL_BATCH_SIZE": 100,  # messages claimed and sent over one SMTP connection at a time
     "MAIL_CLAIM_SECONDS": 60,  # how long a crashed worker's messages wait before another sends them
-    "MAIL_SENSITIVE_TEMPLATES": ["invitation", "password-reset", "registration-confirm"],  # one-time links
+    "MAIL_SENSITIVE_TEMPLATES": ["invitation", "password-reset", "registration-confirm",
+                                 "staff-password-reset"],  # one-time links
     "MAIL_SENSITIVE_RETENTION_HOURS": 24,  # then the bodies of those sent emails are blanked
     "HUEY_URL": None,  # default: sqlite <instance>/huey.db; "redis://…" for Redis
     "HUEY_IMMEDIATE": None,  # None: immediate (in-process) when TESTING

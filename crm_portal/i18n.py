@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel
@@ -21,6 +22,32 @@ def select_locale() -> str:
     if chosen in languages:
         return chosen
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def valid_timezone(name: str | None) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows ("Europe/Rome")."""
+    if not name or not isinstance(name, str) or len(name) > 64:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+def default_timezone() -> str:
+    """The portal's zone: ``DEFAULT_TIMEZONE`` (``BABEL_DEFAULT_TIMEZONE`` for older settings)."""
+    config = current_app.config
+    return config.get("DEFAULT_TIMEZONE") or config.get("BABEL_DEFAULT_TIMEZONE") or "UTC"
+
+
+def select_timezone() -> str:
+    """The zone times are shown in: the staff member's own, else the portal's default."""
+    if has_request_context():
+        own = getattr(current_user, "timezone", None) if current_user else None
+        if valid_timezone(own):
+            return str(own)
+    return default_timezone()
 
 
 def human_size(size: int | float | None) -> str:
@@ -59,7 +86,12 @@ def add_translation_directory(app: Flask, folder: Path) -> None:
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
     # One Babel per application: its translation cache then holds exactly this app's catalogues.
-    Babel(app, locale_selector=select_locale)
+    if not valid_timezone(app.config.get("DEFAULT_TIMEZONE")):
+        from .config import ConfigurationError
+
+        raise ConfigurationError(f"DEFAULT_TIMEZONE {app.config.get('DEFAULT_TIMEZONE')!r} is not a time zone "
+                                 "name such as \"Europe/Rome\".")
+    Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale

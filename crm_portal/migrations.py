@@ -53,6 +53,12 @@ def _staff_view_as(migrator: SchemaMigrator) -> list:
     return [migrator.add_column(StaffUser._meta.table_name, "can_view_as", StaffUser.can_view_as)]
 
 
+def _staff_timezone(migrator: SchemaMigrator) -> list:
+    from .models import StaffUser
+
+    return [migrator.add_column(StaffUser._meta.table_name, "timezone", StaffUser.timezone)]
+
+
 def _contact_notification_events(migrator: SchemaMigrator) -> list:
     from .models import Contact
 
@@ -67,6 +73,7 @@ CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0004_login_throttle_pending", _login_throttle_pending),
     Migration("0005_profile_assignable", _profile_assignable),
     Migration("0006_staff_view_as", _staff_view_as),
+    Migration("0007_staff_timezone", _staff_timezone),
     Migration("0008_contact_notification_events", _contact_notification_events),
 )
 

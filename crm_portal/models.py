@@ -121,6 +121,8 @@ class StaffUser(BaseModel):
     role = pw.CharField(max_length=16, default="operator", choices=[(r, r) for r in ROLES])
     active = pw.BooleanField(default=True)
     language = pw.CharField(max_length=5, null=True, choices=[(c, c) for c in LANGUAGES])
+    # An IANA zone ("Europe/Rome") the admin shows times in; empty: the portal's DEFAULT_TIMEZONE.
+    timezone = pw.CharField(max_length=64, null=True)
     password_hash = pw.CharField(max_length=255, null=True)
     session_token = pw.CharField(max_length=64, default=new_token)
     last_login = pw.DateTimeField(null=True)
@@ -267,6 +269,21 @@ class AccountToken(BaseModel):
         table_name = "core_account_token"
 
 
+class StaffToken(BaseModel):
+    """A staff member's one-time password-reset link: like :class:`AccountToken` for contacts."""
+
+    staff_id: int
+
+    staff = pw.ForeignKeyField(StaffUser, backref="reset_tokens", on_delete="CASCADE", index=True)
+    nonce = pw.CharField(max_length=64, unique=True, default=new_token)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    used_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "core_staff_token"
+
+
 class LoginThrottle(BaseModel):
     """Failed login attempts per account or per IP address (``key``), shared by every worker process
     (see crm_portal.ratelimit).
@@ -300,5 +317,5 @@ class MigrationHistory(BaseModel):
 
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
-    MigrationHistory, AccountToken, LoginThrottle,
+    MigrationHistory, AccountToken, LoginThrottle, StaffToken,
 ]

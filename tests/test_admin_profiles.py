@@ -107,7 +107,7 @@ def test_a_save_writes_exactly_the_form_and_audits_the_diff(app, demo, client):
     assert "FAQ disabled" in page
     assert "Dashboard buttons: " in page and "→ quotes.list, tickets.list, portal.me" in page
     italian = client.get(f"/admin/core_audit/details/?id={entry.id}", headers={"Accept-Language": "it"}).text
-    assert "Richieste di assistenza: ambito Propri record → Tutta l&#39;azienda" in italian
+    assert "Richieste di assistenza: ambito Solo i propri dati → Tutta l&#39;azienda" in italian
 
     # Saving again unchanged writes nothing and audits nothing.
     before = snapshot(app, pid)

@@ -32,7 +32,7 @@ def admin_page(live_server, browser_page):  # noqa: F811
     page.fill("input[name=email]", "admin@example.com")
     page.fill("input[name=password]", "demo")
     with page.expect_navigation():
-        page.click("button[type=submit]")
+        page.click("[data-testid=login-submit]")
     assert "/admin/login" not in page.url
     return page
 

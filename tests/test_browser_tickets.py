@@ -68,7 +68,7 @@ def test_customer_journey(live_server, browser_page, tmp_path):  # noqa: F811
     operator.goto(f"{base}/admin/login")
     operator.fill("input[name=email]", "operatore@example.com")
     operator.fill("input[name=password]", "demo")
-    operator.click("button[type=submit]")
+    operator.click("[data-testid=login-submit]")
     operator.goto(f"{base}/admin/tickets_queue/")
     operator.click(f"a:text-is('{number}')")
     operator.click("[data-testid=take]")

@@ -18,7 +18,7 @@ from werkzeug.routing import Rule
 
 from crm_portal.account import tokens
 from crm_portal.db import db
-from crm_portal.models import Contact
+from crm_portal.models import Contact, StaffUser
 
 PORTAL_USER = "anna@acme.example"  # company scope: sees her own and her colleague's records
 STAFF_USER = "admin@example.com"
@@ -70,6 +70,7 @@ class Targets:
             self.colleague = bruno.id  # anna administers her colleagues (contacts "manage")
             self.user_profile = bruno.profile_id
             self.reset = tokens.issue(bruno, "reset")
+            self.staff_reset = tokens.issue_staff(StaffUser.get(StaffUser.email == STAFF_USER))
             self.invite = tokens.issue(Contact.get(Contact.email == "carla@globex.example"), "invite")
             self.register = tokens.issue_registration(
                 {"email": "new@initech.example", "first_name": "Nuovo", "last_name": "Utente",
@@ -91,6 +92,7 @@ class Targets:
         blueprint = rule.endpoint.split(".")[0]
         if name == "token":
             return {"account.reset_password": self.reset, "account.accept_invitation": self.invite,
+                    "admin.reset_password": self.staff_reset,
                     "account.confirm_registration": self.register}[rule.endpoint]
         if name == "code":
             return "it"

@@ -236,6 +236,7 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
             db.execute_sql(f"ALTER TABLE core_login_throttle DROP COLUMN {column}")
         db.execute_sql("ALTER TABLE core_profile DROP COLUMN assignable")
         db.execute_sql("ALTER TABLE core_staff_user DROP COLUMN can_view_as")
+        db.execute_sql("ALTER TABLE core_staff_user DROP COLUMN timezone")
         MigrationHistory.delete().where(MigrationHistory.module == "core").execute()
         lines = upgrade(app.extensions["crm_portal"])
         core_lines = sorted(line for line in lines if line.startswith("core"))
@@ -247,3 +248,4 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         assert {"pending", "pending_at"} <= {c.name for c in db.get_columns("core_login_throttle")}
         assert "assignable" in {c.name for c in db.get_columns("core_profile")}
         assert "can_view_as" in {c.name for c in db.get_columns("core_staff_user")}
+        assert "timezone" in {c.name for c in db.get_columns("core_staff_user")}

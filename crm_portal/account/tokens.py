@@ -19,10 +19,10 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from ..db import db, utcnow
-from ..models import AccountToken, Contact
+from ..models import AccountToken, Contact, StaffToken, StaffUser
 
 MAX_AGE_SETTING = {"invite": "INVITATION_MAX_AGE", "reset": "PASSWORD_RESET_MAX_AGE",
-                   "register": "REGISTRATION_MAX_AGE"}
+                   "register": "REGISTRATION_MAX_AGE", "staff-reset": "PASSWORD_RESET_MAX_AGE"}
 
 
 def now() -> float:
@@ -59,7 +59,7 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
                                   signer=_ClockSigner)
 
 
-def password_fingerprint(contact: Contact) -> str:
+def password_fingerprint(contact: Contact | StaffUser) -> str:
     return hashlib.sha256((contact.password_hash or "-").encode()).hexdigest()[:16]
 
 
@@ -138,3 +138,56 @@ def check_registration(token: str, *, max_age: int | None = None) -> TokenCheck:
     if Contact.get_or_none(Contact.email == data["email"]) is not None:
         return TokenCheck(data=data, error=TokenError.USED)
     return TokenCheck(data=data)
+
+
+# --- staff: the admin's forgotten-password links ---------------------------------------------------
+
+@dataclass
+class StaffTokenCheck:
+    staff: StaffUser | None = None
+    row: StaffToken | None = None
+    error: TokenError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def issue_staff(staff: StaffUser) -> str:
+    """A new reset link for ``staff``; their older unused ones stop working."""
+    with db.atomic():
+        revoke_all_staff(staff)
+        row = StaffToken.create(staff=staff.id)
+    return _serializer("staff-reset").dumps({"s": staff.id, "n": row.nonce, "p": password_fingerprint(staff)})
+
+
+def revoke_all_staff(staff: StaffUser) -> None:
+    StaffToken.update(revoked_at=utcnow()).where(
+        (StaffToken.staff == staff.id) & StaffToken.used_at.is_null() & StaffToken.revoked_at.is_null()).execute()
+
+
+def check_staff(token: str, *, max_age: int | None = None) -> StaffTokenCheck:
+    """Whether a staff reset ``token`` may be used now: signed, not expired, the newest one, not
+    used, the password unchanged since and the staff member still active."""
+    data, error = _load(token, "staff-reset", max_age)
+    if error:
+        return StaffTokenCheck(error=error)
+    if not isinstance(data, dict) or not isinstance(data.get("s"), int) or not isinstance(data.get("n"), str):
+        return StaffTokenCheck(error=TokenError.INVALID)
+    row = StaffToken.get_or_none(StaffToken.nonce == data["n"])
+    staff = StaffUser.get_or_none(StaffUser.id == data["s"])
+    if row is None or staff is None or row.staff_id != staff.id:
+        return StaffTokenCheck(error=TokenError.SUPERSEDED)
+    if row.used_at is not None:
+        return StaffTokenCheck(staff=staff, error=TokenError.USED)
+    if row.revoked_at is not None or data.get("p") != password_fingerprint(staff) or not staff.active:
+        return StaffTokenCheck(staff=staff, error=TokenError.SUPERSEDED)
+    return StaffTokenCheck(staff=staff, row=row)
+
+
+def consume_staff(result: StaffTokenCheck) -> bool:
+    """Mark a checked staff token used; False if another request used it first."""
+    assert result.row is not None
+    return StaffToken.update(used_at=utcnow()).where(
+        (StaffToken.id == result.row.id) & StaffToken.used_at.is_null()
+        & StaffToken.revoked_at.is_null()).execute() == 1

@@ -1,14 +1,18 @@
 """Flask-Admin for staff at /admin/: the core CRM records, portal configuration and every module's views."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from flask import Flask, flash, g
 from flask_admin import Admin
 from flask_admin.actions import action
+from flask_admin.contrib.peewee.filters import FilterEqual
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import PasswordField
+from wtforms import PasswordField, SelectField
 from wtforms.validators import Optional
 
 from ..account.forms import StrongPassword
@@ -25,6 +29,8 @@ from ..models import (
     new_token,
 )
 from ..staff import current_staff
+from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
+from .preferences import timezone_choices
 from .profiles import ProfileView, audit_details
 from .viewas import ViewAsView
 from .views import AdminModelView, PortalAdminIndexView
@@ -130,9 +136,13 @@ class StaffUserView(AdminModelView):
     form_extra_fields = {
         "new_password": PasswordField(_l("New password"), validators=[Optional(), StrongPassword("email")]),
     }
+    form_overrides = {"timezone": SelectField}
+    form_args = {"timezone": {"label": _l("Time zone"), "choices": lambda: timezone_choices(),
+                              "validate_choice": True}}
 
     def on_model_change(self, form, model, is_created):
         model.email = (model.email or "").strip().lower()
+        model.timezone = model.timezone or None  # empty: the portal's DEFAULT_TIMEZONE
         if form.new_password.data:
             model.password_hash = hash_password(form.new_password.data)
             model.session_token = new_token()
@@ -146,14 +156,41 @@ class ButtonView(AdminModelView):
     column_filters = ("module",)
 
 
+def _audit_action(view, context, model, name):
+    return view.action_label(model.action)
+
+
+def _audit_record_type(view, context, model, name):
+    return record_type_labels(view.admin).get(model.object_type, model.object_type) or ""
+
+
 class AuditEntryView(AdminModelView):
+    """The audit log: actions by readable name (the core's and every module's ``audit_labels``)."""
+
     can_create = can_edit = can_delete = False
+    column_formatters = {"action": _audit_action, "object_type": _audit_record_type}
+    column_formatters_export = {"action": _audit_action, "object_type": _audit_record_type}
+    column_choices = {"actor_type": [(key, CHOICE_LABELS[key]) for key in ("contact", "staff", "system", "anonymous")]}
     column_default_sort = ("id", True)
     column_list = ("created_at", "actor_type", "actor_label", "action", "object_type", "object_id", "ip_address")
     column_searchable_list = ("actor_label", "action", "object_type", "object_id")
     column_filters = ("actor_type", "action", "object_type", "created_at")
     # Profile changes read as sentences (what changed in modules, scopes, actions and buttons).
     column_formatters_detail = {"details": audit_details}
+
+    def action_labels(self) -> dict[str, Any]:
+        """Every audit action with a readable name: the core's and those of the registered views."""
+        return audit_action_labels(self.admin)
+
+    def action_label(self, action: str) -> Any:
+        return self.action_labels().get(action, action)
+
+    def get_filters(self) -> Any:
+        # The action filter offers the actions by name; its text filters stay for unknown ones.
+        filters = list(super().get_filters() or ())
+        options = lambda: sorted(self.action_labels().items(), key=lambda item: str(item[1]))  # noqa: E731
+        filters.insert(0, FilterEqual(AuditEntry.action, self.label_of("action"), options=options))
+        return filters
 
 
 class OutboxMessageView(AdminModelView):
@@ -184,6 +221,8 @@ def init_app(app: Flask) -> Admin:
     admin = Admin(
         app, name=app.config["PORTAL_NAME"], index_view=PortalAdminIndexView(url="/admin"),
         theme=Bootstrap4Theme(swatch="default"), csp_nonce_generator=lambda: g.get("csp_nonce", ""),
+        # Flask-Admin's Italian messages that its compiled catalogue lacks (domain "admin").
+        translations_path=str(Path(__file__).resolve().parent.parent / "translations"),
     )
     crm = _l("CRM")
     portal = _l("Portal")
@@ -196,6 +235,9 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(ViewAsView(name=_l("View as a contact"), endpoint="view_as", url="/admin/view-as"))
     admin.add_view(OutboxMessageView(OutboxMessage, name=_l("Email outbox"), category=portal,
                                      endpoint="core_outbox"))
+    from .preferences import language_names
+
+    app.jinja_env.globals["admin_language_names"] = language_names
     registry = app.extensions["crm_portal"]
     for module in list(registry.modules.values()):
         try:

@@ -8,8 +8,9 @@ hold answer 404 (an id) or 400 (a list parameter), never a database error.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import peewee as pw
@@ -21,6 +22,8 @@ from flask_admin.babel import lazy_gettext as admin_lazy_gettext
 from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.contrib.peewee.form import save_inline
+from flask_admin.model import typefmt
+from flask_babel import LazyString, format_date, format_datetime, get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
@@ -28,7 +31,9 @@ from markupsafe import Markup
 from .. import signals
 from ..db import db, is_lock_contention
 from ..listing import MAX_PAGE, csv_safe, fits_column
+from ..models import Localized
 from ..uploads import delete_stored, delete_with_files
+from .labels import choice_label, field_label
 
 log = logging.getLogger("crm_portal.admin")
 
@@ -54,8 +59,55 @@ class StaffAccessMixin:
 
     def inaccessible_callback(self, name: str, **kwargs: Any):
         if current_user.is_authenticated:
-            abort(404 if not getattr(current_user, "is_staff", False) else 403)
+            if not getattr(current_user, "is_staff", False):
+                abort(404)
+            # Staff without the role: the admin's own page, in the admin's layout and language.
+            return self.render("admin/forbidden.html"), 403  # type: ignore[attr-defined]
         return redirect(url_for("admin.login", next=request.full_path))
+
+
+# --- how values read in the admin: the staff member's zone and language ---------------------
+
+def _list_datetime(view: Any, value: dt.datetime, name: str) -> str:
+    return format_datetime(value, "short")  # stored as naive UTC: shown in the staff member's zone
+
+
+def _detail_datetime(view: Any, value: dt.datetime, name: str) -> str:
+    return format_datetime(value, "medium")
+
+
+def _list_date(view: Any, value: dt.date, name: str) -> str:
+    return format_date(value, "medium")
+
+
+def _export_datetime(view: Any, value: dt.datetime, name: str) -> str:
+    """ISO 8601 in the staff member's zone, to the second, with the zone's offset."""
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return aware.astimezone(get_timezone()).replace(microsecond=0).isoformat()
+
+
+def _export_date(view: Any, value: dt.date, name: str) -> str:
+    return value.isoformat()
+
+
+def _list_bool(view: Any, value: bool, name: str) -> Markup:
+    text = _("Yes") if value else _("No")
+    icon = "fa-check-circle glyphicon-ok-circle" if value else "fa-minus-circle glyphicon-minus-sign"
+    return Markup('<span class="fa glyphicon {}" title="{}: {}"></span>').format(
+        icon, view.get_column_name(name), text)
+
+
+def _export_bool(view: Any, value: bool, name: str) -> str:
+    return _("Yes") if value else _("No")
+
+
+def _localized(view: Any, value: Localized, name: str) -> str:
+    return value.label  # a profile, a folder … in the staff member's language
+
+
+def _lazy(text: Any) -> Any:
+    """A label that is translated when shown, from a callable or a (lazy) string."""
+    return LazyString(text) if callable(text) else text
 
 
 class AdminModelView(StaffAccessMixin, ModelView):
@@ -78,7 +130,24 @@ class AdminModelView(StaffAccessMixin, ModelView):
     #: record: deleting a record that has any is refused with :meth:`dependents_message`.
     protected_dependents: tuple[str, ...] = ()
 
+    #: Labels of this view's own field names (``{"service_id": _l("Service")}``), on top of the
+    #: shared ones of :mod:`crm_portal.admin.labels`; used for columns, forms, filters and inline forms.
+    field_labels: Mapping[str, Any] = {}
+    #: Labels of stored choice values per field (``{"actor": {"customer": _l("Customer")}}``),
+    #: on top of :data:`crm_portal.admin.labels.CHOICE_LABELS`.
+    choice_labels: Mapping[str, Mapping[Any, Any]] = {}
+    #: Readable names of the audit actions this view's module writes (shown in the audit log).
+    audit_labels: Mapping[str, Any] = {}
+
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _list_bool, dt.datetime: _list_datetime,
+                              dt.date: _list_date, Localized: _localized}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _export_bool,
+                                     dt.datetime: _detail_datetime, dt.date: _list_date, Localized: _localized}
+    column_type_formatters_export = {**typefmt.EXPORT_FORMATTERS, bool: _export_bool,
+                                     dt.datetime: _export_datetime, dt.date: _export_date, Localized: _localized}
+
     def __init__(self, model: type[pw.Model], *args: Any, **kwargs: Any) -> None:
+        self._label_everything(model)
         if self.column_searchable_list is None:
             text_fields = [f.name for f in model._meta.sorted_fields
                            if isinstance(f, (pw.CharField, pw.TextField)) and f.name not in self.form_excluded_columns]
@@ -89,6 +158,111 @@ class AdminModelView(StaffAccessMixin, ModelView):
                                    and f.name not in self.form_excluded_columns
                                    and (f.index or f.unique or f.choices or isinstance(f, pw.BooleanField))][:8]
         super().__init__(model, *args, **kwargs)
+
+    # --- labels: every column, form field, filter and choice in the staff member's language ---
+    def label_of(self, name: str, model: type[pw.Model] | None = None) -> Any:
+        """The translated label of field ``name`` of ``model`` (this view's by default)."""
+        model = model or self.model
+        explicit = self.column_labels or {}
+        if name in explicit:
+            return explicit[name]
+        found = field_label(name, model, self.field_labels)
+        if found is not None:
+            return found
+        return self._prettify_name(name)  # untranslated: the admin's translation test names it
+
+    def _label_everything(self, model: type[pw.Model]) -> None:
+        """Fill ``column_labels``, ``column_choices`` and ``form_args`` (labels, choices, the
+        names of related rows) from the labels of :mod:`crm_portal.admin.labels`."""
+        self.model = model
+        names = [f.name for f in model._meta.sorted_fields]
+        names += [n for n in (self.column_list or ()) if isinstance(n, str) and n not in names]
+        names += [n for n in (self.column_details_list or ()) if isinstance(n, str) and n not in names]
+        names += [n for n in (self.column_export_list or ()) if isinstance(n, str) and n not in names]
+        backrefs = [getattr(info, "model", info) for info in (self.inline_models or ())]
+        for related in backrefs:
+            for fk in related._meta.refs:
+                if fk.rel_model is model and fk.backref:
+                    names.append(fk.backref)
+        labels = {name: self.label_of(name, model) for name in names}
+        labels.update(dict(self.column_labels or {}))
+        self.column_labels = labels
+        choices = dict(self.column_choices or {})
+        for field in model._meta.sorted_fields:
+            if field.choices and field.name not in choices:
+                choices[field.name] = self._choices(field)
+        self.column_choices = choices
+        self.form_args = self._form_args(model, dict(self.form_args or {}))
+        for info in self.inline_models or ():
+            if hasattr(info, "form_args") and hasattr(info, "model"):
+                info.form_args = self._form_args(info.model, dict(info.form_args or {}))
+
+    def _choices(self, field: pw.Field) -> list[tuple[Any, Any]]:
+        own = self.choice_labels.get(field.name)
+        return [(value, choice_label(value, own)) for value, _label in field.choices]
+
+    def _form_args(self, model: type[pw.Model], args: dict[str, Any]) -> dict[str, Any]:
+        for field in model._meta.sorted_fields:
+            entry = dict(args.get(field.name) or {})
+            entry.setdefault("label", self.label_of(field.name, model))
+            if field.choices and not isinstance(field, pw.ForeignKeyField):
+                entry.setdefault("choices", self._choices(field))
+            if isinstance(field, pw.ForeignKeyField) and issubclass(field.rel_model, Localized):
+                entry.setdefault("get_label", lambda row: row.label)
+            args[field.name] = entry
+        return args
+
+    def scaffold_filters(self, name: Any) -> Any:
+        """Filters named like their columns, translated when shown; a filter on a related
+        model's field is named after the foreign key ("Company", "Profile / Label")."""
+        attr = getattr(self.model, name, None) if isinstance(name, str) else name
+        owner = getattr(attr, "model", None)
+        if attr is None or owner is None or owner is self.model or not isinstance(attr, pw.Field):
+            return super().scaffold_filters(name)
+        keys = [f for f in self.model._meta.sorted_fields
+                if isinstance(f, pw.ForeignKeyField) and f.rel_model is owner]
+        base = self.label_of(keys[0].name) if keys else self._prettify_name(owner.__name__)
+        if attr.name in ("name", "label_en", "label_it", "title"):
+            visible: Any = base
+        else:
+            inner = self.label_of(attr.name, owner)
+            visible = _lazy(lambda: f"{base} / {inner}")
+        return self.filter_converter.convert(type(attr).__name__, attr, visible)
+
+    def search_placeholder(self) -> str | None:
+        """"Search by name, email…": the labels of the searchable columns."""
+        fields = [self.label_of(f.name, f.model) if f.model is not self.model else self.label_of(f.name)
+                  for f in getattr(self, "_search_fields", ()) or ()]
+        if not fields:
+            return None
+        shown = ", ".join(str(label) for label in fields[:4]) + ("…" if len(fields) > 4 else "")
+        return _("Search by %(fields)s", fields=shown)
+
+    def get_export_columns(self) -> Any:
+        """Times are exported in the staff member's zone: their columns name it."""
+        columns = []
+        for name, label in super().get_export_columns():
+            field = self.model._meta.fields.get(name) if isinstance(name, str) else None
+            if isinstance(field, pw.DateTimeField):
+                label = _lazy(lambda text=label: f"{text} ({get_timezone()})")
+            columns.append((name, label))
+        return columns
+
+    # --- reading: related rows of the list in the same query ------------------------------
+    def get_query(self) -> Any:
+        return self.with_related(self.model.select())
+
+    def with_related(self, query: Any) -> Any:
+        """``query`` with the rows that the list's foreign-key columns show, joined: a page of
+        the list costs the same number of queries whatever its number of rows."""
+        shown = {name for name, _label in (self.get_list_columns() or ())}
+        for field in self.model._meta.sorted_fields:
+            if isinstance(field, pw.ForeignKeyField) and field.name in shown:
+                target = field.rel_model.alias()
+                query = (query.select_extend(target)
+                         .join_from(self.model, target, pw.JOIN.LEFT_OUTER,
+                                    on=(field == getattr(target, field.rel_field.name)), attr=field.name))
+        return query.switch(self.model)
 
     # --- reading: unknown ids are 404, parameters no column can hold are 400 -----------------
     def get_one(self, id: Any) -> Any:
@@ -300,13 +474,16 @@ class PortalAdminIndexView(AdminIndexView):
     def is_accessible(self) -> bool:
         return staff_allowed(("admin", "operator"))
 
+    #: Pages of the index view that need no login.
+    OPEN_PAGES = ("login", "logout", "set_language", "forgot_password", "reset_password")
+
     def inaccessible_callback(self, name: str, **kwargs: Any):
-        if name in ("login", "logout"):
+        if name in self.OPEN_PAGES:
             return None
         return StaffAccessMixin.inaccessible_callback(self, name, **kwargs)
 
     def _handle_view(self, name: str, **kwargs: Any):
-        if name in ("login", "logout"):
+        if name in self.OPEN_PAGES:
             return None
         return super()._handle_view(name, **kwargs)
 
@@ -319,8 +496,12 @@ class PortalAdminIndexView(AdminIndexView):
             "contacts": Contact.select().count(),
             "portal_users": Contact.select().where(Contact.portal_access == True).count(),  # noqa: E712
         }
+        from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
+
         recent = AuditEntry.select().order_by(AuditEntry.id.desc()).limit(10)
-        return self.render("admin/portal_index.html", stats=stats, recent=recent)
+        return self.render("admin/portal_index.html", stats=stats, recent=recent,
+                           actions=audit_action_labels(self.admin), record_types=record_type_labels(self.admin),
+                           actors=CHOICE_LABELS)
 
     @expose("/login", methods=("GET", "POST"))
     def login(self):
@@ -333,3 +514,27 @@ class PortalAdminIndexView(AdminIndexView):
         from .login import staff_logout
 
         return staff_logout()
+
+    @expose("/language", methods=("POST",))
+    def set_language(self):
+        from .preferences import set_language
+
+        return set_language()
+
+    @expose("/preferences", methods=("GET", "POST"))
+    def preferences(self):
+        from .preferences import preferences
+
+        return preferences(self)
+
+    @expose("/forgot-password", methods=("GET", "POST"))
+    def forgot_password(self):
+        from .password import forgot_password
+
+        return forgot_password(self)
+
+    @expose("/reset-password/<token>", methods=("GET", "POST"))
+    def reset_password(self, token: str):
+        from .password import reset_password
+
+        return reset_password(self, token)

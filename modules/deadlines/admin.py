@@ -3,11 +3,19 @@ from __future__ import annotations
 
 from crm_portal.api import AdminModelView, _l
 
-from .models import CalendarToken, Deadline
+from .models import KIND_LABELS, CalendarToken, Deadline
+
+#: The names of the deadlines' fields in the admin (the shared ones come from the portal).
+LABELS = {"kind": _l("Type"), "due_date": _l("Due date"), "reference": _l("Reference"), "done": _l("Done"),
+          "token": _l("Feed address"), "last_used_at": _l("Last used")}
 
 
 class DeadlineAdmin(AdminModelView):
     roles = ("admin", "operator")
+    field_labels = LABELS
+    choice_labels = {"kind": KIND_LABELS}
+    audit_labels = {"calendar-feed-revoked": _l("Calendar feed revoked"),
+                    "calendar-feed-regenerated": _l("Calendar feed address renewed")}
     column_list = ("company", "contact", "title", "kind", "due_date", "done")
     column_searchable_list = ("title", "reference")
     column_filters = ("kind", "due_date", "done")
@@ -17,6 +25,7 @@ class DeadlineAdmin(AdminModelView):
 
 class CalendarTokenAdmin(AdminModelView):
     roles = ("admin",)
+    field_labels = LABELS
     can_create = can_edit = False
     column_list = ("contact", "created_at", "last_used_at")
     # The token is the feed's password: staff never see it.

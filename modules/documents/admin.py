@@ -12,6 +12,14 @@ from crm_portal.api import AdminModelView, Contact, UploadRejected, _l, remove_a
 
 from .models import AREA, Document, Folder
 
+#: The names of the documents' fields in the admin (the shared ones come from the portal).
+LABELS = {
+    "folder": _l("Folder"), "product_code": _l("Product code"), "original_name": _l("File name"),
+    "size": _l("Size"), "mimetype": _l("File type"), "kind": _l("Kind of file"),
+    "download_count": _l("Times downloaded"),
+    "uploaded_by_customer": _l("Uploaded by the customer"), "stored_name": _l("Stored file"),
+}
+
 
 class FolderAdmin(AdminModelView):
     roles = ("admin", "operator")
@@ -21,6 +29,8 @@ class FolderAdmin(AdminModelView):
 
 class DocumentAdmin(AdminModelView):
     roles = ("admin", "operator")
+    field_labels = LABELS
+    audit_labels = {"document-uploaded": _l("Document uploaded")}
     column_list = ("title", "folder", "public", "company", "contact", "original_name", "size",
                    "download_count", "uploaded_by_customer", "created_at")
     column_searchable_list = ("title", "original_name", "product_code")

@@ -10,6 +10,10 @@ from crm_portal.api import AdminModelView, _l
 
 from .models import Article, ArticleCompany, ArticleDocument, Category
 
+#: The names of the FAQ's fields in the admin (the shared ones come from the portal).
+LABELS = {"body": _l("Text"), "published": _l("Published"), "article": _l("Article"), "document_id": _l("Document"),
+          "company_links": _l("Companies"), "document_links": _l("Documents")}
+
 
 class CompanyInline(InlineFormAdmin):
     form_columns = ("id", "company")
@@ -24,6 +28,7 @@ class DocumentInline(InlineFormAdmin):
 
 class ArticleAdmin(AdminModelView):
     roles = ("admin", "operator")
+    field_labels = LABELS
     inline_models = (CompanyInline(ArticleCompany), DocumentInline(ArticleDocument))
     column_list = ("title", "category", "language", "public", "published", "updated_at")
     column_searchable_list = ("title",)

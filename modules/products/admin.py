@@ -5,9 +5,14 @@ from crm_portal.api import AdminModelView, _l
 
 from .models import CompanySetting, Product
 
+#: The names of the products' fields in the admin (the shared ones come from the portal).
+LABELS = {"code": _l("Code"), "version": _l("Version"), "serial": _l("Serial number"),
+          "serial_company_only": _l("Serial numbers for the whole company"), "support_end": _l("End of support")}
+
 
 class ProductAdmin(AdminModelView):
     roles = ("admin", "operator")
+    field_labels = LABELS
     column_list = ("company", "contact", "name", "code", "version", "quantity", "support_end",
                    "serial_company_only")
     column_searchable_list = ("name", "code", "serial")
@@ -16,6 +21,7 @@ class ProductAdmin(AdminModelView):
 
 class CompanySettingAdmin(AdminModelView):
     roles = ("admin",)
+    field_labels = LABELS
     column_list = ("company", "serial_company_only")
 
 

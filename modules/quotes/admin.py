@@ -9,9 +9,16 @@ from wtforms.validators import Optional
 
 from crm_portal.api import AdminModelView, WriteRefused, _l
 
-from .models import DECIDED_STATUSES, Quote, QuoteLine
+from .models import DECIDED_STATUSES, STATUS_LABELS, Quote, QuoteLine
 
-
+#: The names of the quotes' fields in the admin (the shared ones come from the portal).
+LABELS = {
+    "valid_until": _l("Valid until"), "currency": _l("Currency"), "net_total": _l("Net total"),
+    "vat_total": _l("VAT total"), "gross_total": _l("Gross total"), "decided_by": _l("Decided by"),
+    "decided_at": _l("Decided on"), "decision_comment": _l("Customer's comment"), "lines": _l("Lines"),
+    "product_code": _l("Product code"), "description": _l("Description"), "unit_price": _l("Unit price"),
+    "discount": _l("Discount %"), "vat_rate": _l("VAT rate %"), "quote": _l("Quote"),
+}
 class QuoteLineInline(InlineFormAdmin):
     form_columns = ("id", "position", "product_code", "description", "quantity", "unit_price", "discount",
                     "vat_rate")
@@ -21,6 +28,9 @@ class QuoteLineInline(InlineFormAdmin):
 
 class QuoteAdmin(AdminModelView):
     roles = ("admin", "operator")
+    field_labels = LABELS
+    choice_labels = {"status": STATUS_LABELS}
+    audit_labels = {"quote-accepted": _l("Quote accepted"), "quote-rejected": _l("Quote rejected")}
     inline_models = (QuoteLineInline(QuoteLine),)
     column_list = ("number", "company", "contact", "subject", "date", "valid_until", "status", "gross_total",
                    "decided_at")

@@ -42,6 +42,9 @@ class SubcategoryInline(InlineFormAdmin):
 
 class ServiceAdmin(AdminModelView):
     roles = ("admin", "operator")
+    field_labels = {"contract_reference": _l("Contract reference"), "start_date": _l("Start date"),
+                    "end_date": _l("End date"), "contracted_hours": _l("Contracted hours"),
+                    "used_hours": _l("Hours used"), "service": _l("Service"), "subcategories": _l("Sub-categories")}
     inline_models = (SubcategoryInline(ServiceSubcategory),)
     column_list = ("company", "name", "contracted_hours", "used_hours", "start_date", "end_date", "active")
     column_searchable_list = ("name", "contract_reference")

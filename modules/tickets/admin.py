@@ -15,6 +15,7 @@ import peewee as pw
 from flask import abort, flash, has_request_context, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter, FilterEqual, FilterLike
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -49,6 +50,21 @@ from .models import (
 )
 from .views import _discard, _max_upload_mb, _store_files, send_attachment
 
+#: The names of the helpdesk's fields in the admin (the shared ones come from the portal).
+LABELS = {
+    "color": _l("Colour"), "final": _l("Final state"), "needs_date": _l("Needs a date"),
+    "from_state": _l("From state"), "to_state": _l("To state"), "actor": _l("Who"), "types": _l("Ticket types"),
+    "service_id": _l("Service"), "required": _l("Required"), "questions": _l("Guided questions"),
+}
+#: The badge colours by name.
+COLOR_LABELS = {"primary": _l("Blue"), "info": _l("Light blue"), "warning": _l("Yellow"), "indigo": _l("Indigo"),
+                "teal": _l("Teal"), "purple": _l("Purple"), "orange": _l("Orange"), "success": _l("Green"),
+                "danger": _l("Red"), "secondary": _l("Grey"), "dark": _l("Black"), "pink": _l("Pink")}
+#: Who makes a move of the workflow.
+ACTOR_LABELS = {"staff": _l("Support"), "customer": _l("Customer"), "system": _l("Automatic (auto-close)")}
+AUDIT_LABELS = {"ticket-taken": _l("Ticket taken in charge"), "ticket-assigned": _l("Ticket assigned"),
+                "ticket-updated": _l("Ticket updated"), "ticket-opened": _l("Ticket opened")}
+
 
 def _state_options():
     if not has_request_context():  # Flask-Admin also builds filters at start-up, before any table exists
@@ -66,7 +82,7 @@ class OverdueFilter(BasePeeweeFilter):
     """Tickets support has not taken charge of by their response-time target."""
 
     def __init__(self) -> None:
-        super().__init__(Ticket.response_due_at, str(_l("Response overdue")), options=(("1", _l("Yes")),))
+        super().__init__(Ticket.response_due_at, _l("Response overdue"), options=(("1", _l("Yes")),))
 
     def apply(self, query, value):
         return query.where(Ticket.taken_at.is_null() & (Ticket.response_due_at < workflow.clock())
@@ -78,7 +94,7 @@ class OverdueFilter(BasePeeweeFilter):
 
 class OpenFilter(BasePeeweeFilter):
     def __init__(self) -> None:
-        super().__init__(Ticket.status, str(_l("Open or closed")),
+        super().__init__(Ticket.status, _l("Open or closed"),
                          options=(("open", _l("Open")), ("closed", _l("Closed"))))
 
     def apply(self, query, value):
@@ -91,7 +107,7 @@ class OpenFilter(BasePeeweeFilter):
 
 class CompanyFilter(BasePeeweeFilter):
     def __init__(self) -> None:
-        super().__init__(Ticket.company, str(_l("Company")))
+        super().__init__(Ticket.company, _l("Company"))
 
     def apply(self, query, value):
         return query.where(Ticket.company.in_(Company.select(Company.id).where(Company.name.contains(value))))
@@ -102,7 +118,7 @@ class CompanyFilter(BasePeeweeFilter):
 
 class AssigneeFilter(FilterEqual):
     def __init__(self) -> None:
-        super().__init__(Ticket.assignee, str(_l("Assigned to")), options=_staff_options)
+        super().__init__(Ticket.assignee, _l("Assigned to"), options=_staff_options)
 
     def validate(self, value):
         return value == "none" or is_valid_id(value)  # Flask-Admin drops (and flashes) anything else
@@ -113,7 +129,7 @@ class AssigneeFilter(FilterEqual):
         return query.where(Ticket.assignee == int(value))
 
     def get_options(self, view):
-        return [("none", str(_l("Nobody")))] + _staff_options()
+        return [("none", _l("Nobody"))] + _staff_options()
 
 
 def _number_link(view, context, model, name):
@@ -130,7 +146,7 @@ def _status_badge(view, context, model, name):
 def _due(view, context, model, name):
     if model.response_due_at is None:
         return ""
-    text = model.response_due_at.strftime("%Y-%m-%d %H:%M")
+    text = format_datetime(model.response_due_at, "short")  # in the staff member's zone
     if workflow.is_overdue(model):
         return Markup('<span class="text-danger font-weight-bold" title="{}">⚠ {}</span>').format(
             _("Response overdue"), text)
@@ -141,6 +157,7 @@ class TicketQueueView(AdminModelView):
     """The operators' ticket queue and work page."""
 
     roles = ("admin", "operator")
+    audit_labels = AUDIT_LABELS
     can_create = True  # our own page (create_view): a ticket opened for a customer
     can_edit = False
     can_delete = False
@@ -163,9 +180,9 @@ class TicketQueueView(AdminModelView):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.column_filters = [
-            FilterEqual(Ticket.status, str(_l("Status")), options=_state_options),
+            FilterEqual(Ticket.status, _l("Status"), options=_state_options),
             OpenFilter(), CompanyFilter(), AssigneeFilter(), OverdueFilter(),
-            FilterLike(Ticket.requester_name, str(_l("Requester"))),
+            FilterLike(Ticket.requester_name, _l("Requester")),
         ]
         super().__init__(Ticket, *args, **kwargs)
 
@@ -389,6 +406,8 @@ class TicketQueueView(AdminModelView):
 
 
 class StateView(AdminModelView):
+    field_labels = LABELS
+    choice_labels = {"color": COLOR_LABELS}
     column_list = ("position", "key", "label_en", "label_it", "color", "final", "needs_date")
     column_default_sort = "position"
     column_filters = ()
@@ -397,6 +416,8 @@ class StateView(AdminModelView):
 
 
 class TransitionView(AdminModelView):
+    field_labels = LABELS
+    choice_labels = {"actor": ACTOR_LABELS}
     column_list = ("from_state", "to_state", "actor", "types")
     column_filters = ("actor",)
     column_searchable_list = ("types",)
@@ -406,12 +427,14 @@ class TransitionView(AdminModelView):
 
 
 class CategoryView(AdminModelView):
+    field_labels = LABELS
     column_list = ("position", "key", "label_en", "label_it", "active")
     column_default_sort = "position"
     column_filters = ("active",)
 
 
 class QuestionView(AdminModelView):
+    field_labels = LABELS
     column_list = ("category", "service_id", "label_en", "label_it", "required", "active", "position")
     column_filters = ("active", "required")
     column_descriptions = {"service_id": _l("Id of a service (services module): ask only for requests about it.")}
