@@ -31,7 +31,8 @@ from .views import AdminModelView, WriteRefused, _Failed
 class ProfileView(AdminModelView):
     """Portal profiles: admins only (operators never change what customers may do)."""
 
-    column_list = ("name", "label_en", "label_it", "assignable", "description")
+    # The description is free text in one language: it is read on the profile's own page.
+    column_list = ("name", "label_en", "label_it", "assignable")
     column_labels = {"name": _l("Name"), "label_en": _l("English label"), "label_it": _l("Italian label"),
                      "assignable": _l("Assignable"), "description": _l("Description")}
     column_searchable_list = ("name", "label_en", "label_it")

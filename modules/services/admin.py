@@ -31,6 +31,12 @@ def category_field(description: Any) -> dict[str, Any]:
             "validators": [Optional()], "description": description}
 
 
+def category_name(view: Any, context: Any, model: Any, name: str) -> str:
+    """The mapped ticket category by name (the details page), "the customer chooses" when none."""
+    value = getattr(model, name)
+    return dict(ticket_categories()).get("" if value is None else str(value), str(value))
+
+
 class SubcategoryInline(InlineFormAdmin):
     form_columns = ("id", "name", "position", "ticket_category_id")
     form_overrides = {"ticket_category_id": SelectField}
@@ -44,7 +50,9 @@ class ServiceAdmin(AdminModelView):
     roles = ("admin", "operator")
     field_labels = {"contract_reference": _l("Contract reference"), "start_date": _l("Start date"),
                     "end_date": _l("End date"), "contracted_hours": _l("Contracted hours"),
-                    "used_hours": _l("Hours used"), "service": _l("Service"), "subcategories": _l("Sub-categories")}
+                    "used_hours": _l("Hours used"), "service": _l("Service"), "subcategories": _l("Sub-categories"),
+                    "ticket_category_id": _l("Ticket category")}
+    column_formatters_detail = {"ticket_category_id": category_name}
     inline_models = (SubcategoryInline(ServiceSubcategory),)
     column_list = ("company", "name", "contracted_hours", "used_hours", "start_date", "end_date", "active")
     column_searchable_list = ("name", "contract_reference")
