@@ -261,3 +261,34 @@ def test_the_schema_step_adds_the_column(app):
                                         & (MigrationHistory.name == "0005_opened_by_staff")).execute()
         assert "tickets: applied 0005_opened_by_staff" in upgrade(app.extensions["crm_portal"])
         assert "opened_by_staff_id" in {c.name for c in db.get_columns("tickets_ticket")}
+
+
+def test_the_mapped_category_files_staff_opened_tickets_as_the_wizard_does(app, queue):
+    """The staff's page offers what the customer's wizard offers: a service (or sub-category) the
+    admins mapped to a category files the ticket there, whatever is posted; without a mapping the
+    category starts empty and must be chosen."""
+    from crm_portal.modules.services.models import Service, ServiceSubcategory
+    from crm_portal.modules.tickets.models import TicketCategory
+
+    bruno = _contact(app, "bruno@acme.example")
+    with app.app_context(), db.connection_context():
+        cats = {c.key: c for c in TicketCategory.select()}
+        service = Service.select().where(Service.company == bruno.company_id).order_by(Service.id).first()
+        Service.update(ticket_category_id=cats["accounting"].id).where(Service.id == service.id).execute()
+        ServiceSubcategory.update(ticket_category_id=None).where(ServiceSubcategory.service == service.id).execute()
+    client = app.test_client()
+    staff_login(client, OPERATOR)
+    url = f"{NEW}?contact={bruno.id}&service={service.id}"
+    page = client.get(url).text
+    if 'data-testid="new-ticket-form"' not in page:  # the service has sub-categories: take the first
+        url = re.findall(r'href="(/admin/tickets_queue/new/\?contact=[^"]+sub=[^"]+)"', page)[0].replace("&amp;", "&")
+        page = client.get(url).text
+    options = re.findall(r'<option[^>]*value="(\d+)"', page[page.index('id="category"'):].split("</select>")[0])
+    assert options == [str(cats["accounting"].id)]
+    assert client.post(url, data=_form(category=str(cats["other"].id))).status_code == 302
+    with app.app_context(), db.connection_context():
+        assert Ticket.get().category_id == cats["accounting"].id
+        Service.update(ticket_category_id=None).where(Service.id == service.id).execute()
+    page = client.get(url).text
+    assert re.search(r'<option[^>]*value=""', page)  # no mapping: nothing chosen for the operator
+    assert client.post(url, data=_form(title="No category", category="")).status_code == 400

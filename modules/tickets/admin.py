@@ -361,7 +361,7 @@ class TicketQueueView(AdminModelView):
                                             error=_("Choose one of the service's sub-categories.") if refused else None,
                                             status=400 if refused else 200)
         products = opening.products_for(user)
-        form = opening.request_form(service, products)
+        form, mapped = opening.request_form(service, sub, products)
         status, upload_error = 200, None
         if form.validate_on_submit():
             try:
@@ -388,7 +388,7 @@ class TicketQueueView(AdminModelView):
         elif request.method == "POST":
             status = 400
         return self._render_new("form", contact, services=services, service=service, sub=sub, form=form,
-                                upload_error=upload_error, status=status)
+                                mapped_category=mapped, upload_error=upload_error, status=status)
 
     def _pick_contact(self, error: str | None = None):
         text = (request.args.get("q") or "").strip()[:200]

@@ -57,22 +57,46 @@ def products_for(user: Any) -> list[tuple[int, str]]:
         return []
 
 
-def request_form(service: Any, products: list[tuple[int, str]], **kwargs: Any) -> TicketForm:
-    """The request form: active categories, the guided questions for every request and for
-    ``service``, and the product choice when there are ``products``."""
-    categories = list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
-                      .order_by(TicketCategory.position, TicketCategory.id))
+def active_categories() -> list[TicketCategory]:
+    """The categories a request can be filed under, in their order."""
+    return list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
+                .order_by(TicketCategory.position, TicketCategory.id))
+
+
+def mapped_category(service: Any, sub: tuple[int, str] | None,
+                    categories: list[TicketCategory]) -> TicketCategory | None:
+    """The category the admins mapped the chosen service / sub-category to, if it is still active;
+    ``None``: whoever fills in the form chooses."""
+    find = getattr(service, "ticket_category", None)
+    wanted = find(sub[0] if sub else None) if callable(find) else None
+    return next((c for c in categories if c.id == wanted), None) if wanted is not None else None
+
+
+def request_form(service: Any, sub: tuple[int, str] | None, products: list[tuple[int, str]],
+                 **kwargs: Any) -> tuple[TicketForm, TicketCategory | None]:
+    """The request form and the category it is filed under when the admins mapped the chosen
+    service / sub-category to one (then the only choice, whatever is posted); otherwise the select
+    starts empty, so no category is ever chosen silently. With the guided questions for every
+    request and for ``service``, and the product choice when there are ``products``."""
+    from flask_babel import gettext as _
+
+    categories = active_categories()
+    mapped = mapped_category(service, sub, categories) if service else None
     questions = (TicketQuestion.select().where(TicketQuestion.active == True)  # noqa: E712
                  .where(TicketQuestion.service_id.is_null()
                         | (TicketQuestion.service_id == (service.id if service else -1)))
                  .order_by(TicketQuestion.position, TicketQuestion.id))
     form = ticket_form(list(questions), **kwargs)
-    form.category.choices = choices([(c.id, c.label) for c in categories])
+    if mapped is not None:
+        form.category.choices = choices([(mapped.id, mapped.label)])
+        form.category.data = mapped.id
+    else:
+        form.category.choices = choices([("", _("— Choose a category —"))] + [(c.id, c.label) for c in categories])
     if products:
         form.product.choices = choices([(0, "—")] + products)
     else:
         del form.product
-    return form
+    return form, mapped
 
 
 def chosen_product(form: TicketForm, products: list[tuple[int, str]]) -> tuple[int, str] | None:

@@ -45,7 +45,7 @@ from crm_portal.api import (
     visible,
 )
 
-from . import workflow
+from . import opening, workflow
 from .forms import CloseForm, CommentForm, ReopenForm, WithdrawForm, choices, ticket_form
 from .models import (
     PRIORITIES,
@@ -263,54 +263,12 @@ def dashboard_panel(module: Module) -> Markup | None:
 
 
 # --- categories --------------------------------------------------------------------------------
-def active_categories() -> list[TicketCategory]:
-    """The categories a request can be filed under, in their order."""
-    return list(TicketCategory.select().where(TicketCategory.active == True)  # noqa: E712
-                .order_by(TicketCategory.position, TicketCategory.id))
-
-
 def category_choices() -> list[tuple[int, str]]:
     """(id, label) of the active categories, in the current language."""
-    return [(c.id, c.label) for c in active_categories()]
-
-
-def mapped_category(service: Any, sub: tuple[int, str] | None,
-                    categories: list[TicketCategory]) -> TicketCategory | None:
-    """The category the admins mapped the chosen service / sub-category to, if it is still active;
-    ``None``: the customer chooses."""
-    find = getattr(service, "ticket_category", None)
-    wanted = find(sub[0] if sub else None) if callable(find) else None
-    return next((c for c in categories if c.id == wanted), None) if wanted is not None else None
+    return [(c.id, c.label) for c in opening.active_categories()]
 
 
 # --- helpers of the routes ---------------------------------------------------------------------
-def _services() -> list[Any] | None:
-    """The services of the customer's contract, or None when there is no services module."""
-    module = current_app.extensions["crm_portal"].modules.get("services")
-    if module is None or not hasattr(module, "services_for"):
-        return None
-    try:
-        return list(module.services_for(current_user))
-    except Exception:  # another module's failure must not stop a customer from asking for help
-        current_app.logger.exception("tickets: services_for failed")
-        return None
-
-
-def _products() -> list[tuple[int, str]]:
-    module = current_app.extensions["crm_portal"].modules.get("products")
-    if module is None or not current_user.can("products", "view"):
-        return []
-    try:
-        if hasattr(module, "products_for"):
-            rows = module.products_for(current_user)
-        else:
-            rows = visible(module).limit(200)
-        return [(int(r.id), str(getattr(r, "name", None) or r)) for r in rows]
-    except Exception:
-        current_app.logger.exception("tickets: could not list products")
-        return []
-
-
 def _actor() -> workflow.Actor:
     return workflow.Actor.customer(current_user.contact)
 
@@ -396,7 +354,7 @@ def create():
     """The request wizard: service, sub-category (with the services module), then the form."""
     module = current_module()
     grant = require(module, "create")
-    services = _services()
+    services = opening.services_for(current_user)
     service = sub = None
     if services:
         service_id = request.args.get("service", type=int)
@@ -414,24 +372,8 @@ def create():
             sub = next(((i, n) for i, n in subcategories if i == sub_id), None)
             if sub is None:
                 abort(404)
-    categories = active_categories()
-    # The service (or sub-category) names the category when the admins mapped it; otherwise the
-    # customer picks one: the select starts empty, so no category is ever chosen for them.
-    mapped = mapped_category(service, sub, categories) if service else None
-    questions = TicketQuestion.select().where(TicketQuestion.active == True)  # noqa: E712
-    questions = questions.where(TicketQuestion.service_id.is_null()
-                                | (TicketQuestion.service_id == (service.id if service else -1)))
-    form = ticket_form(list(questions.order_by(TicketQuestion.position, TicketQuestion.id)))
-    if mapped is not None:
-        form.category.choices = choices([(mapped.id, mapped.label)])
-        form.category.data = mapped.id
-    else:
-        form.category.choices = choices([("", _("— Choose a category —"))] + [(c.id, c.label) for c in categories])
-    products = _products()
-    if products:
-        form.product.choices = choices([(0, "—")] + products)
-    else:
-        del form.product
+    products = opening.products_for(current_user)
+    form, mapped = opening.request_form(service, sub, products)
     status = 200
     upload_error = None
     if form.validate_on_submit():
@@ -440,9 +382,7 @@ def create():
         except UploadRejected as exc:
             upload_error, status = exc.message, exc.status
         else:
-            product = None
-            if products and form.product.data:
-                product = next(((i, n) for i, n in products if i == form.product.data), None)
+            product = opening.chosen_product(form, products)
             try:
                 with db.atomic():
                     ticket = workflow.create_ticket(
