@@ -118,3 +118,16 @@ def test_exports_show_only_what_the_gate_lets_through(app, demo, client):
         assert "P-2025-001" not in cells
     else:
         assert csv_text.status_code == xlsx.status_code == 404
+
+
+def test_the_ticket_list_offers_both_exports_with_its_filters(app, demo, client):
+    _as(client, app, "anna@acme.example", "it")
+    page = client.get("/tickets/?state=open&q=stampante").text
+    links = dict(re.findall(r'href="([^"]+)" data-testid="(export-csv|export-xlsx)"', page))
+    assert set(links.values()) == {"export-csv", "export-xlsx"}
+    xlsx = next(url for url, kind in links.items() if kind == "export-xlsx").replace("&amp;", "&")
+    assert xlsx.startswith("/tickets/export.xlsx?") and "state=open" in xlsx and "q=stampante" in xlsx
+    response = client.get(xlsx)
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.data)).worksheets[0]
+    assert sheet.max_row >= 1 and sheet["A1"].value
