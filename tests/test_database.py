@@ -139,7 +139,7 @@ def _hold_write_lock(path: str) -> sqlite3.Connection:
 @sqlite_only
 def test_a_request_waits_for_a_writer_holding_the_lock(app, demo, client, monkeypatch):
     """Another writer holds the lock longer than the busy timeout: the request is retried and stored."""
-    from crm_portal.models import OutboxMessage
+    from crm_portal.models import AuditEntry
 
     _busy_timeout(monkeypatch, 100)  # give up waiting quickly, so the retry is what saves the request
     login(client, "anna@acme.example")
@@ -147,12 +147,12 @@ def test_a_request_waits_for_a_writer_holding_the_lock(app, demo, client, monkey
     other = _hold_write_lock(path)
     threading.Timer(0.15, other.rollback).start()
     with app.app_context(), db.connection_context():
-        before = OutboxMessage.select().count()
+        before = AuditEntry.select().where(AuditEntry.action == "change-requested").count()
     response = client.post("/me/request", data=CHANGE)
     other.close()
     assert response.status_code == 302
     with app.app_context(), db.connection_context():
-        assert OutboxMessage.select().count() > before
+        assert AuditEntry.select().where(AuditEntry.action == "change-requested").count() == before + 1
 
 
 @sqlite_only
