@@ -5,6 +5,7 @@ Built per application (the modules, hence the routes, differ between application
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import marshmallow as ma
@@ -35,7 +36,7 @@ class PageArgs(ma.Schema):
     cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200),
                               metadata={"description": "the next_cursor of the previous page"})
     updated_since = ma.fields.AwareDateTime(
-        load_default=None, default_timezone=None,
+        load_default=None, default_timezone=dt.UTC,
         metadata={"description": "only records changed (or, without updated_at, created) at or after "
                                  "this ISO 8601 time; UTC when it has no offset"})
 
