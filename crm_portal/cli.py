@@ -3,6 +3,7 @@ worker (background jobs) and send-mail."""
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -198,7 +199,8 @@ def api_key_group() -> None:
 @click.option("--allow-ip", "allow_ip", multiple=True, metavar="CIDR",
               help="Accept the key only from this address range (repeatable; default: any address).")
 @with_appcontext
-def api_key_create_command(name: str, scopes: str, expires_days: int | None, allow_ip: tuple[str, ...]) -> None:
+def api_key_create_command(name: str, scopes: str, expires_days: int | None,
+                           allow_ip: tuple[str, ...]) -> None:
     """Create an API key; the token, shown only now, is the last line of the output."""
     from .audit import audit
     from .rest.keys import KeyRefused, create_key
@@ -249,7 +251,7 @@ def api_key_list_command() -> None:
     if not keys:
         click.echo("no API keys")
 
-    def when(value) -> str:
+    def when(value: Any) -> str:
         return f"{value:%Y-%m-%d %H:%M}" if value else "-"
 
     for key in keys:

@@ -13,7 +13,6 @@ from crm_portal.models import Company, Contact
 from crm_portal.testing import login
 
 
-
 def _modules(app) -> list[str]:
     return record_modules(app)
 
@@ -204,7 +203,8 @@ def test_bad_parameters_are_422_with_field_errors(app, demo, client, query, fiel
     assert body["code"] == "invalid" and field in body["errors"]
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "W10", "WyJ4IiwgMV0", "WzEsICJ4Il0", "bnVsbA", "%00", "WyIyMDI2LTAxLTAxIiwgOTk5OTk5OTk5OTk5XQ"])
+@pytest.mark.parametrize("cursor", ["garbage", "W10", "WyJ4IiwgMV0", "WzEsICJ4Il0", "bnVsbA", "%00",
+                                    "WyIyMDI2LTAxLTAxIiwgOTk5OTk5OTk5OTk5XQ"])
 def test_bad_cursor_is_a_clear_422(app, demo, client, cursor):
     response = client.get(f"/api/v1/tickets?cursor={cursor}", headers=bearer(make_key(app, "tickets:read").token))
     assert response.status_code == 422
@@ -237,13 +237,15 @@ def test_constant_queries_per_page(app, demo, client, queries):
     client.get("/api/v1/companies", headers=bearer(token))  # last_used_at is written once a minute at most
     counts = {}
     for name in ("companies", "contacts"):
-        counts[name] = (count(f"/api/v1/{name}?limit=100"), count(f"/api/v1/{name}?limit=100", **{"X-Act-As-Contact": anna.email}))
+        counts[name] = (count(f"/api/v1/{name}?limit=100"),
+                        count(f"/api/v1/{name}?limit=100", **{"X-Act-As-Contact": anna.email}))
     with app.app_context(), db.connection_context():
         for i in range(60):
             company = Company.create(name=f"Bulk {i}")
             Contact.create(first_name="Bulk", last_name=str(i), email=f"bulk{i}@acme.example",
                            company=demo["companies"]["acme"] if i % 2 else company)
     for name in ("companies", "contacts"):
-        after = (count(f"/api/v1/{name}?limit=100"), count(f"/api/v1/{name}?limit=100", **{"X-Act-As-Contact": anna.email}))
+        after = (count(f"/api/v1/{name}?limit=100"),
+                 count(f"/api/v1/{name}?limit=100", **{"X-Act-As-Contact": anna.email}))
         assert after == counts[name], name
         assert max(after) <= 5, queries.queries

@@ -6,6 +6,7 @@ Built per application (the modules, hence the routes, differ between application
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -22,9 +23,19 @@ PREFIX = "/api/v1"
 BEARER = "bearer"
 
 
+class ApiErrorSchema(ma.Schema):
+    """Every error answer of the API."""
+
+    code = ma.fields.String(metadata={"description": "unauthorized, forbidden, not_found, invalid …"})
+    message = ma.fields.String(metadata={"description": "what went wrong, in the request's language"})
+    errors = ma.fields.Dict(metadata={"description": "field name → list of messages (422)"})
+
+
 class PortalApi(Api):
     """flask-smorest's Api, whose errors stay in the API: the portal keeps its HTML error pages
     (crm_portal.rest.errors answers JSON under /api/v1 only)."""
+
+    ERROR_SCHEMA = ApiErrorSchema
 
     def _register_error_handlers(self) -> None:
         errors.init_app(self._app)
@@ -41,6 +52,13 @@ class PageArgs(ma.Schema):
                                  "this ISO 8601 time; UTC when it has no offset"})
 
 
+ERRORS = {
+    401: "Missing or invalid API key (one body for every kind of refusal).",
+    403: "The key lacks the scope, or X-Act-As-Contact names no contact with portal access.",
+    404: "Not found, or outside the scope of the acting contact.",
+}
+
+
 ACT_AS_PARAMETER = {
     "in": "header", "name": ACT_AS_HEADER, "required": False, "schema": {"type": "string"},
     "description": "Read as this contact (id or email) would in the portal: their profile, grants and scope.",
@@ -50,6 +68,14 @@ ACT_AS_PARAMETER = {
 def _doc(scope: str, summary: str) -> dict[str, Any]:
     return {"summary": summary, "description": f"Scope: `{scope}`.",
             "security": [{BEARER: [scope]}], "parameters": [ACT_AS_PARAMETER]}
+
+
+def _errors(bp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        for status, description in ERRORS.items():
+            view = bp.alt_response(status, schema=ApiErrorSchema, description=description)(view)
+        return view
+    return decorate
 
 
 def _add_module(bp: Blueprint, module: Module) -> None:
@@ -62,6 +88,7 @@ def _add_module(bp: Blueprint, module: Module) -> None:
     @bp.route(f"/{name}", endpoint=f"{name}_list", methods=["GET"])
     @bp.arguments(PageArgs, location="query", as_kwargs=True)
     @bp.response(200, page_schema(module, item))
+    @_errors(bp)
     @bp.doc(**_doc(scope, f"List {name}"), tags=[name])
     @scoped(scope)
     def list_view(limit: int, cursor: str | None, updated_since: Any) -> dict[str, Any]:
@@ -74,6 +101,7 @@ def _add_module(bp: Blueprint, module: Module) -> None:
 
     @bp.route(f"/{name}/<int(signed=True):record_id>", endpoint=f"{name}_detail", methods=["GET"])
     @bp.response(200, item)
+    @_errors(bp)
     @bp.doc(**_doc(scope, f"One of {name}"), tags=[name])
     @scoped(scope)
     def detail_view(record_id: int) -> dict[str, Any]:
@@ -82,7 +110,7 @@ def _add_module(bp: Blueprint, module: Module) -> None:
         return as_dict(row, fields, hidden_columns(module, user))
 
 
-def _docs_page(api: Api):
+def _docs_page(api: Api) -> Callable[[], str]:
     def docs() -> str:
         spec = api.spec.to_dict()
         return render_template("rest/docs.html", spec=spec)

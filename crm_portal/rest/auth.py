@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import abort, g, request
 from flask_babel import gettext as _
@@ -24,7 +24,7 @@ ACT_AS_HEADER = "X-Act-As-Contact"
 TOKEN_PARAMS = ("access_token", "token", "api_key", "apikey", "key")
 
 
-def _unauthorized() -> None:
+def _unauthorized() -> NoReturn:
     abort(401, description=None)  # the one body for every kind of failure (see errors.body)
 
 

@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
@@ -33,10 +34,10 @@ class KeyRefused(ValueError):
     """A key cannot be created as asked; the message says why."""
 
 
-def all_scopes(registry: object | None = None) -> list[str]:
+def all_scopes(registry: Any = None) -> list[str]:
     """Every scope a key may hold: the core's and ``<module>:read`` / ``<module>:write`` for every
     module of the registry (partners' modules included)."""
-    modules = (registry or current_app.extensions["crm_portal"]).modules  # type: ignore[attr-defined]
+    modules = (registry or current_app.extensions["crm_portal"]).modules
     found = set(CORE_SCOPES)
     for name in modules:
         found.update((f"{name}:read", f"{name}:write"))

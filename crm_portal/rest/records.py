@@ -42,7 +42,8 @@ def api_fields(module: Module) -> list[pw.Field]:
     """The record's fields the API shows for ``module``, in declaration order, without secrets."""
     record = module.record
     assert record is not None
-    names: list[str] = [record._meta.primary_key.name]
+    pk: Any = record._meta.primary_key
+    names: list[str] = [pk.name]
     names += [c.field.name for c in module.columns]
     names += [f.name for section in module.detail for f in section.fields]
     names += ["created_at", "updated_at"]
@@ -77,7 +78,8 @@ def page_schema(module: Module, item: type[ma.Schema]) -> type[ma.Schema]:
     name = "".join(part.title() for part in module.name.split("_")) + "Page"
     return ma.Schema.from_dict({
         "items": ma.fields.List(ma.fields.Nested(item)),
-        "next_cursor": ma.fields.String(allow_none=True, metadata={"description": "give as ?cursor= for the next page"}),
+        "next_cursor": ma.fields.String(allow_none=True,
+                                        metadata={"description": "give as ?cursor= for the next page"}),
         "has_more": ma.fields.Boolean(),
     }, name=name)
 
