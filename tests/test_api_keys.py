@@ -188,3 +188,9 @@ def test_unique_key_ids(app):
     with app.app_context(), db.connection_context():
         ids = {create_key("crm", "faq:read").key.key_id for _ in range(20)}
     assert len(ids) == 20
+
+
+def test_errors_speak_the_request_language(app, demo, client):
+    response = client.get("/api/v1/tickets", headers={"Accept-Language": "it"})
+    assert response.status_code == 401
+    assert response.get_json()["message"] == "Chiave API mancante o non valida."
