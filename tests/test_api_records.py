@@ -249,3 +249,42 @@ def test_constant_queries_per_page(app, demo, client, queries):
                  count(f"/api/v1/{name}?limit=100", **{"X-Act-As-Contact": anna.email}))
         assert after == counts[name], name
         assert max(after) <= 5, queries.queries
+
+
+def test_declared_secret_columns_are_never_serialised(app, demo, client):
+    """A module declaring a credential as a column still never hands it out."""
+    from crm_portal.api import Column, Field, Module, Section
+    from crm_portal.rest.records import api_fields
+
+    class Careless(Module):
+        name = "careless"
+        label = "Careless"
+        record = Contact
+        contact_field = Contact.id
+        columns = [Column(Contact.email), Column(Contact.password_hash), Column(Contact.session_token)]
+        detail = [Section("x", [Field("session_token"), Field("last_name")])]
+
+    names = [f.name for f in api_fields(Careless())]
+    assert names == ["id", "email", "last_name", "created_at"]
+
+
+def test_act_as_hides_the_columns_the_portal_hides(app, demo, client):
+    """Contacts' last login is for their administrators (``manage``): acting as anyone else, it is
+    left out, as on their portal list; the integration itself reads it."""
+    from crm_portal.auth import PortalUser, load_contact
+
+    token = make_key(app, "contacts:read").token
+    assert "last_login" in client.get("/api/v1/contacts", headers=bearer(token)).get_json()["items"][0]
+    checked = 0
+    for who in ("anna", "bruno", "carla"):
+        with app.app_context(), db.connection_context():
+            user = PortalUser(load_contact(demo["contacts"][who].id))
+            visible, manager = user.can("contacts"), user.can("contacts", "manage")
+        if not visible:
+            continue
+        items = client.get("/api/v1/contacts", headers=bearer(token, **{"X-Act-As-Contact": str(user.contact_id)}))
+        assert items.get_json()["items"]
+        for item in items.get_json()["items"]:
+            assert ("last_login" in item) == manager, who
+        checked += not manager
+    assert checked
