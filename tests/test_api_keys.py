@@ -194,3 +194,16 @@ def test_errors_speak_the_request_language(app, demo, client):
     response = client.get("/api/v1/tickets", headers={"Accept-Language": "it"})
     assert response.status_code == 401
     assert response.get_json()["message"] == "Chiave API mancante o non valida."
+
+
+def test_audit_helper_names_the_calling_integration(app, demo, client):
+    from flask import g
+
+    from crm_portal.rest.auth import audit_integration, authenticate
+
+    new = make_key(app, "tickets:read")
+    with app.test_request_context("/api/v1/tickets", headers=bearer(new.token)), db.connection_context():
+        authenticate()
+        entry = audit_integration("ticket.synced", object_type="tickets_ticket", object_id=7)
+        assert g.api_key.key_id == new.key.key_id
+    assert (entry.actor_type, entry.actor_label, entry.object_id) == ("integration", "crm", "7")
