@@ -44,7 +44,8 @@ def test_admin_refuses_bad_input_and_writes_nothing(app, demo, client):
                  {"integration": "crm", "scopes": []},
                  {"integration": "crm", "scopes": ["tickets:everything"]},
                  {"integration": "crm", "scopes": ["tickets:read"], "allowed_ips": "not an ip"},
-                 {"integration": "crm", "scopes": ["tickets:read"], "expires_days": "0"}):
+                 {"integration": "crm", "scopes": ["tickets:read"], "expires_days": "0"},
+                 {"integration": "c\x00rm", "scopes": ["tickets:read"]}):
         response = client.post("/admin/core_api_key/new/", data=data)
         assert response.status_code == 400, data
         assert "crmp_" not in response.text

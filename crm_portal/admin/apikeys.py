@@ -63,6 +63,10 @@ class NewKeyForm(FlaskForm):
     allowed_ips = TextAreaField(_l("Allowed IP ranges"), validators=[Optional(), Length(max=2000)],
                                 description=_l("One address or CIDR range per line; empty: any address."))
 
+    def validate_integration(self, field: Any) -> None:
+        if not (field.data or "").isprintable():
+            raise ValidationError(_("Use printable characters only."))
+
     def validate_allowed_ips(self, field: Any) -> None:
         from ..rest.keys import KeyRefused, parse_networks
 

@@ -63,7 +63,7 @@ def acting_user() -> Any:
     contact_id = None
     if value.isdigit() and len(value) < 10:
         contact_id = int(value)
-    else:
+    elif len(value) <= 254 and value.isprintable():  # no NUL or control characters reach the database
         found = Contact.select(Contact.id).where(fn.LOWER(Contact.email) == value.lower()).first()
         contact_id = found.id if found else None
     contact = load_contact(contact_id) if contact_id is not None else None

@@ -85,6 +85,8 @@ def create_key(name: str, scopes: str | Iterable[str], *, expires_days: int | No
     name = (name or "").strip()
     if not name:
         raise KeyRefused("give the integration's name")
+    if len(name) > 100 or not name.isprintable():
+        raise KeyRefused("the integration's name: at most 100 printable characters")
     scope_list = parse_scopes(scopes)
     networks = parse_networks(allowed_ips)
     if expires_days is not None and expires_days < 1:
