@@ -11,6 +11,10 @@ from .models import AuditEntry
 
 
 def _actor(user: Any) -> tuple[str, int | None, str | None]:
+    from .scoping import IntegrationPrincipal
+
+    if isinstance(user, IntegrationPrincipal):  # the REST API called with an integration's key
+        return "integration", user.integration.id, user.integration.name
     if user is None or not getattr(user, "is_authenticated", False):
         return "anonymous", None, None
     if getattr(user, "is_staff", False) or getattr(user, "viewing_as", False):

@@ -3,6 +3,7 @@ worker (background jobs) and send-mail."""
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -186,9 +187,82 @@ def worker_command(workers: int | None, no_periodic: bool) -> None:
     consumer.run()
 
 
+@click.group("api-key")
+def api_key_group() -> None:
+    """Keys of the integrations using the REST API (/api/v1)."""
+
+
+@api_key_group.command("create")
+@click.option("--name", required=True, help="The integration's name (created if new).")
+@click.option("--scopes", required=True, help='Space-separated scopes, e.g. "tickets:read companies:read".')
+@click.option("--expires-days", type=click.IntRange(min=1), default=None, help="Expire after N days (default: never).")
+@click.option("--allow-ip", "allow_ip", multiple=True, metavar="CIDR",
+              help="Accept the key only from this address range (repeatable; default: any address).")
+@with_appcontext
+def api_key_create_command(name: str, scopes: str, expires_days: int | None,
+                           allow_ip: tuple[str, ...]) -> None:
+    """Create an API key; the token, shown only now, is the last line of the output."""
+    from .audit import audit
+    from .rest.keys import KeyRefused, create_key
+
+    with db.connection_context(), db.atomic():
+        try:
+            new = create_key(name, scopes, expires_days=expires_days, allowed_ips=allow_ip)
+        except KeyRefused as exc:
+            raise click.UsageError(str(exc)) from exc
+        key = new.key
+        audit("api_key.create", key, system=True,
+              details={"integration": name, "key_id": key.key_id, "scopes": key.scopes})
+    click.echo(f"key {key.key_id} of {name}; scopes: {key.scopes}")
+    if key.expires_at:
+        click.echo(f"expires {key.expires_at:%Y-%m-%d %H:%M} UTC")
+    click.echo("The token below is shown only now; store it safely:")
+    click.echo(new.token)
+
+
+@api_key_group.command("revoke")
+@click.argument("key_id")
+@with_appcontext
+def api_key_revoke_command(key_id: str) -> None:
+    """Revoke the key KEY_ID: it stops working at once."""
+    from .audit import audit
+    from .models import ApiKey
+    from .rest.keys import revoke_key
+
+    with db.connection_context(), db.atomic():
+        key = ApiKey.get_or_none(ApiKey.key_id == key_id)
+        if key is None:
+            raise click.UsageError(f"no API key {key_id!r}")
+        if not revoke_key(key):
+            click.echo(f"key {key_id} was already revoked")
+            return
+        audit("api_key.revoke", key, system=True, details={"key_id": key_id})
+    click.echo(f"key {key_id} revoked")
+
+
+@api_key_group.command("list")
+@with_appcontext
+def api_key_list_command() -> None:
+    """List the API keys (never their secrets)."""
+    from .models import ApiKey, Integration
+
+    with db.connection_context():
+        keys = list(ApiKey.select(ApiKey, Integration).join(Integration).order_by(Integration.name, ApiKey.id))
+    if not keys:
+        click.echo("no API keys")
+
+    def when(value: Any) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+    for key in keys:
+        state = "revoked" if key.revoked_at else "active"
+        click.echo(f"{key.key_id}  {key.integration.name:<20} {state:<8} expires {when(key.expires_at)}  "
+                   f"last used {when(key.last_used_at)}  ip {key.allowed_ips or 'any'}  scopes {key.scopes}")
+
+
 def init_app(app: Flask) -> None:
     for command in (init_command, migrate_command, demo_command, modules_command, send_mail_command,
-                    worker_command):
+                    worker_command, api_key_group):
         app.cli.add_command(command)
 
 

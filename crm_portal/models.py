@@ -208,7 +208,7 @@ class AuditEntry(BaseModel):
     """Who did what to which record, and when."""
 
     created_at = pw.DateTimeField(default=utcnow, index=True)
-    actor_type = pw.CharField(max_length=16, index=True)  # contact | staff | system | anonymous
+    actor_type = pw.CharField(max_length=16, index=True)  # contact | staff | system | anonymous | integration
     actor_id = pw.IntegerField(null=True, index=True)
     actor_label = pw.CharField(max_length=300, null=True)
     action = pw.CharField(max_length=64, index=True)
@@ -315,7 +315,48 @@ class MigrationHistory(BaseModel):
         indexes = ((("module", "name"), True),)
 
 
+class Integration(BaseModel):
+    """An external system using the REST API (CRM, helpdesk …); it holds the API keys."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    active = pw.BooleanField(default=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "core_integration"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(BaseModel):
+    """A bearer token of an integration, ``crmp_<key_id>_<secret>``: only the key id and a keyed
+    hash of the secret are stored (see crm_portal.rest.keys)."""
+
+    integration_id: int
+
+    integration = pw.ForeignKeyField(Integration, backref="api_keys", on_delete="CASCADE", index=True)
+    key_id = pw.CharField(max_length=32, unique=True)
+    secret_hash = pw.CharField(max_length=64)
+    scopes = pw.TextField(default="")  # space-separated
+    allowed_ips = pw.TextField(null=True)  # space-separated CIDR ranges; empty: any address
+    expires_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+    last_used_at = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "core_api_key"
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset((self.scopes or "").split())
+
+    def __str__(self) -> str:
+        return self.key_id
+
+
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
-    MigrationHistory, AccountToken, LoginThrottle, StaffToken,
+    MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
 ]

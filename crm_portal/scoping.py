@@ -16,6 +16,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models import ProfileModule
 
 
+#: The scope of an integration reading through the REST API without acting as a contact: every
+#: record of the module, as staff see them in the admin. Only :class:`IntegrationPrincipal` has it.
+ALL_RECORDS = "all"
+
+
+class IntegrationPrincipal:
+    """An integration calling the REST API with its own key, acting as no contact.
+
+    Its API key's scopes (checked by crm_portal.rest before the gate) decide which modules it
+    reads; within a module it reaches every record (:data:`ALL_RECORDS`). An integration acting as
+    a contact passes that contact's :class:`~crm_portal.auth.PortalUser` instead, never this.
+    """
+
+    is_authenticated = True
+    is_staff = False
+    contact_id = None
+    company_id = None
+
+    def __init__(self, integration: Any) -> None:
+        self.integration = integration
+
+    def can(self, module: str, action: str = "view") -> bool:
+        return True
+
+
 def _module(module: Module | str) -> Module:
     if isinstance(module, str):
         found = current_app.extensions["crm_portal"].modules.get(module)
@@ -33,6 +58,10 @@ def require(module: Module | str, action: str = "view", user: Any = None) -> Pro
     """The user's grant on ``module``. Hidden module → 404; module shown but ``action`` not granted → 403."""
     module = _module(module)
     user = _user(user)
+    if isinstance(user, IntegrationPrincipal):
+        from .models import ProfileModule
+
+        return ProfileModule(module=module.name, scope=ALL_RECORDS, actions=",".join(module.actions))
     if user is None or not user.is_authenticated or user.is_staff:
         abort(404)
     grant = user.grant(module.name)
@@ -50,6 +79,8 @@ def visible(module: Module | str, user: Any = None, action: str = "view",
     user = _user(user)
     grant = require(module, action, user)
     base = module.base_query() if query is None else query
+    if grant.scope == ALL_RECORDS and isinstance(user, IntegrationPrincipal):
+        return base
     return module.scope_query(base, user, grant.scope)
 
 

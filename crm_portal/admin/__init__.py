@@ -19,16 +19,19 @@ from ..account.forms import StrongPassword
 from ..auth import hash_password
 from ..db import db
 from ..models import (
+    ApiKey,
     AuditEntry,
     Button,
     Company,
     Contact,
+    Integration,
     OutboxMessage,
     Profile,
     StaffUser,
     new_token,
 )
 from ..staff import current_staff
+from .apikeys import ApiKeyView, IntegrationView
 from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
 from .preferences import timezone_choices
 from .profiles import ProfileView, audit_details
@@ -170,7 +173,8 @@ class AuditEntryView(AdminModelView):
     can_create = can_edit = can_delete = False
     column_formatters = {"action": _audit_action, "object_type": _audit_record_type}
     column_formatters_export = {"action": _audit_action, "object_type": _audit_record_type}
-    column_choices = {"actor_type": [(key, CHOICE_LABELS[key]) for key in ("contact", "staff", "system", "anonymous")]}
+    column_choices = {"actor_type": [(key, CHOICE_LABELS[key])
+                                     for key in ("contact", "staff", "system", "anonymous", "integration")]}
     column_default_sort = ("id", True)
     column_list = ("created_at", "actor_type", "actor_label", "action", "object_type", "object_id", "ip_address")
     column_searchable_list = ("actor_label", "action", "object_type", "object_id")
@@ -235,6 +239,9 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(ViewAsView(name=_l("View as a contact"), endpoint="view_as", url="/admin/view-as"))
     admin.add_view(OutboxMessageView(OutboxMessage, name=_l("Email outbox"), category=portal,
                                      endpoint="core_outbox"))
+    api = _l("REST API")
+    admin.add_view(IntegrationView(Integration, name=_l("Integrations"), category=api, endpoint="core_integration"))
+    admin.add_view(ApiKeyView(ApiKey, name=_l("API keys"), category=api, endpoint="core_api_key"))
     from .preferences import language_names
 
     app.jinja_env.globals["admin_language_names"] = language_names

@@ -107,6 +107,7 @@ CHOICE_LABELS: dict[str, Any] = {
     "staff": _l("Staff"),
     "system": _l("System"),
     "anonymous": _l("Anonymous"),
+    "integration": _l("Integration"),
     "invite": _l("Invitation"),
     "reset": _l("Password reset"),
 }
