@@ -46,7 +46,7 @@ from crm_portal.api import (
 )
 
 from . import opening, workflow
-from .forms import CloseForm, CommentForm, ReopenForm, WithdrawForm, choices, ticket_form
+from .forms import CloseForm, CommentForm, ReopenForm, WithdrawForm
 from .models import (
     PRIORITIES,
     SEVERITIES,
@@ -56,7 +56,6 @@ from .models import (
     TicketCategory,
     TicketComment,
     TicketHistory,
-    TicketQuestion,
     is_valid_id,
 )
 
