@@ -74,7 +74,8 @@ def test_every_installed_module_is_a_row_with_translated_actions(app, demo, clie
     assert re.search(r'value="close"\s+checked', page.text)
     assert not re.search(r'id="action-tickets-comment_others"[^>]*checked', page.text)
     italian = client.get(EDIT.format(pid), headers={"Accept-Language": "it"})
-    for text in ("Accettare o rifiutare i preventivi", "Solo i propri dati", "Tutta l'azienda", "Pulsanti della dashboard",
+    for text in ("Accettare o rifiutare i preventivi", "Solo i propri dati", "Tutta l'azienda",
+                 "Pulsanti della dashboard",
                  "Contatti con questo profilo", "Assegnabile", "Etichetta inglese"):
         assert text in italian.text, text
 
