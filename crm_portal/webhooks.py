@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
 
 from .db import db, utcnow
 from .models import Integration, StaffUser, WebhookDelivery, WebhookEndpoint
@@ -86,15 +87,15 @@ def check_url(url: str) -> None:
     """Raise :class:`WebhookRefused` unless ``url`` is an http(s) address without credentials."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookRefused("use an http:// or https:// address with a host name")
+        raise WebhookRefused(_("Use an http:// or https:// address with a host name."))
     if parts.username or parts.password:
-        raise WebhookRefused("the address may not carry a user name or password")
+        raise WebhookRefused(_("The address may not carry a user name or password."))
     if len(url) > 2000 or not url.isprintable() or " " in url:
-        raise WebhookRefused("the address is not valid")
+        raise WebhookRefused(_("The address is not valid."))
     try:
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError as exc:
-        raise WebhookRefused("the port is not valid") from exc
+        raise WebhookRefused(_("The port is not valid.")) from exc
 
 
 def resolve(url: str) -> list[str]:
@@ -106,12 +107,12 @@ def resolve(url: str) -> list[str]:
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise WebhookRefused("the host name does not resolve") from exc
+        raise WebhookRefused(_("The host name does not resolve.")) from exc
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not current_app.config.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS"):
         refused = [a for a in addresses if not _allowed_address(a)]
         if refused or not addresses:
-            raise WebhookRefused("the address resolves to a private, loopback or reserved network")
+            raise WebhookRefused(_("The address resolves to a private, loopback or reserved network."))
     return addresses
 
 
@@ -120,10 +121,10 @@ def parse_events(events: Iterable[str]) -> list[str]:
     """The event types, checked; an unknown one raises :class:`WebhookRefused` naming it."""
     found = list(dict.fromkeys(e for e in events if e))
     if not found:
-        raise WebhookRefused("give at least one event")
+        raise WebhookRefused(_("Give at least one event."))
     unknown = [e for e in found if e not in EVENTS]
     if unknown:
-        raise WebhookRefused("unknown events: " + ", ".join(sorted(unknown)))
+        raise WebhookRefused(_("Unknown events: %(events)s.", events=", ".join(sorted(unknown))))
     return found
 
 

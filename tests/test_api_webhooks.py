@@ -166,6 +166,21 @@ def test_deliveries_in_constant_queries_and_redeliver(app, client, token, receiv
     assert receiver.requests[-1][1]["webhook-id"] == items[-1]["webhook_id"]
 
 
+def test_redeliver_to_a_switched_off_endpoint_is_refused_in_the_callers_language(app, client, token, receiver):
+    made = create(client, token, receiver, ["ticket.created"])
+    open_ticket(app)
+    with app.app_context(), db.connection_context():
+        WebhookEndpoint.update(active=False).execute()
+        delivery_id = WebhookDelivery.get().id
+    response = client.post(f"/api/v1/webhooks/deliveries/{delivery_id}/redeliver", headers=bearer(token))
+    assert response.status_code == 409 and response.json["code"] == "conflict"
+    app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = False
+    response = client.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["ticket.created"]},
+                           headers=bearer(token, **{"Accept-Language": "it"}))
+    assert response.status_code == 422 and "rete privata" in response.json["errors"]["url"][0]
+    assert len(receiver.requests) == 1 and made["id"]
+
+
 def test_openapi_lists_the_webhook_endpoints(app, client):
     spec = client.get("/api/v1/openapi.json").json
     assert {"/api/v1/webhooks", "/api/v1/webhooks/{endpoint_id}", "/api/v1/webhooks/{endpoint_id}/rotate-secret",

@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask import abort
 from flask_babel import gettext as _
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
+from flask_smorest import abort as abort_with
 
 from .. import webhooks
 from ..db import db
@@ -95,7 +97,7 @@ def _own(endpoint_id: int) -> WebhookEndpoint:
 
 
 def _refused(field: str, exc: webhooks.WebhookRefused) -> Any:
-    abort(422, errors={field: [str(exc)]})
+    abort_with(422, errors={field: [str(exc)]})
 
 
 def _check(url: str | None, events: list[str] | None) -> None:
@@ -231,7 +233,7 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any) -> None:
         if delivery is None:
             abort(404)
         if not delivery.endpoint.active:
-            abort(409, message=_("The endpoint is switched off: switch it on first."))
+            abort(409, _("The endpoint is switched off: switch it on first."))
         with db.atomic():
             webhooks.redeliver(delivery)
             audit_integration("webhook.redelivered", delivery)
