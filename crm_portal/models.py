@@ -393,7 +393,8 @@ class WebhookDelivery(BaseModel):
     event_type = pw.CharField(max_length=60)
     webhook_id = pw.CharField(max_length=40, unique=True)
     payload = pw.BlobField()
-    status = pw.CharField(max_length=12, default="pending", index=True)  # pending, delivered, failed
+    status = pw.CharField(max_length=12, default="pending", index=True,
+                          choices=[(s, s) for s in ("pending", "delivered", "failed")])
     attempts = pw.IntegerField(default=0)
     next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
     last_status = pw.IntegerField(null=True)  # HTTP status of the last attempt
