@@ -42,8 +42,8 @@ class WebhookEndpointView(AdminModelView):
     column_list = ("integration", "url", "events", "active", "disabled_reason", "failure_count", "created_at")
     column_details_list = column_list
     column_export_list = column_list
-    column_searchable_list = ("url", "events")
-    column_filters = ("active",)
+    column_searchable_list = ["url", "events"]
+    column_filters = ["active"]
     column_default_sort = ("id", True)
     form_columns = ("active",)
     field_labels = LABELS
@@ -64,8 +64,8 @@ class WebhookDeliveryView(AdminModelView):
     column_details_list = ("created_at", "endpoint", "event_type", "webhook_id", "status", "attempts",
                            "next_attempt_at", "last_status", "last_error", "delivered_at")
     column_export_list = column_details_list
-    column_searchable_list = ("event_type", "webhook_id", "last_error")
-    column_filters = ("status", "event_type", "created_at")
+    column_searchable_list = ["event_type", "webhook_id", "last_error"]
+    column_filters = ["status", "event_type", "created_at"]
     column_default_sort = ("id", True)
     field_labels = LABELS
     choice_labels = {"status": {"delivered": _l("Delivered")}}
