@@ -39,7 +39,8 @@ from .models import Integration, StaffUser, WebhookDelivery, WebhookEndpoint
 log = logging.getLogger("crm_portal.webhooks")
 
 #: Every event type an endpoint may subscribe to.
-EVENTS = ("ticket.created", "ticket.status_changed", "ticket.comment_added")
+EVENTS = ("ticket.created", "ticket.status_changed", "ticket.comment_added", "contact.created", "contact.updated",
+          "company.updated")
 #: Wait before the 2nd, 3rd … attempt; after the last one the delivery has failed (about a day).
 RETRY_DELAYS = (dt.timedelta(seconds=5), dt.timedelta(minutes=5), dt.timedelta(minutes=30),
                 dt.timedelta(hours=2), dt.timedelta(hours=5), dt.timedelta(hours=10))
@@ -361,16 +362,20 @@ def redeliver(delivery: WebhookDelivery, now: dt.datetime | None = None) -> None
 
 
 # --- events of the core and modules -------------------------------------------------------------
-def _ticket_data(ticket: Any) -> Any:
-    """The ticket as the integration's API requests read it (``GET /api/v1/tickets/{id}``)."""
+def _record_data(module_name: str, row: Any) -> Any:
+    """``row`` as the integration's API requests read it (``GET /api/v1/<module>/{id}``)."""
     from .rest.records import api_fields, as_dict, hidden_columns
     from .scoping import IntegrationPrincipal
 
-    module = current_app.extensions["crm_portal"].modules["tickets"]
+    module = current_app.extensions["crm_portal"].modules[module_name]
 
     def build(integration: Integration) -> dict[str, Any]:
-        return as_dict(ticket, api_fields(module), hidden_columns(module, IntegrationPrincipal(integration)))
+        return as_dict(row, api_fields(module), hidden_columns(module, IntegrationPrincipal(integration)))
     return build
+
+
+def _ticket_data(ticket: Any) -> Any:
+    return _record_data("tickets", ticket)
 
 
 def on_ticket_created(sender: Any, *, ticket: Any, **_extra: Any) -> None:
@@ -392,8 +397,23 @@ def on_comment_added(sender: Any, *, ticket: Any, comment: Any, **_extra: Any) -
     emit("ticket.comment_added", lambda integration: {**build(integration), "comment": about})
 
 
+def on_admin_record_changed(sender: Any, *, record: Any, action: str, **_extra: Any) -> None:
+    """Receiver of ``admin-record-changed`` (inside the admin's transaction): staff creating or
+    changing a contact, changing a company."""
+    from .models import Company, Contact
+
+    modules = current_app.extensions["crm_portal"].modules
+    if sender is Contact and action in ("created", "updated") and "contacts" in modules:
+        emit(f"contact.{action}", _record_data("contacts", record))
+    elif sender is Company and action == "updated" and "companies" in modules:
+        emit("company.updated", _record_data("companies", record))
+
+
 def init_app(app: Flask) -> None:
     """Connect the receivers of the events whose module is enabled in this application."""
+    from . import signals
+
+    signals.admin_record_changed.connect(on_admin_record_changed, weak=False)
     if "tickets" in app.extensions["crm_portal"].modules:
         from .modules.tickets import signals as tickets
 

@@ -273,3 +273,25 @@ def test_redeliver_sends_the_same_message_again(ctx, receiver):
     assert receiver.requests[0][2] == receiver.requests[1][2]
     assert receiver.requests[0][1]["webhook-id"] == receiver.requests[1][1]["webhook-id"]
     assert WebhookDelivery.get_by_id(delivery.id).status == "delivered"
+
+
+def test_contact_and_company_events_from_the_admin(ctx, receiver):
+    from crm_portal import signals
+    from crm_portal.models import Company, Contact
+
+    endpoint = endpoint_for(receiver.url, ("contact.created", "contact.updated", "company.updated"))
+    with db.atomic():
+        company = Company.get(Company.name.contains("Acme"))
+        company.name = "Acme Renamed"
+        company.save()
+        signals.admin_record_changed.send(Company, record=company, action="updated", staff=None)
+        contact = Contact.create(first_name="Dora", last_name="Nuova", email="dora@acme.example", company=company,
+                                 password_hash="secret-hash")
+        signals.admin_record_changed.send(Contact, record=contact, action="created", staff=None)
+        signals.admin_record_changed.send(Contact, record=contact, action="updated", staff=None)
+        signals.admin_record_changed.send(Company, record=company, action="created", staff=None)  # not an event
+    events = [Webhook(endpoint.secret).verify(body, headers) for _p, headers, body in receiver.requests]
+    assert [e["type"] for e in events] == ["company.updated", "contact.created", "contact.updated"]
+    assert events[0]["data"]["id"] == company.id and events[0]["data"]["name"] == "Acme Renamed"
+    assert events[1]["data"]["email"] == "dora@acme.example"
+    assert all("secret-hash" not in body.decode() for _p, _h, body in receiver.requests)
