@@ -392,7 +392,7 @@ class WebhookDelivery(BaseModel):
     endpoint = pw.ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE", index=True)
     event_type = pw.CharField(max_length=60)
     webhook_id = pw.CharField(max_length=40, unique=True)
-    payload = pw.BlobField()
+    payload = pw.BlobField(default=b"")  # always given; the default serves generic row factories
     status = pw.CharField(max_length=12, default="pending", index=True,
                           choices=[(s, s) for s in ("pending", "delivered", "failed")])
     attempts = pw.IntegerField(default=0)
