@@ -91,3 +91,18 @@ def test_operators_are_kept_out(app, client, endpoint):
     for url in ("/admin/core_webhook_endpoint/", "/admin/core_webhook_delivery/"):
         response = client.get(url)
         assert response.status_code in (302, 403) or endpoint.url not in response.text
+
+
+def test_a_company_changed_in_the_admin_sends_company_updated(app, client, demo, receiver):
+    import json
+
+    app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = True
+    with app.test_request_context(), db.connection_context():
+        webhooks.create_endpoint(Integration.create(name="crm"), receiver.url, ["company.updated"])
+    acme = demo["companies"]["acme"]
+    staff_login(client)
+    response = client.post(f"/admin/core_company/edit/?id={acme.id}", data={"name": "Acme Renamed"})
+    assert response.status_code == 302
+    (request,) = receiver.requests
+    event = json.loads(request[2])
+    assert (event["type"], event["data"]["id"], event["data"]["name"]) == ("company.updated", acme.id, "Acme Renamed")
