@@ -50,6 +50,15 @@ CLAIM_FOR = dt.timedelta(minutes=2)
 ROTATION_OVERLAP = dt.timedelta(hours=24)
 
 
+#: The read scope an integration needs to receive an event's object (the same as to GET it).
+EVENT_SCOPES = {"ticket": "tickets:read", "contact": "contacts:read", "company": "companies:read"}
+
+
+def read_scope(event: str) -> str:
+    """The scope that reading ``event``'s object through the API takes (``ticket.created`` → ``tickets:read``)."""
+    return EVENT_SCOPES[event.partition(".")[0]]
+
+
 class WebhookRefused(ValueError):
     """An endpoint cannot be created or reached as asked; the message says why."""
 

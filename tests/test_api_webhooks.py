@@ -187,3 +187,18 @@ def test_openapi_lists_the_webhook_endpoints(app, client):
             "/api/v1/webhooks/{endpoint_id}/deliveries",
             "/api/v1/webhooks/deliveries/{delivery_id}/redeliver"} <= set(spec["paths"])
     assert spec["paths"]["/api/v1/webhooks"]["post"]["security"] == [{"bearer": ["webhooks:manage"]}]
+
+
+def test_events_need_the_read_scope_of_what_they_carry(app, client, token, receiver):
+    """An event carries its record: a key may subscribe only to the events whose records it may
+    read through the API (the token here has ``tickets:read``, not ``contacts:read``)."""
+    response = client.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["contact.updated"]},
+                           headers=bearer(token))
+    assert response.status_code == 422 and "contacts:read" in response.json["errors"]["events"][0]
+    made = create(client, token, receiver, events=["ticket.created"])
+    patched = client.patch(f"/api/v1/webhooks/{made['id']}", json={"events": ["ticket.created", "company.updated"]},
+                           headers=bearer(token))
+    assert patched.status_code == 422 and "companies:read" in patched.json["errors"]["events"][0]
+    with app.app_context(), db.connection_context():
+        assert WebhookEndpoint.select().count() == 1
+        assert WebhookEndpoint.get().events == "ticket.created"

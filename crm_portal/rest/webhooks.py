@@ -103,7 +103,12 @@ def _refused(field: str, exc: webhooks.WebhookRefused) -> Any:
 def _check(url: str | None, events: list[str] | None) -> None:
     try:
         if events is not None:
-            webhooks.parse_events(events)
+            chosen = webhooks.parse_events(events)
+            # An event carries its object: only a key that may read it may subscribe to it.
+            missing = sorted({webhooks.read_scope(e) for e in chosen} - current_key().scope_set)
+            if missing:
+                raise webhooks.WebhookRefused(_("These events carry records this key may not read; it needs "
+                                                "the scopes: %(scopes)s.", scopes=", ".join(missing)))
     except webhooks.WebhookRefused as exc:
         _refused("events", exc)
     try:
