@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. ``config`` overrides every other source (see crm_portal.config)."""
-    from . import account, admin, auth, cli, db, i18n, jobs, registry, rest, security, theming, viewas
+    from . import account, admin, auth, cli, db, i18n, jobs, registry, rest, security, theming, viewas, webhooks
     from . import config as config_mod
     from .views import auth as auth_views
     from .views import errors, portal, records
@@ -39,6 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     records.init_app(app)       # one blueprint per enabled module
     rest.init_app(app)          # /api/v1: routes per enabled module
     admin.init_app(app)
+    webhooks.init_app(app)      # webhook events of the enabled modules
     jobs.init_app(app)          # huey: email delivery and periodic jobs of the core and modules
     cli.init_app(app)
     return app

@@ -105,6 +105,9 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_MAX_BYTES": 20 * 1024 * 1024,
     "UPLOAD_ALLOWED_TYPES": ["pdf", "png", "jpg", "gif", "webp", "txt", "csv", "zip",
                              "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "rtf"],
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": False,  # True: webhooks may target loopback/private addresses
+    "WEBHOOK_TIMEOUT": 5,  # seconds to connect and to wait for the receiver's answer
+    "WEBHOOK_DISABLE_AFTER_FAILURES": 15,  # consecutive failed attempts that switch an endpoint off
 }
 
 

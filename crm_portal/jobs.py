@@ -108,9 +108,11 @@ def prune_sensitive_mail(now: dt.datetime | None = None) -> int:
 
 def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
     from .mail import deliver_pending
+    from .webhooks import deliver_due
 
     return [
         ("core.deliver_mail", "* * * * *", deliver_pending),
+        ("core.deliver_webhooks", "* * * * *", deliver_due),
         ("core.prune_mail", "41 * * * *", prune_sensitive_mail),
         ("core.prune", "17 3 * * *", prune),
     ]
@@ -130,6 +132,16 @@ def init_app(app: Flask) -> Huey:
             except Exception:  # noqa: BLE001 - the periodic run sends what is left
                 log.exception("email %s: delivery error", message_ids)
 
+    @huey.task(name="core.send_webhooks")
+    def deliver_webhooks(delivery_ids: list[int]) -> None:
+        from .webhooks import deliver_ids
+
+        with app_db_context(app):
+            try:
+                deliver_ids(delivery_ids)
+            except Exception:  # noqa: BLE001 - the periodic run sends what is left
+                log.exception("webhooks %s: delivery error", delivery_ids)
+
     jobs = [(name, schedule, func, "core") for name, schedule, func in core_periodic_tasks()]
     for module in app.extensions["crm_portal"].modules.values():
         for name, schedule, func in module.periodic_tasks():
@@ -138,7 +150,7 @@ def init_app(app: Flask) -> Huey:
         _register_periodic(app, huey, name, schedule, func)
 
     app.extensions["huey"] = huey
-    app.extensions["crm_portal_jobs"] = {"deliver_message": deliver_message,
+    app.extensions["crm_portal_jobs"] = {"deliver_message": deliver_message, "deliver_webhooks": deliver_webhooks,
                                          "periodic": [name for name, *_ in jobs]}
     return huey
 

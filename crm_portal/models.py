@@ -356,7 +356,58 @@ class ApiKey(BaseModel):
         return self.key_id
 
 
+class WebhookEndpoint(BaseModel):
+    """Where an integration receives signed webhooks (see crm_portal.webhooks). ``secrets`` holds the
+    current signing secret first, then, until ``previous_until``, the one it replaced."""
+
+    integration_id: int
+
+    integration = pw.ForeignKeyField(Integration, backref="webhooks", on_delete="CASCADE", index=True)
+    url = pw.CharField(max_length=2000)
+    events = pw.TextField(default="")  # space-separated event types
+    secret = pw.CharField(max_length=100)
+    previous_secret = pw.CharField(max_length=100, null=True)
+    previous_until = pw.DateTimeField(null=True)
+    active = pw.BooleanField(default=True)
+    disabled_reason = pw.CharField(max_length=300, null=True)
+    failure_count = pw.IntegerField(default=0)  # consecutive failed deliveries
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "core_webhook_endpoint"
+
+    @property
+    def event_set(self) -> frozenset[str]:
+        return frozenset((self.events or "").split())
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(BaseModel):
+    """One event for one endpoint: the exact body sent, and how its delivery went."""
+
+    endpoint_id: int
+
+    endpoint = pw.ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE", index=True)
+    event_type = pw.CharField(max_length=60)
+    webhook_id = pw.CharField(max_length=40, unique=True)
+    payload = pw.BlobField(default=b"")  # always given; the default serves generic row factories
+    status = pw.CharField(max_length=12, default="pending", index=True,
+                          choices=[(s, s) for s in ("pending", "delivered", "failed")])
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
+    last_status = pw.IntegerField(null=True)  # HTTP status of the last attempt
+    last_error = pw.CharField(max_length=500, null=True)
+    delivered_at = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "core_webhook_delivery"
+
+
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
     MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
+    WebhookEndpoint, WebhookDelivery,
 ]

@@ -2,6 +2,8 @@
 the docs page served from the portal itself."""
 from __future__ import annotations
 
+import re
+
 from api_helpers import record_modules
 from openapi_spec_validator import validate
 
@@ -22,17 +24,21 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
     documented = {(path, method) for path, ops in operations.items() for method in ops}
     routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
               if rule.endpoint.startswith("api_v1.") for method in rule.methods - {"HEAD", "OPTIONS"}}
-    as_openapi = {(path.replace("<int(signed=True):record_id>", "{record_id}"), m) for path, m in routes}
+    as_openapi = {(re.sub(r"<int(\(signed=True\))?:(\w+)>", r"{\2}", path), m) for path, m in routes}
     assert as_openapi == documented
-    expected_paths = set()
+    expected_paths = {"/api/v1/webhooks", "/api/v1/webhooks/{endpoint_id}",
+                      "/api/v1/webhooks/{endpoint_id}/rotate-secret",
+                      "/api/v1/webhooks/{endpoint_id}/deliveries",
+                      "/api/v1/webhooks/deliveries/{delivery_id}/redeliver"}
     for name in record_modules(app):
         expected_paths |= {f"/api/v1/{name}", f"/api/v1/{name}/{{record_id}}"}
     assert {p for p, _ in documented} == expected_paths
     for path, ops in operations.items():
         for op in ops.values():
             module = path.split("/")[3]
-            assert op["security"] == [{"bearer": [f"{module}:read"]}], path
-            assert f"{module}:read" in op["description"]
+            scope = "webhooks:manage" if module == "webhooks" else f"{module}:read"
+            assert op["security"] == [{"bearer": [scope]}], path
+            assert scope in op["description"]
 
 
 def test_docs_page_is_local(app, client):

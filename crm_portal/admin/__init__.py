@@ -28,6 +28,8 @@ from ..models import (
     OutboxMessage,
     Profile,
     StaffUser,
+    WebhookDelivery,
+    WebhookEndpoint,
     new_token,
 )
 from ..staff import current_staff
@@ -37,6 +39,7 @@ from .preferences import timezone_choices
 from .profiles import ProfileView, audit_details
 from .viewas import ViewAsView
 from .views import AdminModelView, PortalAdminIndexView
+from .webhooks import WebhookDeliveryView, WebhookEndpointView
 
 
 class CompanyView(AdminModelView):
@@ -242,6 +245,10 @@ def init_app(app: Flask) -> Admin:
     api = _l("REST API")
     admin.add_view(IntegrationView(Integration, name=_l("Integrations"), category=api, endpoint="core_integration"))
     admin.add_view(ApiKeyView(ApiKey, name=_l("API keys"), category=api, endpoint="core_api_key"))
+    admin.add_view(WebhookEndpointView(WebhookEndpoint, name=_l("Webhooks"), category=api,
+                                       endpoint="core_webhook_endpoint"))
+    admin.add_view(WebhookDeliveryView(WebhookDelivery, name=_l("Webhook deliveries"), category=api,
+                                       endpoint="core_webhook_delivery"))
     from .preferences import language_names
 
     app.jinja_env.globals["admin_language_names"] = language_names
