@@ -48,7 +48,7 @@ from .models import (
     TicketTransition,
     is_valid_id,
 )
-from .views import _discard, _max_upload_mb, _store_files, send_attachment
+from .views import _max_upload_mb, send_attachment
 
 #: The names of the helpdesk's fields in the admin (the shared ones come from the portal).
 LABELS = {
@@ -365,23 +365,13 @@ class TicketQueueView(AdminModelView):
         status, upload_error = 200, None
         if form.validate_on_submit():
             try:
-                stored = _store_files(request.files.getlist(form.attachments.name))
+                ticket = opening.submit_request(
+                    form, workflow.Actor.for_staff(staff), contact, service, sub, products,
+                    then=lambda ticket: audit("ticket-opened-for-contact", ticket,
+                                              details={"contact": contact.email, "number": ticket.number}))
             except UploadRejected as exc:
                 upload_error, status = exc.message, exc.status
             else:
-                try:
-                    with db.atomic():
-                        ticket = workflow.create_ticket(
-                            workflow.Actor.for_staff(staff), contact, title=form.title.data,
-                            description=form.description.data, type=form.type.data, category=form.category.data,
-                            priority=form.priority.data, severity=form.severity.data,
-                            service=(service.id, service.name) if service else None, subcategory=sub,
-                            product=opening.chosen_product(form, products), answers=form.answers(), files=stored)
-                        audit("ticket-opened-for-contact", ticket,
-                              details={"contact": contact.email, "number": ticket.number})
-                except Exception:
-                    _discard(stored)
-                    raise
                 flash(_("Request %(number)s opened for %(name)s.", number=ticket.number, name=contact.full_name),
                       "success")
                 return redirect(url_for(".work", id=ticket.id))

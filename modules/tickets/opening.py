@@ -1,19 +1,25 @@
 """The pieces of the request wizard that do not depend on who fills it in: the services and
 products a contact may open a ticket on, and the request form with its categories and guided
-questions. The staff's "new ticket for a customer" page (:mod:`.admin`) uses them with the contact
-as the user, so an operator is offered exactly what the customer's wizard would offer them.
+questions, the attachments stored under the portal's upload rules, and the submission that opens
+the ticket. The staff's "new ticket for a customer" page (:mod:`.admin`) uses them with the contact
+as the user, so an operator is offered, and files, exactly what the customer's wizard would.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from peewee import JOIN
 
-from crm_portal.api import Company, Contact, visible
+from crm_portal.api import Company, Contact, StoredFile, UploadRejected, db, delete_stored, save_upload, visible
 
+from . import workflow
 from .forms import TicketForm, choices, ticket_form
-from .models import TicketCategory, TicketQuestion, is_valid_id
+from .models import Ticket, TicketAttachment, TicketCategory, TicketQuestion, is_valid_id
+
+#: Where ticket attachments are stored (the uploads area of :class:`TicketAttachment`).
+UPLOAD_AREA = TicketAttachment.file_area
 
 
 def services_for(user: Any) -> list[Any] | None:
@@ -134,3 +140,48 @@ def find_contacts(text: str, limit: int = 50) -> list[Contact]:
         query = query.where(Contact.first_name.contains(word) | Contact.last_name.contains(word)
                             | Contact.email.contains(word) | Company.name.contains(word))
     return list(query.limit(limit))
+
+
+def store_files(files: Any) -> list[StoredFile]:
+    """Save every uploaded file or none: on a refusal the ones already stored are removed."""
+    stored: list[StoredFile] = []
+    try:
+        for storage in files:
+            if storage and storage.filename:
+                stored.append(save_upload(storage, UPLOAD_AREA))
+    except UploadRejected:
+        for item in stored:
+            delete_stored(item.stored_name, UPLOAD_AREA)
+        raise
+    return stored
+
+
+def discard_files(stored: list[StoredFile]) -> None:
+    """Remove files stored for a write that did not happen."""
+    for item in stored:
+        try:
+            delete_stored(item.stored_name, UPLOAD_AREA)
+        except (OSError, ValueError):
+            current_app.logger.warning("tickets: could not remove %s", item.stored_name)
+
+
+def submit_request(form: TicketForm, actor: workflow.Actor, contact: Contact, service: Any,
+                   sub: tuple[int, str] | None, products: list[tuple[int, str]],
+                   then: Callable[[Ticket], None] | None = None) -> Ticket:
+    """Open the ticket a validated request ``form`` describes, for ``contact``: its attachments
+    stored, the ticket written in one transaction with ``then(ticket)`` (an audit entry …), the
+    stored files removed when anything fails. :class:`UploadRejected` when a file is refused."""
+    stored = store_files(request.files.getlist(form.attachments.name))
+    try:
+        with db.atomic():
+            ticket = workflow.create_ticket(
+                actor, contact, title=form.title.data, description=form.description.data, type=form.type.data,
+                category=form.category.data, priority=form.priority.data, severity=form.severity.data,
+                service=(service.id, service.name) if service else None, subcategory=sub,
+                product=chosen_product(form, products), answers=form.answers(), files=stored)
+            if then is not None:
+                then(ticket)
+    except Exception:
+        discard_files(stored)
+        raise
+    return ticket

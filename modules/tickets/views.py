@@ -33,14 +33,11 @@ from crm_portal.api import (
     Module,
     ModuleBlueprint,
     PortalUser,
-    StoredFile,
     UploadRejected,
     current_module,
     db,
-    delete_stored,
     get_or_404,
     require,
-    save_upload,
     send_stored,
     visible,
 )
@@ -61,7 +58,7 @@ from .models import (
 
 bp = ModuleBlueprint("tickets", __name__)
 
-UPLOAD_AREA = "tickets"
+UPLOAD_AREA = opening.UPLOAD_AREA
 CHOICES = {"type": TYPES, "priority": PRIORITIES, "severity": SEVERITIES}
 
 
@@ -276,28 +273,6 @@ def _wants_json() -> bool:
     return request.headers.get("X-Requested-With") == "fetch" or request.accept_mimetypes.best == "application/json"
 
 
-def _store_files(files: Any) -> list[StoredFile]:
-    """Save every uploaded file or none: on a refusal the ones already stored are removed."""
-    stored: list[StoredFile] = []
-    try:
-        for storage in files:
-            if storage and storage.filename:
-                stored.append(save_upload(storage, UPLOAD_AREA))
-    except UploadRejected:
-        for item in stored:
-            delete_stored(item.stored_name, UPLOAD_AREA)
-        raise
-    return stored
-
-
-def _discard(stored: list[StoredFile]) -> None:
-    for item in stored:
-        try:
-            delete_stored(item.stored_name, UPLOAD_AREA)
-        except (OSError, ValueError):
-            current_app.logger.warning("tickets: could not remove %s", item.stored_name)
-
-
 def _ticket_for(record_id: int, action: str) -> tuple[Ticket, Any]:
     """The ticket the current customer may ``action`` (404 out of scope, 403 on a colleague's
     ticket without ``comment_others``) and their grant."""
@@ -377,22 +352,10 @@ def create():
     upload_error = None
     if form.validate_on_submit():
         try:
-            stored = _store_files(request.files.getlist(form.attachments.name))
+            ticket = opening.submit_request(form, _actor(), current_user.contact, service, sub, products)
         except UploadRejected as exc:
             upload_error, status = exc.message, exc.status
         else:
-            product = opening.chosen_product(form, products)
-            try:
-                with db.atomic():
-                    ticket = workflow.create_ticket(
-                        _actor(), current_user.contact, title=form.title.data, description=form.description.data,
-                        type=form.type.data, category=form.category.data, priority=form.priority.data,
-                        severity=form.severity.data,
-                        service=(service.id, service.name) if service else None, subcategory=sub,
-                        product=product, answers=form.answers(), files=stored)
-            except Exception:
-                _discard(stored)
-                raise
             flash(_("Request %(number)s sent. We will answer as soon as possible.", number=ticket.number), "success")
             return redirect(url_for("tickets.detail", record_id=ticket.id))
     elif request.method == "POST":
@@ -430,17 +393,17 @@ def upload(record_id: int):
     if not any(f and f.filename for f in files):
         return _refused(ticket, grant, _("Please choose a file to upload."), 400)
     try:
-        stored = _store_files(files)
+        stored = opening.store_files(files)
     except UploadRejected as exc:
         return _refused(ticket, grant, exc.message, exc.status)
     try:
         with db.atomic():
             rows = [workflow.attach(ticket, _actor(), item) for item in stored]
     except workflow.TransitionRefused as exc:  # closed after the check above
-        _discard(stored)
+        opening.discard_files(stored)
         return _conflict(ticket, grant, exc, _("This request is closed: it can no longer be changed."))
     except Exception:
-        _discard(stored)
+        opening.discard_files(stored)
         raise
     if _wants_json():
         return jsonify({"ok": True, "files": [{"name": r.original_name, "size": r.size} for r in rows]})
