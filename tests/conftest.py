@@ -16,6 +16,8 @@ too).
 """
 from __future__ import annotations
 
+import pytest
+
 from crm_portal.testing import (
     PG_URL,
     CsrfClient,
@@ -28,6 +30,16 @@ from crm_portal.testing import (
     staff_login,
 )
 from crm_portal.testing.plugin import app, client, demo, frozen_clock, queries
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook receiver (:class:`api_helpers.Receiver`), shut down after the test."""
+    from api_helpers import Receiver
+
+    server = Receiver()
+    yield server
+    server.close()
 
 __all__ = ["login", "staff_login", "make_app", "csrf_token", "CsrfClient", "QueryCounter", "FrozenClock", "PG_URL",
            "database_url", "app", "demo", "client", "queries", "frozen_clock"]

@@ -6,19 +6,11 @@ from __future__ import annotations
 import pytest
 from api_helpers import bearer, make_key
 from standardwebhooks import Webhook
-from test_webhooks import Receiver
 
 from crm_portal.db import db
 from crm_portal.models import WebhookDelivery, WebhookEndpoint
 
 EVENTS = ["ticket.created", "ticket.status_changed"]
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -3,19 +3,11 @@ an endpoint switched on again with a fresh start, a fixed number of queries, ope
 from __future__ import annotations
 
 import pytest
-from test_webhooks import Receiver
 
 from crm_portal import webhooks
 from crm_portal.db import db
 from crm_portal.models import Integration, StaffUser, WebhookDelivery, WebhookEndpoint
 from crm_portal.testing import staff_login
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture
