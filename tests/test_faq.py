@@ -21,15 +21,18 @@ CORPUS = [
 ]
 
 
-@pytest.fixture
-def corpus(app):
+def load_corpus(app, corpus) -> dict[str, int]:
+    """Replace every article with ``corpus`` ((language, title, body) …): {title: id}."""
     with app.app_context(), db.connection_context():
         Article.delete().execute()
         fts.reindex_all()
-        ids = {}
-        for language, title, body in CORPUS:
-            ids[title] = Article.create(language=language, title=title, body=body).id
-    return ids
+        return {title: Article.create(language=language, title=title, body=body).id
+                for language, title, body in corpus}
+
+
+@pytest.fixture
+def corpus(app):
+    return load_corpus(app, CORPUS)
 
 
 def _titles(results, ids):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import login
+from test_faq import load_corpus
 
 from crm_portal.api import is_postgres
 from crm_portal.db import db
@@ -26,13 +27,7 @@ CORPUS = [
 
 @pytest.fixture
 def corpus(app):
-    with app.app_context(), db.connection_context():
-        Article.delete().execute()
-        fts.reindex_all()
-        ids = {}
-        for language, title, body in CORPUS:
-            ids[title] = Article.create(language=language, title=title, body=body).id
-    return ids
+    return load_corpus(app, CORPUS)
 
 
 def _found(text, language, corpus, **options):

@@ -9,25 +9,12 @@ from collections import Counter
 
 import pytest
 from conftest import login, staff_login
+from test_tickets import wizard_url
 
 from crm_portal.db import db
 from crm_portal.models import Contact, OutboxMessage, ProfileModule
 from crm_portal.modules.tickets import workflow
 from crm_portal.modules.tickets.models import Ticket
-
-
-def _wizard_form(client) -> str:
-    """The URL of the ticket form, through the wizard's service steps when the services module is on."""
-    url = "/tickets/new"
-    for _ in range(3):
-        page = client.get(url)
-        assert page.status_code == 200
-        if 'data-testid="ticket-form"' in page.text:
-            return url
-        links = re.findall(r'href="(/tickets/new\?[^"]+)"', page.text)
-        assert links, "wizard step without choices"
-        url = links[0].replace("&amp;", "&")
-    raise AssertionError("no ticket form")
 
 
 def received(app, since: int) -> Counter[str]:
@@ -51,7 +38,7 @@ def full_cycle(app, customer: str = "anna@acme.example") -> Ticket:
     client, operator = app.test_client(), app.test_client()
     login(client, customer)
     staff_login(operator, "operatore@example.com")
-    url = _wizard_form(client)
+    url = wizard_url(client)
     created = client.post(url, data={"title": "Payslips not printing", "description": "Blank preview.",
                                      "type": "problem", "category": "1", "priority": "medium",
                                      "severity": "non_blocking"})
