@@ -18,12 +18,13 @@ def _signal(name: str, doc: str) -> NamedSignal:
     return sig
 
 
-record_created = _signal("record-created", """A portal user created a module record.
+record_created = _signal("record-created", """A portal user or an integration (through the API) created a module record.
 
 Sender: the module name (str). Keyword arguments: ``module`` (the Module), ``record`` (the saved
-row), ``user`` (the PortalUser). Sent inside the creating transaction.""")
+row), ``user`` (the PortalUser, or the IntegrationPrincipal of an API key). Sent inside the creating
+transaction.""")
 
-record_updated = _signal("record-updated", """A portal user changed a module record.
+record_updated = _signal("record-updated", """A portal user or an integration (through the API) changed a module record.
 
 Sender: the module name (str). Keyword arguments: ``module``, ``record`` (the saved row),
 ``user``, ``changes`` (dict field name → (old, new)). Sent inside the updating transaction.""")

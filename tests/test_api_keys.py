@@ -154,10 +154,10 @@ def test_cli_creates_lists_and_revokes_keys(app, demo, client):
     token = result.output.strip().splitlines()[-1]
     assert token.startswith("crmp_")
     assert client.get("/api/v1/faq", headers=bearer(token)).status_code == 200
-    key_id = token.split("_")[1]
+    _, key_id, secret = token.split("_", 2)  # the secret may itself contain "_"
 
     listed = runner.invoke(args=["api-key", "list"])
-    assert key_id in listed.output and "helpdesk" in listed.output and token.split("_")[2] not in listed.output
+    assert key_id in listed.output and "helpdesk" in listed.output and secret not in listed.output
 
     revoked = runner.invoke(args=["api-key", "revoke", key_id])
     assert revoked.exit_code == 0 and "revoked" in revoked.output
