@@ -37,11 +37,14 @@ run: translations
 # SQLite always; PostgreSQL too when CRM_PORTAL_TEST_DATABASE_URL names a server (CI sets it).
 # The browser tests run in the first pass only: what they check (layout, scripts, accessibility,
 # journeys) is the same page on either database, and every database path has its own test.
+# Tests run in TEST_WORKERS processes (pytest-xdist; a file's tests stay in one process), each on
+# its own SQLite files or its own PostgreSQL database (<name>_gw0, <name>_gw1 …).
+TEST_WORKERS ?= auto
 test: translations
-	CRM_PORTAL_TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_ARGS)
+	CRM_PORTAL_TEST_DATABASE_URL= $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	@if [ -n "$$CRM_PORTAL_TEST_DATABASE_URL" ]; then \
 		echo "== again on $$CRM_PORTAL_TEST_DATABASE_URL (browser tests excepted)"; \
-		$(PY) -m pytest -m "not browser" $(PYTEST_ARGS); \
+		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser" $(PYTEST_ARGS); \
 	fi
 
 # The linter over the whole tree and the type check of the public API (configured in pyproject.toml).

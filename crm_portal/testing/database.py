@@ -31,13 +31,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask
 
 from .client import CsrfClient
 
+def _worker_database(url: str | None) -> str | None:
+    """Under pytest-xdist every worker process gets a database of its own, named after the
+    configured one (``test`` → ``test_gw0``), created the first time it is used."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_{worker}"))
+
+
 #: The PostgreSQL database the tests run on, or None for SQLite.
-PG_URL = os.environ.get("CRM_PORTAL_TEST_DATABASE_URL") or None
+PG_URL = _worker_database(os.environ.get("CRM_PORTAL_TEST_DATABASE_URL") or None)
 
 #: The settings of every test application (a test passes its own on top).
 TEST_CONFIG: dict[str, Any] = {
@@ -74,6 +85,7 @@ class _Store:
         self.schemas: dict[str, _Snapshot] = {}
         self.demos: dict[str, _Snapshot] = {}
         self.pg_dropped = False
+        self.pg_created = False
 
     def folder(self, name: str) -> Path:
         if self._root is None:
@@ -157,6 +169,27 @@ def _pg_tables() -> list[str]:
     from crm_portal.db import db
 
     return [t for t in db.obj.get_tables() if t != "core_migration_history"]
+
+
+def _create_pg_database() -> None:
+    """Create the worker's database (see :func:`_worker_database`) if it does not exist yet, from
+    a connection to the configured one."""
+    configured = os.environ.get("CRM_PORTAL_TEST_DATABASE_URL") or ""
+    if not PG_URL or PG_URL == configured or _store.pg_created:
+        return
+    _store.pg_created = True
+    import psycopg2
+
+    name = urlsplit(PG_URL).path.lstrip("/")
+    connection = psycopg2.connect(configured)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
 
 
 def _pg_empty(app: Flask) -> None:
@@ -288,6 +321,7 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     from crm_portal.migrations import upgrade
 
     Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    _create_pg_database()
     config = {**TEST_CONFIG, "DATABASE_URL": database_url(tmp_path), "INSTANCE_PATH": str(tmp_path / "instance")}
     config.update(overrides)
     with _reused_url_builders():
