@@ -277,7 +277,8 @@ def _import(kind: str, file: str, integration: str, mappings: tuple[str, ...], d
         click.echo(f"ignored column {column!r}: not a field the CRM owns for {kind} records", err=True)
     for line, outcome in report.outcomes:
         if outcome.status == "error":
-            problems = "; ".join(f"{field}: {' '.join(map(str, messages))}" for field, messages in outcome.errors.items())
+            problems = "; ".join(f"{field}: {' '.join(map(str, messages))}"
+                                 for field, messages in outcome.errors.items())
             click.echo(f"line {line} ({outcome.external_id}): error: {problems}", err=True)
         elif outcome.status == "conflict":
             click.echo(f"line {line} ({outcome.external_id}): conflict: records {outcome.candidates} match; "

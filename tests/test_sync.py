@@ -76,8 +76,8 @@ def test_scope_matrix(app, demo, client, method, path, body):
         else:
             assert response.status_code in (200, 201, 404), response.json  # 404: nothing to delete yet
     anna = demo["contacts"]["anna"]
-    acting = getattr(client, method)(path, json=body,
-                                     headers=bearer(make_key(app, "sync:write").token, **{"X-Act-As-Contact": anna.email}))
+    headers = bearer(make_key(app, "sync:write").token, **{"X-Act-As-Contact": anna.email})
+    acting = getattr(client, method)(path, json=body, headers=headers)
     assert acting.status_code == 403
 
 
@@ -121,7 +121,8 @@ def test_first_push_links_by_vat_domain_and_email(app, demo, token, client):
     by_vat = put(client, token, "company", "ACME", {"name": acme.name, "vat_number": acme.vat_number})
     assert by_vat.json == {"external_id": "ACME", "status": "unchanged", "id": acme.id, "changes": [],
                            "linked": True}
-    by_domain = put(client, token, "company", "GLOBEX", {"name": "Globex S.r.l. (CRM)", "email_domain": "globex.example"})
+    by_domain = put(client, token, "company", "GLOBEX",
+                    {"name": "Globex S.r.l. (CRM)", "email_domain": "globex.example"})
     assert by_domain.json["id"] == globex.id and by_domain.json["status"] == "updated" and by_domain.json["linked"]
     by_email = put(client, token, "contact", "ANNA", {"email": "ANNA@acme.example", "company_external_id": "ACME",
                                                        "role": "CIO"})

@@ -141,20 +141,17 @@ class SyncConflictView(AdminModelView):
             else:
                 try:
                     with db.atomic():
-                        outcome = resolve_conflict(conflict, chosen)
+                        resolve_conflict(conflict, chosen)
                 except RecordInvalid as exc:
                     error = _("The data sent cannot be applied to that record: %(errors)s", errors=str(exc))
                 else:
-                    flash(_("Linked; the record is now %(status)s by the CRM.",
-                            status=str(STATUS_LABELS.get(outcome.status, outcome.status))), "success")
+                    flash(_("Linked: the data sent has been applied to the record."), "success")
                     return redirect(url_for(".index_view"))
         payload = json.loads(conflict.payload or "{}")
         status = 400 if request.method == "POST" else 200
         return self.render("admin/sync_conflict.html", conflict=conflict, records=records, payload=payload,
                            form=form, error=error, type_label=SYNC_TYPE_LABELS.get(conflict.type)), status
 
-
-STATUS_LABELS = {"updated": _l("updated"), "unchanged": _l("unchanged"), "created": _l("created")}
 
 
 def add_views(admin: Any, category: Any) -> None:

@@ -167,7 +167,7 @@ def _add_type(bp: Blueprint, kind: str, described: Any, errors: Any) -> None:
         with db.atomic():
             for item in items:
                 outcomes.append(push(kind, item["external_id"], item["data"], refs).as_dict())
-        counts = {status: 0 for status in ("created", "updated", "unchanged", "conflict", "error")}
+        counts = dict.fromkeys(("created", "updated", "unchanged", "conflict", "error"), 0)
         for found in outcomes:
             counts[found["status"]] += 1
         return {"items": outcomes, "counts": counts}
