@@ -60,7 +60,7 @@ def _text(size: int, *, required: bool = False, validate: Any = None, **kwargs: 
     return ma.fields.String(required=required, allow_none=not required, validate=checks, **kwargs)
 
 
-class _Cleaned(ma.Schema):
+class CleanedSchema(ma.Schema):
     """Strings are stripped; an empty string is no value."""
 
     @ma.pre_load
@@ -75,7 +75,7 @@ class _Cleaned(ma.Schema):
         return cleaned
 
 
-class CompanyData(_Cleaned):
+class CompanyData(CleanedSchema):
     """A company's values, as the API, sync and imports take them."""
 
     name = _text(200, required=True)
@@ -99,7 +99,7 @@ class CompanyData(_Cleaned):
         return data
 
 
-class ContactData(_Cleaned):
+class ContactData(CleanedSchema):
     """A contact's CRM values (what sync may write), as the API, sync and imports take them."""
 
     first_name = _text(100, required=True)

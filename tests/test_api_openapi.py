@@ -33,7 +33,10 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
     for name in record_modules(app):
         expected_paths |= {f"/api/v1/{name}", f"/api/v1/{name}/{{record_id}}"}
     expected_paths |= {"/api/v1/contacts/{record_id}/invite"}
-    for kind in ("company", "contact"):
+    kinds = ["company", "contact"] + [m.sync_type for m in app.extensions["crm_portal"].modules.values()
+                                      if m.sync_type]
+    assert {"product", "service", "deadline"} <= set(kinds)
+    for kind in kinds:
         expected_paths |= {f"/api/v1/sync/{kind}/{{external_id}}", f"/api/v1/sync/{kind}/batch"}
     assert {p for p, _ in documented} == expected_paths
     for path, ops in operations.items():

@@ -300,3 +300,52 @@ def test_a_new_push_brings_a_deleted_record_back(app, demo, token, client):
     with app.app_context(), db.connection_context():
         assert ExternalRef.get().deleted_at is None
         assert purge(utcnow() + dt.timedelta(days=365)) == 0
+
+
+# --- module records (products, services, deadlines) -----------------------------------------------
+
+def test_module_records_by_external_id(app, token, client, seen):
+    from crm_portal.modules.products.models import Product
+
+    put(client, token, "company", "C-1", COMPANY)
+    put(client, token, "contact", "P-1", CONTACT)
+    product = {"name": "ERP licence", "code": "ERP-1", "quantity": 5, "support_end": "2027-12-31",
+               "company_external_id": "C-1", "contact_external_id": "P-1"}
+    made = put(client, token, "product", "L-1", product)
+    assert made.status_code == 201, made.json
+    assert put(client, token, "product", "L-1", product).json["status"] == "unchanged"
+    row = _get(app, Product, made.json["id"])
+    assert (row.quantity, str(row.support_end), row.contact_id) == (5, "2027-12-31", _get(
+        app, Contact, put(client, token, "contact", "P-1", CONTACT).json["id"]).id)
+    assert ("created", "products") in seen.events
+    missing = put(client, token, "product", "L-2", {"name": "No company"})
+    assert missing.status_code == 422 and "company_external_id" in missing.json["errors"]
+    bad = put(client, token, "deadline", "D-1", {"title": "Renewal", "kind": "party", "due_date": "soon",
+                                                 "company_external_id": "C-1"})
+    assert bad.status_code == 422 and {"kind", "due_date"} <= set(bad.json["errors"])
+
+
+def test_a_module_record_contact_must_be_of_its_company(app, demo, token, client):
+    put(client, token, "company", "ACME", {"vat_number": demo["companies"]["acme"].vat_number})
+    put(client, token, "contact", "CARLA", {"email": demo["contacts"]["carla"].email})  # Globex
+    response = put(client, token, "deadline", "D-1", {"title": "Renewal", "due_date": "2027-01-31",
+                                                      "company_external_id": "ACME", "contact_external_id": "CARLA"})
+    assert response.status_code == 422 and "contact_external_id" in response.json["errors"]
+
+
+def test_module_deletion_policies(app, token, client):
+    from crm_portal.modules.deadlines.models import Deadline
+    from crm_portal.modules.services.models import Service
+
+    put(client, token, "company", "C-1", COMPANY)
+    service = put(client, token, "service", "S-1", {"name": "Assistenza", "contracted_hours": "40.00",
+                                                    "company_external_id": "C-1"}).json["id"]
+    deadline = put(client, token, "deadline", "D-1", {"title": "Rinnovo", "due_date": "2027-01-31",
+                                                      "company_external_id": "C-1"}).json["id"]
+    assert client.delete("/api/v1/sync/service/S-1", headers=bearer(token)).json["status"] == "deactivated"
+    assert _get(app, Service, service).active is False
+    assert client.delete("/api/v1/sync/deadline/D-1", headers=bearer(token)).json["status"] == "scheduled"
+    with app.app_context(), db.connection_context():
+        assert purge(utcnow() + dt.timedelta(days=31)) == 1
+        assert not Deadline.select().where(Deadline.id == deadline).exists()
+        assert Service.select().where(Service.id == service).exists()

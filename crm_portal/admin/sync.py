@@ -14,8 +14,9 @@ from markupsafe import Markup
 from ..crm_records import RecordInvalid
 from ..db import db
 from ..forms import EmptyForm
-from ..models import Company, Contact, ExternalRef, SyncConflict
+from ..models import ExternalRef, SyncConflict
 from ..sync.ownership import locked_fields
+from ..sync.types import sync_types
 from ..sync.upsert import resolve_conflict
 from .views import AdminModelView
 
@@ -39,7 +40,6 @@ SYNC_AUDIT_LABELS = {
     "sync-purge-kept": _l("Kept after its deletion in the CRM"),
     "api-invitation": _l("Invitation sent through the API"),
 }
-_MODELS: dict[str, Any] = {"company": Company, "contact": Contact}
 _ENDPOINTS = {"company": "core_company", "contact": "core_contact"}
 
 
@@ -72,13 +72,17 @@ class CrmOwnedFieldsMixin:
 
 
 def _type_label(view: Any, context: Any, model: Any, name: str) -> Any:
-    return SYNC_TYPE_LABELS.get(model.type, model.type)
+    if model.type in SYNC_TYPE_LABELS:
+        return SYNC_TYPE_LABELS[model.type]
+    stype = sync_types().get(model.type)
+    module = view.admin.app.extensions["crm_portal"].modules.get(stype.module) if stype else None
+    return module.label if module is not None else model.type
 
 
 def _record_link(view: Any, context: Any, model: Any, name: str) -> Any:
     record_id = getattr(model, name)
-    if record_id is None:
-        return ""
+    if record_id is None or model.type not in _ENDPOINTS:
+        return record_id if record_id is not None else ""
     return Markup('<a href="{}">{}</a>').format(url_for(f"{_ENDPOINTS[model.type]}.edit_view", id=record_id),
                                                 record_id)
 
@@ -95,7 +99,6 @@ class ExternalRefView(AdminModelView):
     column_filters = ("type", "deleted_at")
     column_default_sort = ("id", True)
     column_formatters = {"type": _type_label, "record_id": _record_link}
-    column_choices = {"type": list(SYNC_TYPE_LABELS.items())}
 
 
 def _candidates(view: Any, context: Any, model: Any, name: str) -> Any:
@@ -127,7 +130,7 @@ class SyncConflictView(AdminModelView):
         conflict = SyncConflict.get_or_none(SyncConflict.id == request.args.get("id", type=int))
         if conflict is None or conflict.resolved_at is not None:
             abort(404)
-        model = _MODELS[conflict.type]
+        model = sync_types()[conflict.type].model
         ids = json.loads(conflict.candidates or "[]")
         records = list(model.select().where(model.id.in_(ids)).order_by(model.id))
         form = EmptyForm()

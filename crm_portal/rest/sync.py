@@ -1,5 +1,5 @@
 """CRM sync endpoints (scope ``sync:write``): ``PUT``/``DELETE /sync/{type}/{external_id}`` and
-``POST /sync/{type}/batch``, for the types of :data:`crm_portal.sync.upsert.TYPES`.
+``POST /sync/{type}/batch``, for the types of :func:`crm_portal.sync.types.sync_types`.
 
 A sync writes as the integration itself: ``X-Act-As-Contact`` is refused (403). See
 :mod:`crm_portal.sync` for what a push does.
@@ -18,7 +18,8 @@ from flask_smorest import abort as abort_with
 from ..crm_records import RecordInvalid
 from ..db import db
 from ..sync import deletion, ownership
-from ..sync.upsert import TYPES, Outcome, RefCache, check_external_id, upsert
+from ..sync.types import build
+from ..sync.upsert import Outcome, RefCache, check_external_id, upsert
 from .auth import ACT_AS_HEADER, current_key, scoped
 
 SCOPE = "sync:write"
@@ -107,7 +108,7 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
         found["description"] += f" Fields the CRM owns ({kind}): {keys}."
         return found
 
-    for kind in TYPES:
+    for kind in build(app):
         _add_type(bp, kind, described, errors)
 
 

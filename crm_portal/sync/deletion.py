@@ -21,12 +21,14 @@ from flask_babel import gettext as _
 from ..account.service import revoke_access
 from ..audit import audit
 from ..db import db, utcnow
-from ..models import Company, Contact, ExternalRef, Integration
+from ..models import Contact, ExternalRef, Integration
 from ..uploads import delete_with_files
+from .types import build, sync_types
 
 POLICIES = ("ignore", "deactivate", "delete")
+#: Companies and contacts stay (without portal access); a module's records are deleted later, or
+#: deactivated when the module says how (``Module.sync_deactivate``).
 DEFAULT_POLICY = {"company": "deactivate", "contact": "deactivate"}
-_MODELS: dict[str, Any] = {"company": Company, "contact": Contact}
 
 
 class PolicyError(ValueError):
@@ -34,18 +36,23 @@ class PolicyError(ValueError):
 
 
 def check_config(app: Any) -> None:
+    types = build(app)
     policies = app.config.get("SYNC_DELETION_POLICY") or {}
     for kind, policy in dict(policies).items():
-        if kind not in _MODELS or policy not in POLICIES:
-            raise PolicyError(f"SYNC_DELETION_POLICY: {kind!r} = {policy!r}; types {sorted(_MODELS)}, "
+        if kind not in types or policy not in POLICIES:
+            raise PolicyError(f"SYNC_DELETION_POLICY: {kind!r} = {policy!r}; types {sorted(types)}, "
                               f"policies {list(POLICIES)}")
+        if policy == "deactivate" and not types[kind].core and not types[kind].deactivate:
+            raise PolicyError(f"SYNC_DELETION_POLICY: {kind} records cannot be deactivated; use ignore or delete")
     days = app.config.get("SYNC_DELETE_AFTER_DAYS")
     if not isinstance(days, int) or isinstance(days, bool) or days < 0:
         raise PolicyError("SYNC_DELETE_AFTER_DAYS must be a whole number of days (0 or more)")
 
 
 def policy_of(kind: str) -> str:
-    return dict(current_app.config.get("SYNC_DELETION_POLICY") or {}).get(kind, DEFAULT_POLICY.get(kind, "ignore"))
+    stype = sync_types()[kind]
+    default = DEFAULT_POLICY.get(kind) or ("deactivate" if stype.deactivate else "delete")
+    return dict(current_app.config.get("SYNC_DELETION_POLICY") or {}).get(kind, default)
 
 
 def _delay() -> dt.timedelta:
@@ -53,7 +60,12 @@ def _delay() -> dt.timedelta:
 
 
 def _deactivate(kind: str, record: Any) -> int:
-    """Switch portal access off (a contact, or every contact of a company); how many lost it."""
+    """Switch portal access off (a contact, or every contact of a company), or write a module
+    record's ``sync_deactivate`` values; how many contacts lost access."""
+    stype = sync_types()[kind]
+    if not stype.core:
+        stype.model.update(**stype.deactivate).where(stype.model.id == record.id).execute()
+        return 0
     contacts = [record] if kind == "contact" else list(
         Contact.select().where((Contact.company == record.id) & (Contact.portal_access == True)))  # noqa: E712
     count = 0
@@ -68,7 +80,7 @@ def delete(integration: Integration, kind: str, ref: ExternalRef, *, user: Any) 
     """Apply the policy of ``kind`` to the record of ``ref`` (the caller holds the transaction).
     Repeating it changes nothing more."""
     policy = policy_of(kind)
-    model = _MODELS[kind]
+    model = sync_types()[kind].model
     record = model.get_or_none(model.id == ref.record_id)
     answer: dict[str, Any] = {"external_id": ref.external_id, "id": ref.record_id, "policy": policy}
     if policy == "ignore":
@@ -102,7 +114,8 @@ def purge(now: dt.datetime | None = None) -> int:
     the ``delete`` policy); how many were deleted. The periodic job ``core.sync_purge``."""
     cutoff = (now or utcnow()) - _delay()
     deleted = 0
-    for kind, model in _MODELS.items():
+    for kind, stype in sync_types().items():
+        model = stype.model
         if policy_of(kind) != "delete":
             continue
         refs = list(ExternalRef.select().where((ExternalRef.type == kind) & ExternalRef.deleted_at.is_null(False)

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from ..models import ExternalRef
+from .types import build, sync_types
 
 #: The default of ``SYNC_CRM_OWNED_FIELDS``: a company's registered data, a contact's name, email,
 #: phones, office, role and company.
@@ -21,15 +22,8 @@ DEFAULT_CRM_OWNED: dict[str, list[str]] = {
     "contact": ["first_name", "last_name", "email", "phone", "mobile", "office", "role", "company"],
 }
 
-#: Fields a CRM may be given, per type (``company`` of a contact: its company, by external id).
-SYNCABLE: dict[str, frozenset[str]] = {
-    "company": frozenset(DEFAULT_CRM_OWNED["company"] + ["notes", "reserved_conditions"]),
-    "contact": frozenset(DEFAULT_CRM_OWNED["contact"] + ["language"]),
-}
-
 #: Fields the portal always owns: sync refuses a payload naming any of them.
 PORTAL_OWNED: dict[str, frozenset[str]] = {
-    "company": frozenset(),
     "contact": frozenset({"portal_access", "profile", "password", "password_hash", "must_change_password",
                           "session_token", "notify_by_email", "notification_events", "last_login"}),
 }
@@ -41,23 +35,28 @@ class OwnershipError(ValueError):
 
 def check_config(app: Flask) -> None:
     """Refuse to start with an ownership setting naming unknown types or fields."""
+    types = build(app)
     owned = app.config.get("SYNC_CRM_OWNED_FIELDS") or {}
     if not isinstance(owned, Mapping):
-        raise OwnershipError("SYNC_CRM_OWNED_FIELDS must map a type (company, contact) to a list of fields")
+        raise OwnershipError("SYNC_CRM_OWNED_FIELDS must map a type (company, contact …) to a list of fields")
     for kind, fields in owned.items():
-        if kind not in SYNCABLE:
-            raise OwnershipError(f"SYNC_CRM_OWNED_FIELDS: unknown type {kind!r}; known: {sorted(SYNCABLE)}")
-        wrong = sorted(set(fields) - SYNCABLE[kind])
+        if kind not in types:
+            raise OwnershipError(f"SYNC_CRM_OWNED_FIELDS: unknown type {kind!r}; known: {sorted(types)}")
+        wrong = sorted(set(fields) - types[kind].fields)
         if wrong:
             raise OwnershipError(f"SYNC_CRM_OWNED_FIELDS[{kind!r}]: {wrong} cannot be owned by the CRM; "
-                                 f"choose among {sorted(SYNCABLE[kind])}")
+                                 f"choose among {sorted(types[kind].fields)}")
 
 
 def crm_owned(kind: str) -> frozenset[str]:
-    """The fields of ``kind`` the CRM owns (the setting, else the default)."""
+    """The fields of ``kind`` the CRM owns (the setting, else the default: a module type's
+    ``sync_fields``)."""
+    stype = sync_types().get(kind)
+    if stype is None:
+        return frozenset()
     owned = current_app.config.get("SYNC_CRM_OWNED_FIELDS") or {}
-    fields: Any = owned.get(kind, DEFAULT_CRM_OWNED.get(kind, []))
-    return frozenset(fields) & SYNCABLE.get(kind, frozenset())
+    fields: Any = owned.get(kind, DEFAULT_CRM_OWNED.get(kind, stype.fields))
+    return frozenset(fields) & stype.fields
 
 
 def is_linked(kind: str, record_id: int | None) -> bool:

@@ -34,13 +34,13 @@ from ..crm_records import (
 from ..db import utcnow
 from ..models import Company, Contact, ExternalRef, Integration, SyncConflict
 from ..scoping import IntegrationPrincipal
-from .ownership import PORTAL_OWNED, SYNCABLE, crm_owned
+from .module_records import create_record, update_record
+from .ownership import PORTAL_OWNED, crm_owned
+from .types import SyncType, schema_of, sync_types
 
-TYPES = ("company", "contact")
 MAX_EXTERNAL_ID = 200
 STATUSES = ("created", "updated", "unchanged", "conflict", "error")
 
-_MODELS: dict[str, Any] = {"company": Company, "contact": Contact}
 _SCHEMAS: dict[str, type[ma.Schema]] = {"company": CompanyData, "contact": ContactData}
 
 
@@ -79,23 +79,21 @@ def check_external_id(external_id: Any) -> str:
 # --- the payload ---------------------------------------------------------------------------------
 
 def allowed_keys(kind: str) -> frozenset[str]:
-    """The payload keys of ``kind``: its CRM-owned fields, a contact's company as ``company_external_id``."""
-    owned = set(crm_owned(kind))
-    if kind == "contact" and "company" in owned:
-        owned.discard("company")
-        owned.add("company_external_id")
-    return frozenset(owned)
+    """The payload keys of ``kind``: its CRM-owned fields, references as ``<field>_external_id``."""
+    stype = sync_types()[kind]
+    return frozenset(stype.key_of(name) for name in crm_owned(kind))
 
 
 def _key_errors(kind: str, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    stype = sync_types()[kind]
     allowed = allowed_keys(kind)
     errors: dict[str, list[str]] = {}
     for key in data:
         if key in allowed:
             continue
-        if key in PORTAL_OWNED[kind]:
+        if key in PORTAL_OWNED.get(kind, ()):
             errors[key] = [_("This field belongs to the portal: sync never changes it.")]
-        elif key in SYNCABLE[kind] or key == "company_external_id":
+        elif key in {stype.key_of(name) for name in stype.fields}:
             errors[key] = [_("This field is not owned by the CRM (SYNC_CRM_OWNED_FIELDS): sync does not "
                              "change it.")]
         else:
@@ -138,26 +136,44 @@ class RefCache:
         self._found.clear()
 
 
+def _reference(stype: SyncType, field: str, value: Any, refs: RefCache) -> tuple[Any, list[str] | None]:
+    """The record id a ``<field>_external_id`` names, or the message refusing it."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if not stype.model._meta.fields[field].null:
+            return None, [_("Missing data for required field.")]
+        return None, None
+    kind = stype.references[field]
+    if not isinstance(value, str):
+        return None, [_("Give the external id as text.")]
+    ref = refs.get(kind, value.strip())
+    if ref is None or ref.deleted_at is not None:
+        if kind == "company":
+            return None, [_("No company has this external id: push the company first.")]
+        return None, [_("No contact has this external id: push the contact first.")]
+    return ref.record_id, None
+
+
 def _values(kind: str, data: Mapping[str, Any], refs: RefCache, *, partial: bool) -> dict[str, Any]:
+    stype = sync_types()[kind]
     errors = _key_errors(kind, data)
     payload = {k: v for k, v in data.items() if k not in errors}
-    company_ext = payload.pop("company_external_id", ma.missing) if kind == "contact" else ma.missing
+    given = {field: payload.pop(stype.key_of(field)) for field in stype.references
+             if stype.key_of(field) in payload}
     values: dict[str, Any] = {}
     try:
-        values = load(_SCHEMAS[kind], payload, partial=partial)
+        values = load(_SCHEMAS.get(kind) or schema_of(stype), payload, partial=partial)
     except RecordInvalid as exc:
         errors.update(exc.errors)
-    if company_ext is not ma.missing:
-        if company_ext is None or (isinstance(company_ext, str) and not company_ext.strip()):
-            values["company_id"] = None
-        elif not isinstance(company_ext, str):
-            errors["company_external_id"] = [_("Give the company's external id as text.")]
+    for field, value in given.items():
+        record_id, problem = _reference(stype, field, value, refs)
+        if problem:
+            errors[stype.key_of(field)] = problem
         else:
-            ref = refs.get("company", company_ext.strip())
-            if ref is None or ref.deleted_at is not None:
-                errors["company_external_id"] = [_("No company has this external id: push the company first.")]
-            else:
-                values["company_id"] = ref.record_id
+            values["company_id" if stype.core else field] = record_id
+    if not partial:  # a new record needs its required references
+        for field in stype.references:
+            if field not in given and not stype.model._meta.fields[field].null and field in crm_owned(kind):
+                errors.setdefault(stype.key_of(field), [_("Missing data for required field.")])
     if errors:
         raise RecordInvalid(errors)
     return values
@@ -174,6 +190,8 @@ def _normalized_vat(value: str) -> str:
 def candidates(kind: str, values: Mapping[str, Any]) -> list[int]:
     """Ids of our records the pushed values describe: a company by VAT number, then email domain;
     a contact by email."""
+    if not sync_types()[kind].core:
+        return []  # a module's records are found by their reference only
     if kind == "contact":
         email = values.get("email")
         if not email:
@@ -209,7 +227,7 @@ def _conflict(integration: Integration, kind: str, external_id: str, data: Mappi
 def link(integration: Integration, kind: str, external_id: str, record_id: int, *, user: Any) -> ExternalRef:
     """Write the reference of ``external_id`` to our ``record_id`` (audited)."""
     ref = ExternalRef.create(integration=integration.id, type=kind, external_id=external_id, record_id=record_id)
-    audit("sync-linked", object_type=_MODELS[kind]._meta.table_name, object_id=record_id, user=user,
+    audit("sync-linked", object_type=sync_types()[kind].model._meta.table_name, object_id=record_id, user=user,
           details={"integration": integration.name, "external_id": external_id})
     return ref
 
@@ -217,6 +235,9 @@ def link(integration: Integration, kind: str, external_id: str, record_id: int, 
 # --- the push -------------------------------------------------------------------------------------
 
 def _write(kind: str, row: Any, values: dict[str, Any], user: Any, details: dict[str, Any]) -> Any:
+    if not sync_types()[kind].core:
+        return create_record(sync_types()[kind], values, user=user, details=details) if row is None \
+            else update_record(sync_types()[kind], row, values, user=user, details=details)
     if kind == "company":
         return create_company(values, user=user, details=details) if row is None \
             else update_company(row, values, user=user, details=details)
@@ -227,7 +248,7 @@ def _write(kind: str, row: Any, values: dict[str, Any], user: Any, details: dict
 def upsert(integration: Integration, kind: str, external_id: str, data: Mapping[str, Any], *,
            refs: RefCache | None = None, user: Any = None) -> Outcome:
     """Apply one push; :class:`RecordInvalid` for values refused (the caller rolls back)."""
-    if kind not in TYPES:
+    if kind not in sync_types():
         raise RecordInvalid({"type": [_("Unknown record type.")]})
     external_id = check_external_id(external_id)
     if not isinstance(data, Mapping):
@@ -235,7 +256,7 @@ def upsert(integration: Integration, kind: str, external_id: str, data: Mapping[
     refs = refs or RefCache(integration)
     user = user or IntegrationPrincipal(integration)
     details = {"via": "sync", "integration": integration.name, "external_id": external_id}
-    model = _MODELS[kind]
+    model = sync_types()[kind].model
     ref = refs.get(kind, external_id)
     row = model.get_or_none(model.id == ref.record_id) if ref is not None else None
     if ref is not None and row is None:  # our record was deleted here: the next push starts again
@@ -277,7 +298,7 @@ def resolve_conflict(conflict: SyncConflict, record_id: int, *, user: Any = None
     """Staff chose ``record_id`` for ``conflict``: link it and apply the pushed data (the caller
     holds the transaction; :class:`RecordInvalid` if the data no longer fits)."""
     integration = Integration.get_by_id(conflict.integration_id)
-    model = _MODELS[conflict.type]
+    model = sync_types()[conflict.type].model
     if not model.select().where(model.id == record_id).exists():
         raise RecordInvalid({"record_id": [_("That record does not exist any more.")]})
     existing = ExternalRef.get_or_none((ExternalRef.integration == integration.id)
