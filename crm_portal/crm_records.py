@@ -234,10 +234,7 @@ def update_contact(contact: Contact, values: dict[str, Any], *, user: Any,
     from .account.service import portal_access_granted, revoke_access
 
     _check_contact(values, contact)
-    columns = _contact_columns(values)
-    data_key = {"company": "company", "profile": "profile"}
-    changes = {name: (contact.__data__.get(data_key.get(name, name)), value) for name, value in columns.items()
-               if contact.__data__.get(data_key.get(name, name)) != value}
+    changes = _changes(contact, _contact_columns(values))
     if not changes:
         return {}
     access = changes.pop("portal_access", None)
