@@ -349,3 +349,25 @@ def test_module_deletion_policies(app, token, client):
         assert purge(utcnow() + dt.timedelta(days=31)) == 1
         assert not Deadline.select().where(Deadline.id == deadline).exists()
         assert Service.select().where(Service.id == service).exists()
+
+
+def test_conflict_pages_speak_italian(app, demo, token, client):
+    from test_admin_translations import _english_messages, _ignore, _record_fields, english_left
+
+    from crm_portal.models import StaffUser
+
+    with app.app_context(), db.connection_context():
+        Company.create(name="Acme (duplicate)", vat_number="IT01234567890")
+        StaffUser.update(language="it").where(StaffUser.email == "admin@example.com").execute()
+    put(client, token, "company", "ACME", {"name": "Acme", "vat_number": "IT01234567890"})
+    put(client, token, "company", "GLOBEX", {"vat_number": demo["companies"]["globex"].vat_number})
+    staff_login(client)
+    with app.app_context(), db.connection_context():
+        conflict = SyncConflict.get()
+    messages, ignore, records = _english_messages(), _ignore(app), _record_fields(app)
+    for url in ("/admin/core_sync_conflict/", f"/admin/core_sync_conflict/resolve/?id={conflict.id}",
+                "/admin/core_external_ref/"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assert not english_left(page.text, messages, ignore, records), (url, english_left(page.text, messages,
+                                                                                          ignore, records))

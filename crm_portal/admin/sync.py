@@ -18,6 +18,7 @@ from ..models import ExternalRef, SyncConflict
 from ..sync.ownership import locked_fields
 from ..sync.types import sync_types
 from ..sync.upsert import resolve_conflict
+from .labels import field_label
 from .views import AdminModelView
 
 SYNC_FIELD_LABELS = {
@@ -113,6 +114,15 @@ def _resolve_link(view: Any, context: Any, model: Any, name: str) -> Any:
         url_for(".resolve", id=model.id), _("Choose the record"))
 
 
+def _payload_label(model: Any, key: str) -> Any:
+    """A pushed field by its admin label (``company_external_id``: "Company (External id)")."""
+    base = key.removesuffix("_external_id")
+    label = field_label(base, model) or base
+    if base != key:
+        return f"{label} ({_('External id')})"
+    return label
+
+
 class SyncConflictView(AdminModelView):
     """Records a CRM pushed that matched several of ours: staff choose the right one."""
 
@@ -150,7 +160,8 @@ class SyncConflictView(AdminModelView):
                 else:
                     flash(_("Linked: the data sent has been applied to the record."), "success")
                     return redirect(url_for(".index_view"))
-        payload = json.loads(conflict.payload or "{}")
+        payload = sorted(((_payload_label(model, key), value) for key, value in
+                          json.loads(conflict.payload or "{}").items()), key=lambda item: str(item[0]))
         status = 400 if request.method == "POST" else 200
         return self.render("admin/sync_conflict.html", conflict=conflict, records=records, payload=payload,
                            form=form, error=error, type_label=SYNC_TYPE_LABELS.get(conflict.type)), status
