@@ -371,3 +371,18 @@ def test_conflict_pages_speak_italian(app, demo, token, client):
         assert page.status_code == 200, url
         assert not english_left(page.text, messages, ignore, records), (url, english_left(page.text, messages,
                                                                                           ignore, records))
+
+
+@pytest.mark.parametrize("settings", [
+    {"SYNC_CRM_OWNED_FIELDS": {"contact": ["email", "portal_access"]}},
+    {"SYNC_CRM_OWNED_FIELDS": {"invoice": ["number"]}},
+    {"SYNC_DELETION_POLICY": {"product": "deactivate"}},
+    {"SYNC_DELETION_POLICY": {"contact": "shred"}},
+    {"SYNC_DELETE_AFTER_DAYS": -1},
+])
+def test_bad_sync_settings_stop_the_start(tmp_path, settings):
+    from crm_portal import create_app
+
+    with pytest.raises(ValueError, match="SYNC_"):
+        create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+                    "INSTANCE_PATH": str(tmp_path / "instance"), **settings})
