@@ -309,6 +309,16 @@ class Module:
     #: The events this module emails contacts about (each contact may turn each off or on).
     notifications: ClassVar[Sequence[NotificationEvent]] = ()
 
+    #: The CRM sync type of ``record`` (``"product"``): a CRM may push these records by its own ids
+    #: (``PUT /api/v1/sync/<type>/<external id>``, docs/api.md "CRM sync"); ``None``: it may not.
+    sync_type: ClassVar[str | None] = None
+    #: The fields of ``record`` a push may write, all owned by the CRM (``SYNC_CRM_OWNED_FIELDS``
+    #: may narrow them); a foreign key to a company or contact is pushed as ``<field>_external_id``.
+    sync_fields: ClassVar[Sequence[str]] = ()
+    #: What the ``deactivate`` deletion policy writes on a record the CRM deleted (``{"active":
+    #: False}``); empty: the type knows no such state (``ignore`` or ``delete`` only).
+    sync_deactivate: ClassVar[Mapping[str, Any]] = {}
+
     #: The module's own views (a :class:`ModuleBlueprint` declared in its ``views.py``); ``None``
     #: for a module served by the generic views alone.
     blueprint: ClassVar[ModuleBlueprint | None] = None

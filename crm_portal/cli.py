@@ -260,9 +260,60 @@ def api_key_list_command() -> None:
                    f"last used {when(key.last_used_at)}  ip {key.allowed_ips or 'any'}  scopes {key.scopes}")
 
 
+@click.group("import")
+def import_group() -> None:
+    """First load of companies and contacts from a CRM's CSV export (see docs/api.md, CRM sync)."""
+
+
+def _import(kind: str, file: str, integration: str, mappings: tuple[str, ...], dry_run: bool) -> None:
+    from .importer import ImportRefused, parse_mapping, run_import
+
+    try:
+        with db.connection_context():
+            report = run_import(kind, file, integration, parse_mapping(mappings), dry_run=dry_run)
+    except ImportRefused as exc:
+        raise click.UsageError(str(exc)) from exc
+    for column in report.ignored_columns:
+        click.echo(f"ignored column {column!r}: not a field the CRM owns for {kind} records", err=True)
+    for line, outcome in report.outcomes:
+        if outcome.status == "error":
+            problems = "; ".join(f"{field}: {' '.join(map(str, messages))}"
+                                 for field, messages in outcome.errors.items())
+            click.echo(f"line {line} ({outcome.external_id}): error: {problems}", err=True)
+        elif outcome.status == "conflict":
+            click.echo(f"line {line} ({outcome.external_id}): conflict: records {outcome.candidates} match; "
+                       "choose in the admin (CRM → Sync conflicts)", err=True)
+    counts = ", ".join(f"{status} {count}" for status, count in report.counts.items())
+    click.echo(("dry run, nothing written: " if dry_run else "") + counts)
+    if report.failed:
+        raise click.exceptions.Exit(1)
+
+
+def _import_command(kind: str, plural: str) -> click.Command:
+    @click.command(plural)
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--integration", required=True, help="The CRM's integration name (created if new): the "
+                                                       "records' external references belong to it.")
+    @click.option("--map", "mappings", multiple=True, metavar="CRM_COLUMN=FIELD",
+                  help="Read a column of the file as this field (repeatable), e.g. --map 'Codice=external_id'.")
+    @click.option("--dry-run", is_flag=True, help="Report what would be created, updated, unchanged, in "
+                                                  "conflict or refused, writing nothing.")
+    @with_appcontext
+    def command(file: str, integration: str, mappings: tuple[str, ...], dry_run: bool) -> None:
+        _import(kind, file, integration, mappings, dry_run)
+
+    command.help = (f"Create or update {plural} from the CSV file FILE (UTF-8, ';' or ',' separated), by their "
+                    "external_id, as the CRM sync does. Exits with 1 when a row was refused.")
+    return command
+
+
+import_group.add_command(_import_command("company", "companies"))
+import_group.add_command(_import_command("contact", "contacts"))
+
+
 def init_app(app: Flask) -> None:
     for command in (init_command, migrate_command, demo_command, modules_command, send_mail_command,
-                    worker_command, api_key_group):
+                    worker_command, api_key_group, import_group):
         app.cli.add_command(command)
 
 

@@ -108,6 +108,11 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_ALLOW_PRIVATE_NETWORKS": False,  # True: webhooks may target loopback/private addresses
     "WEBHOOK_TIMEOUT": 5,  # seconds to connect and to wait for the receiver's answer
     "WEBHOOK_DISABLE_AFTER_FAILURES": 15,  # consecutive failed attempts that switch an endpoint off
+    # CRM sync (docs/api.md#crm-sync): fields the CRM owns per type (None: crm_portal.sync.ownership's
+    # defaults), what a deletion in the CRM does per type, and after how many days "delete" deletes.
+    "SYNC_CRM_OWNED_FIELDS": None,
+    "SYNC_DELETION_POLICY": {"company": "deactivate", "contact": "deactivate"},
+    "SYNC_DELETE_AFTER_DAYS": 30,
 }
 
 

@@ -406,8 +406,57 @@ class WebhookDelivery(BaseModel):
         table_name = "core_webhook_delivery"
 
 
+class ExternalRef(BaseModel):
+    """A record as another system knows it: ``external_id`` of ``type`` in ``integration`` is our
+    ``record_id`` (see crm_portal.sync). ``deleted_at``: the system deleted it; what happens then
+    follows the type's deletion policy (``SYNC_DELETION_POLICY``)."""
+
+    integration_id: int
+
+    integration = pw.ForeignKeyField(Integration, backref="external_refs", on_delete="CASCADE", index=True)
+    type = pw.CharField(max_length=32)  # company, contact, product, service, deadline, document
+    external_id = pw.CharField(max_length=200)
+    record_id = pw.IntegerField()
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    deleted_at = pw.DateTimeField(null=True, index=True)
+
+    class Meta:
+        table_name = "core_external_ref"
+        indexes = (
+            (("integration", "type", "external_id"), True),
+            (("type", "record_id"), False),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.external_id}"
+
+
+class SyncConflict(BaseModel):
+    """A synced record that matched several of ours by its attributes (VAT number, email domain,
+    email): staff choose the right one in the admin, then the push is applied to it."""
+
+    integration_id: int
+
+    integration = pw.ForeignKeyField(Integration, backref="sync_conflicts", on_delete="CASCADE", index=True)
+    type = pw.CharField(max_length=32)
+    external_id = pw.CharField(max_length=200)
+    payload = pw.TextField()  # JSON: the pushed data, applied when the conflict is resolved
+    candidates = pw.TextField()  # JSON list of record ids that matched
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    resolved_at = pw.DateTimeField(null=True, index=True)
+    record_id = pw.IntegerField(null=True)  # the record staff chose
+
+    class Meta:
+        table_name = "core_sync_conflict"
+        indexes = ((("integration", "type", "external_id"), False),)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.external_id}"
+
+
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
     MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
-    WebhookEndpoint, WebhookDelivery,
+    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict,
 ]

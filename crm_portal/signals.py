@@ -54,7 +54,8 @@ Sender: the model class. Keyword arguments: ``record``, ``action`` ("created", "
 change_requested = _signal("change-requested", """A contact asked, from "My data", to change data they cannot edit.
 
 Sender: the Flask app. Keyword arguments: ``contact`` (Contact), ``field`` (str: ``name``,
-``email``, ``office``, ``role``, ``company``, ``profile`` or ``other``), ``message`` (str, the
+``email``, ``phone``, ``mobile`` (when a CRM keeps them, see crm_portal.sync.ownership), ``office``,
+``role``, ``company``, ``profile`` or ``other``), ``message`` (str, the
 correct data as typed). Sent inside the request's transaction. A receiver that takes the request
 over (the tickets module opens a support ticket) returns a true value, e.g. the ticket; when no
 receiver does, the host emails the request to ``SUPPORT_EMAIL``.""")

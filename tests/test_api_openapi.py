@@ -24,7 +24,7 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
     documented = {(path, method) for path, ops in operations.items() for method in ops}
     routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
               if rule.endpoint.startswith("api_v1.") for method in rule.methods - {"HEAD", "OPTIONS"}}
-    as_openapi = {(re.sub(r"<int(\(signed=True\))?:(\w+)>", r"{\2}", path), m) for path, m in routes}
+    as_openapi = {(re.sub(r"<(?:[^<>]*:)?(\w+)>", r"{\1}", path), m) for path, m in routes}
     assert as_openapi == documented
     expected_paths = {"/api/v1/webhooks", "/api/v1/webhooks/{endpoint_id}",
                       "/api/v1/webhooks/{endpoint_id}/rotate-secret",
@@ -32,11 +32,22 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
                       "/api/v1/webhooks/deliveries/{delivery_id}/redeliver"}
     for name in record_modules(app):
         expected_paths |= {f"/api/v1/{name}", f"/api/v1/{name}/{{record_id}}"}
+    expected_paths |= {"/api/v1/contacts/{record_id}/invite"}
+    kinds = ["company", "contact"] + [m.sync_type for m in app.extensions["crm_portal"].modules.values()
+                                      if m.sync_type]
+    assert {"product", "service", "deadline"} <= set(kinds)
+    for kind in kinds:
+        expected_paths |= {f"/api/v1/sync/{kind}/{{external_id}}", f"/api/v1/sync/{kind}/batch"}
     assert {p for p, _ in documented} == expected_paths
     for path, ops in operations.items():
-        for op in ops.values():
+        for method, op in ops.items():
             module = path.split("/")[3]
-            scope = "webhooks:manage" if module == "webhooks" else f"{module}:read"
+            if module == "webhooks":
+                scope = "webhooks:manage"
+            elif module == "sync":
+                scope = "sync:write"
+            else:
+                scope = f"{module}:read" if method == "get" else f"{module}:write"
             assert op["security"] == [{"bearer": [scope]}], path
             assert scope in op["description"]
 

@@ -87,7 +87,8 @@ def notification_form(events: Sequence[Any], **kwargs: Any) -> FlaskForm:
 
 
 CHANGE_FIELDS = [
-    ("name", _l("Name")), ("email", _l("Email")), ("office", _l("Office")), ("role", _l("Role")),
+    ("name", _l("Name")), ("email", _l("Email")), ("phone", _l("Phone")), ("mobile", _l("Mobile")),
+    ("office", _l("Office")), ("role", _l("Role")),
     ("company", _l("Company")), ("profile", _l("Profile")), ("other", _l("Something else")),
 ]
 

@@ -13,6 +13,7 @@ from ..auth import PortalUser, current_portal_user, load_contact, verify_passwor
 from ..db import db
 from ..models import Contact
 from ..outbox import external_url, queue_email
+from ..sync.ownership import locked_fields
 from ..views.auth import start_session
 from . import service, tokens
 from .forms import (
@@ -54,7 +55,8 @@ def _token_error(result: tokens.TokenCheck, kind: str):
 
 def _profile_form(contact: Contact) -> ProfileForm:
     form = ProfileForm(obj=contact) if request.method == "GET" else ProfileForm()
-    editable = set(current_app.config["ACCOUNT_EDITABLE_FIELDS"])
+    # Fields a CRM keeps (crm_portal.sync.ownership) change there only: here, by a change request.
+    editable = set(current_app.config["ACCOUNT_EDITABLE_FIELDS"]) - locked_fields("contact", contact.id)
     for name in ("phone", "mobile", "language", "notify_by_email"):
         if name not in editable:
             delattr(form, name)

@@ -37,12 +37,15 @@ from .apikeys import ApiKeyView, IntegrationView
 from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
 from .preferences import timezone_choices
 from .profiles import ProfileView, audit_details
+from .sync import CrmOwnedFieldsMixin
+from .sync import add_views as add_sync_views
 from .viewas import ViewAsView
 from .views import AdminModelView, PortalAdminIndexView
 from .webhooks import WebhookDeliveryView, WebhookEndpointView
 
 
-class CompanyView(AdminModelView):
+class CompanyView(CrmOwnedFieldsMixin, AdminModelView):
+    sync_type = "company"
     column_list = ("name", "vat_number", "city", "phone", "email", "created_at")
     column_searchable_list = ("name", "vat_number", "city", "email")
     column_filters = ("city", "province", "country", "created_at")
@@ -50,7 +53,8 @@ class CompanyView(AdminModelView):
     form_excluded_columns = ("created_at",)
 
 
-class ContactView(AdminModelView):
+class ContactView(CrmOwnedFieldsMixin, AdminModelView):
+    sync_type = "contact"
     column_list = ("first_name", "last_name", "email", "company", "profile", "portal_access", "last_login")
     column_searchable_list = ("first_name", "last_name", "email", "role")
     column_filters = ("portal_access", "language", Company.name, Profile.name, "last_login")
@@ -249,6 +253,7 @@ def init_app(app: Flask) -> Admin:
                                        endpoint="core_webhook_endpoint"))
     admin.add_view(WebhookDeliveryView(WebhookDelivery, name=_l("Webhook deliveries"), category=api,
                                        endpoint="core_webhook_delivery"))
+    add_sync_views(admin, crm)
     from .preferences import language_names
 
     app.jinja_env.globals["admin_language_names"] = language_names

@@ -68,10 +68,16 @@ def _ma_field(fld: pw.Field) -> ma.fields.Field:
 
 
 def record_schema(module: Module) -> type[ma.Schema]:
-    """The marshmallow schema of ``module``'s records (named after the module in the document)."""
+    """The marshmallow schema of ``module``'s records (named after the module in the document);
+    one class per module, so that every endpoint answering such records refers to one component."""
+    found = module.__dict__.get("_api_record_schema")
+    if found is not None:
+        return found
     attrs: dict[str, Any] = {fld.name: _ma_field(fld) for fld in api_fields(module)}
     name = "".join(part.title() for part in module.name.split("_")) + "Record"
-    return ma.Schema.from_dict(attrs, name=name)
+    schema = ma.Schema.from_dict(attrs, name=name)
+    module.__dict__["_api_record_schema"] = schema
+    return schema
 
 
 def page_schema(module: Module, item: type[ma.Schema]) -> type[ma.Schema]:

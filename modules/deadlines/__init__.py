@@ -45,6 +45,8 @@ class DeadlinesModule(Module):
     position = 35
     models = (Deadline, CalendarToken, DeadlineReminder)
     record = Deadline
+    sync_type = "deadline"  # a CRM may push them (docs/api.md, CRM sync)
+    sync_fields = ("company", "contact", "title", "kind", "due_date", "description", "reference", "done")
     contact_field = Deadline.contact
     company_field = Deadline.company
     default_sort = "due_date"

@@ -27,6 +27,8 @@ class ProductsModule(Module):
     position = 50
     models = (Product, CompanySetting)
     record = Product
+    sync_type = "product"  # a CRM may push them (docs/api.md, CRM sync)
+    sync_fields = ("company", "contact", "name", "code", "version", "quantity", "serial", "support_end", "notes")
     contact_field = Product.contact
     company_field = Product.company
     default_sort = "name"

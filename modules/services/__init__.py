@@ -24,6 +24,10 @@ class ServicesModule(Module):
     position = 40
     models = (Service, ServiceSubcategory)
     record = Service
+    sync_type = "service"  # a CRM may push them (docs/api.md, CRM sync)
+    sync_fields = ("company", "name", "description", "contract_reference", "start_date", "end_date",
+                   "contracted_hours", "used_hours", "active")
+    sync_deactivate = {"active": False}  # a service the CRM deleted stays, inactive
     company_field = Service.company
     default_sort = "name"
     actions = ("view", "export")

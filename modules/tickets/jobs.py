@@ -157,7 +157,8 @@ def _email_support(ticket: Ticket, comment: TicketComment) -> None:
 
 # --- "My data" change requests -----------------------------------------------------------------
 FIELD_LABELS = {
-    "name": _l("Name"), "email": _l("Email"), "office": _l("Office"), "role": _l("Role"),
+    "name": _l("Name"), "email": _l("Email"), "phone": _l("Phone"), "mobile": _l("Mobile"),
+    "office": _l("Office"), "role": _l("Role"),
     "company": _l("Company"), "profile": _l("Profile"), "other": _l("Something else"),
 }
 
