@@ -261,8 +261,10 @@ def api_key_list_command() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .mailin.mailgate import COMMANDS as MAILIN_COMMANDS
+
     for command in (init_command, migrate_command, demo_command, modules_command, send_mail_command,
-                    worker_command, api_key_group):
+                    worker_command, api_key_group, *MAILIN_COMMANDS):
         app.cli.add_command(command)
 
 

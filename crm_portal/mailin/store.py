@@ -115,6 +115,7 @@ def store(raw: bytes, transport: str, mailbox: Any = None) -> tuple[InboundMessa
     with db.atomic():
         inserted = InboundMessage.insert(**values).on_conflict_ignore().execute()
         row = InboundMessage.get(InboundMessage.message_id == ident)
+    row.duplicate = not inserted  # not a column: tells the transport it had this message already
     fresh = bool(inserted) and row.status == "received"
     if not inserted and row.status in UNFINISHED and row.raw is not None and message is not None:
         fresh = True  # delivered again after a failure: try again
