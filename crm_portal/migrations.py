@@ -69,8 +69,7 @@ def _outbox_threading(migrator: SchemaMigrator) -> list:
     from .models import OutboxMessage
 
     table = OutboxMessage._meta.table_name
-    return [migrator.add_column(table, "thread", OutboxMessage.thread),
-            migrator.add_index(table, ("thread",), False),
+    return [migrator.add_column(table, "thread", OutboxMessage.thread),  # indexed with it
             migrator.add_column(table, "auto_submitted", OutboxMessage.auto_submitted)]
 
 

@@ -29,14 +29,14 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
     expected_paths = {"/api/v1/webhooks", "/api/v1/webhooks/{endpoint_id}",
                       "/api/v1/webhooks/{endpoint_id}/rotate-secret",
                       "/api/v1/webhooks/{endpoint_id}/deliveries",
-                      "/api/v1/webhooks/deliveries/{delivery_id}/redeliver"}
+                      "/api/v1/webhooks/deliveries/{delivery_id}/redeliver", "/api/v1/inbound-email"}
     for name in record_modules(app):
         expected_paths |= {f"/api/v1/{name}", f"/api/v1/{name}/{{record_id}}"}
     assert {p for p, _ in documented} == expected_paths
     for path, ops in operations.items():
         for op in ops.values():
             module = path.split("/")[3]
-            scope = "webhooks:manage" if module == "webhooks" else f"{module}:read"
+            scope = {"webhooks": "webhooks:manage", "inbound-email": "email:ingest"}.get(module, f"{module}:read")
             assert op["security"] == [{"bearer": [scope]}], path
             assert scope in op["description"]
 

@@ -17,8 +17,8 @@ from ..api import Module
 from ..scoping import get_or_404, visible
 from . import errors
 from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped
-from .records import DEFAULT_LIMIT, MAX_LIMIT, api_fields, as_dict, hidden_columns, page, page_schema, record_schema
 from .inbound import add_routes as add_inbound_routes
+from .records import DEFAULT_LIMIT, MAX_LIMIT, api_fields, as_dict, hidden_columns, page, page_schema, record_schema
 from .webhooks import add_routes as add_webhook_routes
 
 PREFIX = "/api/v1"
