@@ -9,7 +9,8 @@ Email: :func:`crm_portal.outbox.queue_email` asks for delivery (:func:`kick_deli
 transaction commits. Periodic jobs: the core delivers pending email every minute (so a message whose
 request was lost still goes out), blanks the bodies of sent emails that carried one-time links
 hourly, polls the IMAP mailboxes of email-in every minute, and prunes old account tokens and login
-counters daily; a module adds its own with :meth:`crm_portal.api.Module.periodic_tasks`. ``crm-portal worker`` runs the consumer.
+counters daily; a module adds its own with :meth:`crm_portal.api.Module.periodic_tasks`.
+``crm-portal worker`` runs the consumer.
 """
 from __future__ import annotations
 
