@@ -361,3 +361,22 @@ def test_a_huge_message_is_rejected_and_not_stored(app, demo):
     with app.app_context(), db.connection_context():
         stored = InboundMessage.get_by_id(row.id)
     assert stored.raw is None and stored.size == len(raw) and stored.sender == "anna@acme.example"
+
+
+def test_signed_references_verify_and_forged_ones_do_not(app, demo):
+    from crm_portal.mailin.signing import outbox_ids, thread_reference, threads_in_text
+
+    ticket, _contact = open_ticket(app, "anna")
+    sent = support_reply(app, ticket)
+    with app.app_context(), db.connection_context():
+        real = thread_reference(f"tickets:{ticket.id}")
+        assert threads_in_text(f"text {real} more") == [f"tickets:{ticket.id}"]
+        assert threads_in_text(real.replace(f":{ticket.id}:", f":{ticket.id + 1}:")) == []
+        assert threads_in_text(real[:-5] + "0000]") == []
+        ident = sent["Message-ID"]
+        assert len(outbox_ids([ident])) == 1
+        assert outbox_ids([ident.replace("@example.com", "@evil.example")]) == []
+        number = ident.split("-")[1].split(".")[0]
+        assert outbox_ids([ident.replace(f"outbox-{number}.", f"outbox-{int(number) - 1}.")]) == []
+        app.config["SECRET_KEY"] = "another"
+        assert outbox_ids([ident]) == [] and threads_in_text(real) == []
