@@ -380,3 +380,58 @@ def test_signed_references_verify_and_forged_ones_do_not(app, demo):
         assert outbox_ids([ident.replace(f"outbox-{number}.", f"outbox-{int(number) - 1}.")]) == []
         app.config["SECRET_KEY"] = "another"
         assert outbox_ids([ident]) == [] and threads_in_text(real) == []
+
+
+def set_grant(app, email: str, **values) -> None:
+    from crm_portal.models import ProfileModule
+
+    with app.app_context(), db.connection_context():
+        contact = Contact.get(Contact.email == email)
+        (ProfileModule.update(**values)
+         .where((ProfileModule.profile == contact.profile_id) & (ProfileModule.module == "tickets")).execute())
+
+
+def test_seeing_a_colleague_s_ticket_is_not_enough_to_write_on_it(app, demo):
+    """Bruno's profile shows him the company's tickets but grants no comment_others."""
+    set_grant(app, "bruno@acme.example", scope="company", actions="view,create,comment")
+    ticket, _contact = open_ticket(app, "anna")
+    row = ingest(app, fixture("forged_subject.eml", number=ticket.number))
+    assert row.status == "ticket_created" and row.ticket_id != ticket.id
+
+
+def test_a_reply_needs_the_comment_grant(app, demo):
+    ticket, _contact = open_ticket(app, "anna")
+    sent = support_reply(app, ticket)
+    set_grant(app, "anna@acme.example", actions="view,create")
+    before = len(comments(app, ticket))
+    row = ingest(app, fixture("gmail_reply_it.eml", in_reply_to=sent["Message-ID"], number=ticket.number))
+    assert row.ticket_id != ticket.id and len(comments(app, ticket)) == before
+
+
+def test_ticket_emails_thread_with_reply_to_marker_and_references(app, demo):
+    app.config["MAILIN_REPLY_TO"] = "Assistenza <assistenza@example.com>"
+    ticket, _contact = open_ticket(app, "anna")
+    first = support_reply(app, ticket, body="Prima risposta.")
+    second = support_reply(app, ticket, body="Seconda risposta.", status=None)
+    assert second["Reply-To"] == "Assistenza <assistenza@example.com>"
+    assert second["In-Reply-To"] == first["Message-ID"]
+    assert first["Message-ID"] in second["References"]
+    assert second["Auto-Submitted"] == "auto-generated"
+    text = second.get_body(("plain",)).get_content()
+    assert text.startswith("##- Rispondi sopra questa riga / Please reply above this line -##")
+    assert text.strip().splitlines()[-1].startswith(f"[ref:tickets:{ticket.id}:")
+    html = second.get_body(("html",)).get_content()
+    assert "Rispondi sopra questa riga" in html and f"[ref:tickets:{ticket.id}:" in html
+    app.config["MAILIN_REPLY_TO"] = None
+    assert support_reply(app, ticket, body="Terza.", status=None)["Reply-To"] is None
+
+
+def test_emails_without_a_thread_are_unchanged(app, demo):
+    from crm_portal.mail import build_message
+    from crm_portal.outbox import queue_email
+
+    with app.test_request_context(), db.connection_context():
+        row = queue_email("x@example.com", "mailin_rejected", reason="unknown_sender", subject="s")
+        built = build_message(row, app.config["MAIL_FROM"])
+    assert built["In-Reply-To"] is None and built["Reply-To"] is None
+    assert "Rispondi sopra" not in built.get_body(("plain",)).get_content()
