@@ -98,8 +98,8 @@ def _process(row: InboundMessage, message: EmailMessage) -> None:
     if not _tickets_enabled():
         return effects.record(row, "rejected", reason="no_tickets")
     contact = find_contact(row.sender)
-    if contact is None:
-        return _unknown_sender(row, message)
+    if contact is None or (contact.profile_id is None and _policy(row) == "pending"):
+        return _unknown_sender(row, message, contact)
     text = full_text(message)
     ticket, how = find_ticket(message, contact)
     if ticket is not None and effects.may_reopen(ticket):
@@ -158,13 +158,19 @@ def _new_ticket(row: InboundMessage, message: EmailMessage, contact: Contact, te
     return None
 
 
-def _unknown_sender(row: InboundMessage, message: EmailMessage) -> None:
-    policy = row.mailbox.unknown_sender if row.mailbox_id else current_app.config["MAILIN_UNKNOWN_SENDER"]
+def _policy(row: InboundMessage) -> str:
+    """What to do with an unknown sender: the mailbox's policy, else ``MAILIN_UNKNOWN_SENDER``."""
+    return row.mailbox.unknown_sender if row.mailbox_id else current_app.config["MAILIN_UNKNOWN_SENDER"]
+
+
+def _unknown_sender(row: InboundMessage, message: EmailMessage, pending: Contact | None = None) -> None:
+    """An unknown sender, or (``pending``) one whose contact still awaits approval (no profile)."""
+    policy = _policy(row)
     if policy == "ignore":
         return effects.record(row, "ignored", reason="unknown_sender")
     if policy == "pending":
         with db.atomic():
-            contact = pending_contact(row.sender, sender_name(message))
+            contact = pending or pending_contact(row.sender, sender_name(message))
             effects.record(row, "held", reason="pending_contact", contact=contact,
                            detail="a new contact awaits approval: give them a profile, then retry")
         return None
