@@ -100,3 +100,19 @@ def test_a_ticket_opened_by_email_says_so(app, demo, client):
     page = client.get(f"/admin/tickets_queue/work/{row.ticket_id}/").text
     assert ("Opened by email" in page or "Aperta via email" in page) and "anna@acme.example" in page
     assert f"/admin/core_inbound_message/details/?id={row.id}" in page
+
+
+def test_the_inbound_list_runs_a_constant_number_of_queries(app, demo, client, queries):
+    staff_login(client)
+    ingest(app, fixture("new_request_plain.eml"))
+
+    def count() -> int:
+        with queries:
+            assert client.get("/admin/core_inbound_message/").status_code == 200
+        return queries.count
+
+    client.get("/admin/core_inbound_message/")
+    one = count()
+    for name in ("html_only.eml", "forwarded.eml", "unknown_sender.eml", "auto_reply_outlook.eml"):
+        ingest(app, fixture(name))
+    assert count() == one

@@ -177,6 +177,20 @@ def test_imap_messages_become_tickets_and_comments(app, demo, dovecot):
 
 
 @needs_dovecot
+def test_imap_never_downloads_an_oversized_message(app, demo, dovecot):
+    app.config["MAILIN_MAX_BYTES"] = 5000
+    make_mailbox(app, dovecot)
+    huge = fixture("new_request_plain.eml") + b"x" * 20_000 + b"\n"
+    append(dovecot, huge)
+    assert poll(app)["support"]["processed"] == 1
+    with app.app_context(), db.connection_context():
+        row = InboundMessage.get()
+    assert (row.status, row.reason, row.raw, row.sender) == ("rejected", "too_large", None, "anna@acme.example")
+    assert row.size > 20_000
+    assert folder_counts(dovecot)["Processed"] == (1, 1)  # kept on the server, out of the way
+
+
+@needs_dovecot
 def test_imap_flag_mode_leaves_messages_in_place_seen(app, demo, dovecot):
     make_mailbox(app, dovecot, processed_action="flag")
     append(dovecot, fixture("new_request_plain.eml"))

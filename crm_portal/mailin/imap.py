@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import imaplib
 import logging
+import re
 import ssl
 from typing import Any
 
@@ -57,15 +58,31 @@ def _ensure_folder(client: Any, name: str) -> None:
         client.folder.create(name)
 
 
-def _raw(client: Any, uid: str) -> bytes | None:
-    """The message's bytes as stored on the server (``BODY.PEEK[]``: it stays unseen)."""
-    typ, data = client.client.uid("FETCH", uid, "(BODY.PEEK[])")
+_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+
+
+def _fetch(client: Any, uid: str, what: str) -> tuple[bytes, bytes] | None:
+    typ, data = client.client.uid("FETCH", uid, f"({what})")
     if typ != "OK":
         return None
     for item in data or []:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
-            return item[1]
+            return item[0], item[1]
+        if isinstance(item, bytes):
+            return item, b""
     return None
+
+
+def _raw(client: Any, uid: str, limit: int) -> tuple[bytes, int | None] | None:
+    """The message's bytes as stored on the server (``BODY.PEEK[]``: it stays unseen); of a
+    message larger than ``limit`` only its header, with its size (it is never downloaded)."""
+    found = _fetch(client, uid, "RFC822.SIZE")
+    size = _SIZE.search(found[0]) if found else None
+    if size is not None and int(size.group(1)) > limit:
+        header = _fetch(client, uid, "BODY.PEEK[HEADER]")
+        return (header[1] if header else b""), int(size.group(1))
+    whole = _fetch(client, uid, "BODY.PEEK[]")
+    return (whole[1], None) if whole and whole[1] else None
 
 
 def _done(client: Any, mailbox: Mailbox, uid: str, failed: bool = False) -> None:
@@ -87,12 +104,13 @@ def poll(mailbox: Mailbox) -> dict[str, int]:
         if mailbox.processed_action == "move":
             _ensure_folder(client, mailbox.processed_folder)
         _ensure_folder(client, mailbox.failed_folder)
+        max_bytes = int(current_app.config["MAILIN_MAX_BYTES"])
         for uid in client.uids(AND(seen=False))[:limit]:
-            raw = _raw(client, uid)
-            if raw is None:
+            fetched = _raw(client, uid, max_bytes)
+            if fetched is None:
                 continue
             try:
-                row = ingest(raw, "imap", mailbox)
+                row = ingest(fetched[0], "imap", mailbox, size=fetched[1])
             except TemporaryFailure:
                 counts["retry"] += 1
                 continue  # stays unseen: the next poll tries again

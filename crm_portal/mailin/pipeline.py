@@ -36,12 +36,13 @@ class TemporaryFailure(Exception):
     API answers 503)."""
 
 
-def ingest(raw: bytes, transport: str, mailbox: Mailbox | None = None) -> InboundMessage:
+def ingest(raw: bytes, transport: str, mailbox: Mailbox | None = None, size: int | None = None) -> InboundMessage:
     """Store and process one raw RFC 822 message; its row (status, reason). A duplicate of a message
-    already dealt with is not processed again (its first row is returned).
+    already dealt with is not processed again (its first row is returned). ``size``: the real size
+    when ``raw`` is only the header of an oversized message.
     :class:`TemporaryFailure` when it should be delivered again."""
     try:
-        row, message, fresh = store(raw, transport, mailbox)
+        row, message, fresh = store(raw, transport, mailbox, size)
     except Exception as exc:  # noqa: BLE001 - the database is down or refused the row
         log.exception("mailin: could not store a message")
         raise TemporaryFailure(str(exc)) from exc

@@ -87,12 +87,15 @@ def head_only(raw: bytes, limit: int = 64 * 1024) -> bytes:
     return head
 
 
-def store(raw: bytes, transport: str, mailbox: Any = None) -> tuple[InboundMessage, EmailMessage | None, bool]:
+def store(raw: bytes, transport: str, mailbox: Any = None,
+          size: int | None = None) -> tuple[InboundMessage, EmailMessage | None, bool]:
     """Store ``raw`` (``transport``: imap, api, mailgate); the row, the parsed message (``None``
     when unreadable or too large: the row says so) and whether it is to be processed now (``False``:
-    a duplicate of a message that was already dealt with)."""
+    a duplicate of a message that was already dealt with). ``size``: the message's real size when
+    ``raw`` is only its header (IMAP does not download an oversized message)."""
     limit = int(current_app.config["MAILIN_MAX_BYTES"])
-    too_large = len(raw) > limit
+    size = max(len(raw), size or 0)
+    too_large = size > limit
     message: EmailMessage | None = None
     error = None
     try:
@@ -104,11 +107,11 @@ def store(raw: bytes, transport: str, mailbox: Any = None) -> tuple[InboundMessa
         "message_id": ident, "transport": transport, "mailbox": mailbox,
         "sender": sender_address(message) if message is not None else "",
         "subject": header(message, "Subject")[:300] if message is not None else "",
-        "raw": None if too_large else raw, "size": len(raw),
+        "raw": None if too_large else raw, "size": size,
     }
     if too_large:
         values.update(status="rejected", reason="too_large",
-                      detail=f"{len(raw)} bytes; the limit (MAILIN_MAX_BYTES) is {limit}")
+                      detail=f"{size} bytes; the limit (MAILIN_MAX_BYTES) is {limit}")
         message = None
     elif message is None:
         values.update(status="rejected", reason="malformed", detail=error)
