@@ -448,3 +448,23 @@ def test_emails_without_a_thread_are_unchanged(app, demo):
         built = build_message(row, app.config["MAIL_FROM"])
     assert built["In-Reply-To"] is None and built["Reply-To"] is None
     assert "Rispondi sopra" not in built.get_body(("plain",)).get_content()
+
+
+def test_a_message_being_processed_is_not_processed_twice(app, demo):
+    """A second delivery while the first is still being processed changes nothing; a message
+    abandoned for ten minutes (its process died) is taken over."""
+    import datetime as dt
+
+    from crm_portal.mailin.store import store
+
+    raw = fixture("new_request_plain.eml")
+    with app.app_context(), db.connection_context():
+        first, _message, fresh = store(raw, "api")
+        assert fresh
+        _row, _message, again = store(raw, "api")
+        assert not again
+        InboundMessage.update(created_at=first.created_at - dt.timedelta(minutes=11)).execute()
+        _row, _message, taken = store(raw, "api")
+        assert taken
+        _row, _message, twice = store(raw, "api")
+        assert not twice

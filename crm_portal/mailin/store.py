@@ -1,6 +1,7 @@
 """Step 1: parse and store the raw message, and recognise a second delivery of the same one."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from email import policy
@@ -11,11 +12,13 @@ from typing import Any
 
 from flask import current_app
 
-from ..db import db
+from ..db import db, utcnow
 from .models import InboundMessage
 
 #: Statuses a stored message is processed again from when it is delivered again (it never finished).
 UNFINISHED = ("received", "failed")
+#: A message ``received`` this long ago and never finished was abandoned (its process died).
+STALE = dt.timedelta(minutes=10)
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,240}>")
 
 
@@ -116,10 +119,27 @@ def store(raw: bytes, transport: str, mailbox: Any = None,
     elif message is None:
         values.update(status="rejected", reason="malformed", detail=error)
     with db.atomic():
-        inserted = InboundMessage.insert(**values).on_conflict_ignore().execute()
+        inserted = InboundMessage.insert(**values).on_conflict_ignore().as_rowcount().execute()
         row = InboundMessage.get(InboundMessage.message_id == ident)
     row.duplicate = not inserted  # not a column: tells the transport it had this message already
     fresh = bool(inserted) and row.status == "received"
     if not inserted and row.status in UNFINISHED and row.raw is not None and message is not None:
-        fresh = True  # delivered again after a failure: try again
+        fresh = _take_over(row)  # delivered again after a failure: try again
     return row, message, fresh
+
+
+def _take_over(row: InboundMessage) -> bool:
+    """Claim a stored, unfinished message for processing it again: one that failed, or one left
+    ``received`` by a process that died over it (nothing for ``STALE``). A conditional update, so
+    that two deliveries of the same message at the same time do not both process it."""
+    now = utcnow()
+    stale = now - STALE
+    claimed = (InboundMessage.update(status="received", processed_at=now)
+               .where((InboundMessage.id == row.id)
+                      & ((InboundMessage.status == "failed")
+                         | ((InboundMessage.status == "received") & (InboundMessage.created_at < stale)
+                            & (InboundMessage.processed_at.is_null() | (InboundMessage.processed_at < stale)))))
+               .execute())
+    if claimed:
+        row.status = "received"
+    return bool(claimed)
