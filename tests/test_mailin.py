@@ -468,3 +468,21 @@ def test_a_message_being_processed_is_not_processed_twice(app, demo):
         assert taken
         _row, _message, twice = store(raw, "api")
         assert not twice
+
+
+def test_a_reply_on_a_resolved_ticket_the_workflow_keeps_closed_opens_a_follow_up(app, demo):
+    from crm_portal.modules.tickets.models import TicketState, TicketTransition
+
+    ticket, _contact = open_ticket(app, "anna")
+    sent = support_reply(app, ticket, body="Risolto.", status="resolved")
+    with app.app_context(), db.connection_context():
+        resolved = TicketState.get(TicketState.key == "resolved")
+        TicketTransition.delete().where((TicketTransition.from_state == resolved.id)
+                                        & (TicketTransition.actor == "customer")
+                                        & (TicketTransition.to_state != TicketState.get(TicketState.key == "closed").id)
+                                        ).execute()
+    row = ingest(app, fixture("gmail_reply_it.eml", in_reply_to=sent["Message-ID"], number=ticket.number))
+    assert row.status == "ticket_created" and row.ticket_id != ticket.id
+    with app.app_context(), db.connection_context():
+        assert Ticket.get_by_id(ticket.id).status == "resolved"
+        assert ticket.number in Ticket.get_by_id(row.ticket_id).description
