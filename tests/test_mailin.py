@@ -373,7 +373,7 @@ def test_a_huge_message_is_rejected_and_not_stored(app, demo):
     assert (row.status, row.reason) == ("rejected", "too_large")
     with app.app_context(), db.connection_context():
         stored = InboundMessage.get_by_id(row.id)
-    assert stored.raw is None and stored.size == len(raw) and stored.sender == "anna@acme.example"
+    assert stored.raw_message is None and stored.size == len(raw) and stored.sender == "anna@acme.example"
 
 
 def test_signed_references_verify_and_forged_ones_do_not(app, demo):

@@ -185,7 +185,7 @@ def test_imap_never_downloads_an_oversized_message(app, demo, dovecot):
     assert poll(app)["support"]["processed"] == 1
     with app.app_context(), db.connection_context():
         row = InboundMessage.get()
-    assert (row.status, row.reason, row.raw, row.sender) == ("rejected", "too_large", None, "anna@acme.example")
+    assert (row.status, row.reason, row.raw_message, row.sender) == ("rejected", "too_large", None, "anna@acme.example")
     assert row.size > 20_000
     assert folder_counts(dovecot)["Processed"] == (1, 1)  # kept on the server, out of the way
 

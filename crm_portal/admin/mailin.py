@@ -45,7 +45,7 @@ LABELS = {
     "replied": _l("Sender answered"),
     "processed_at": _l("Processed"),
     "size": _l("Size (bytes)"),
-    "raw": _l("Original message"),
+    "raw_message": _l("Original message"),
 }
 STATUS_LABELS = {
     "received": _l("Received"), "ticket_created": _l("Ticket created"), "comment_added": _l("Comment added"),
@@ -122,10 +122,10 @@ def _reason(view: Any, context: Any, model: InboundMessage, name: str) -> Any:
 
 
 def _raw(view: Any, context: Any, model: InboundMessage, name: str) -> Any:
-    if model.raw is None:
+    if model.raw_message is None:
         return _("Not kept (too large).")
     link = url_for(".original", id=model.id)
-    text = bytes(model.raw)[:100_000].decode("utf-8", errors="replace")
+    text = bytes(model.raw_message)[:100_000].decode("utf-8", errors="replace")
     return Markup('<p><a href="{}">{}</a></p><pre style="white-space:pre-wrap;max-height:30em;overflow:auto">{}</pre>'
                   ).format(link, _("Download the original (.eml)"), text)
 
@@ -139,7 +139,7 @@ class InboundMessageView(AdminModelView):
     column_list = ("created_at", "transport", "sender", "subject", "status", "reason", "ticket_id", "attempts")
     column_details_list = ("created_at", "transport", "mailbox", "message_id", "sender", "subject", "size", "status",
                            "reason", "detail", "ticket_id", "replied", "attempts", "processed_at", "original_text",
-                           "raw")
+                           "raw_message")
     column_export_list = ("created_at", "transport", "mailbox", "message_id", "sender", "subject", "size", "status",
                           "reason", "detail", "ticket_id", "attempts", "processed_at")
     column_searchable_list = ["sender", "subject", "message_id"]
@@ -148,15 +148,15 @@ class InboundMessageView(AdminModelView):
     field_labels = LABELS
     choice_labels = {"status": STATUS_LABELS, "transport": {"imap": "IMAP", "api": "API", "mailgate": "mailgate"}}
     column_formatters = {"ticket_id": _ticket_link, "reason": _reason}
-    column_formatters_detail = {"ticket_id": _ticket_link, "reason": _reason, "raw": _raw}
+    column_formatters_detail = {"ticket_id": _ticket_link, "reason": _reason, "raw_message": _raw}
 
     @expose("/original/<int:id>")
     def original(self, id: int) -> Response:
         """The message as received, as an .eml download (never rendered by the browser)."""
         row = InboundMessage.get_or_none(InboundMessage.id == id)
-        if row is None or row.raw is None:
+        if row is None or row.raw_message is None:
             abort(404)
-        response = Response(bytes(row.raw), mimetype="message/rfc822")
+        response = Response(bytes(row.raw_message), mimetype="message/rfc822")
         response.headers["Content-Disposition"] = content_disposition(f"message-{row.id}.eml")
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.message import EmailMessage
+from typing import Any
 
 from .signing import is_our_message_id
 from .store import all_headers, header, parse
@@ -24,7 +25,7 @@ def is_bounce(message: EmailMessage) -> bool:
     """A delivery-status notification (RFC 3464): ``multipart/report; report-type=delivery-status``
     or a part ``message/delivery-status``."""
     if message.get_content_type() == "multipart/report":
-        if (message.get_param("report-type") or "").lower() == "delivery-status":
+        if str(message.get_param("report-type") or "").lower() == "delivery-status":
             return True
     return any(part.get_content_type() in ("message/delivery-status", "message/global-delivery-status")
                for part in message.walk())
@@ -36,13 +37,14 @@ def bounced_references(message: EmailMessage) -> list[str]:
     found: list[str] = []
     for part in message.walk():
         kind = part.get_content_type()
-        original: EmailMessage | None = None
+        original: Any = None
         try:
             if kind in ("message/rfc822", "message/global"):
                 payload = part.get_payload()
                 original = payload[0] if isinstance(payload, list) and payload else None
             elif kind == "text/rfc822-headers":
-                original = parse(part.get_payload(decode=True) or b"")
+                data = part.get_payload(decode=True)
+                original = parse(data if isinstance(data, bytes) else b"")
         except Exception:  # noqa: BLE001 - an unreadable returned copy: nothing to thread on
             original = None
         if isinstance(original, EmailMessage):

@@ -55,7 +55,8 @@ class InboundMessage(BaseModel):
     mailbox = pw.ForeignKeyField(Mailbox, null=True, backref="messages", on_delete="SET NULL", index=True)
     sender = pw.CharField(max_length=254, default="", index=True)
     subject = pw.CharField(max_length=300, default="")
-    raw = pw.BlobField(null=True)
+    #: The message as received (``None`` when it was too large to keep).
+    raw_message = pw.BlobField(null=True)
     size = pw.IntegerField(default=0)
     status = pw.CharField(max_length=16, default="received", index=True, choices=[(s, s) for s in STATUSES])
     #: Why it ended as it did (a stable code: ``automatic``, ``loop``, ``unknown_sender`` …).

@@ -53,9 +53,9 @@ def ingest(raw: bytes, transport: str, mailbox: Mailbox | None = None, size: int
 
 def reprocess(row: InboundMessage) -> InboundMessage:
     """Process a stored message again (staff's retry, a held sender approved)."""
-    if row.raw is None:
+    if row.raw_message is None:
         return row
-    message = parse(bytes(row.raw))
+    message = parse(bytes(row.raw_message))
     InboundMessage.update(status="received", reason=None, detail=None).where(InboundMessage.id == row.id).execute()
     row.status = "received"
     return process(row, message)
@@ -161,7 +161,8 @@ def _new_ticket(row: InboundMessage, message: EmailMessage, contact: Contact, te
 
 def _policy(row: InboundMessage) -> str:
     """What to do with an unknown sender: the mailbox's policy, else ``MAILIN_UNKNOWN_SENDER``."""
-    return row.mailbox.unknown_sender if row.mailbox_id else current_app.config["MAILIN_UNKNOWN_SENDER"]
+    mailbox = row.mailbox if row.mailbox_id else None  # type: ignore[attr-defined]
+    return str(mailbox.unknown_sender if mailbox is not None else current_app.config["MAILIN_UNKNOWN_SENDER"])
 
 
 def _unknown_sender(row: InboundMessage, message: EmailMessage, pending: Contact | None = None) -> None:

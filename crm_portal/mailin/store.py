@@ -110,7 +110,7 @@ def store(raw: bytes, transport: str, mailbox: Any = None,
         "message_id": ident, "transport": transport, "mailbox": mailbox,
         "sender": sender_address(message) if message is not None else "",
         "subject": header(message, "Subject")[:300] if message is not None else "",
-        "raw": None if too_large else raw, "size": size,
+        "raw_message": None if too_large else raw, "size": size,
     }
     if too_large:
         values.update(status="rejected", reason="too_large",
@@ -121,9 +121,9 @@ def store(raw: bytes, transport: str, mailbox: Any = None,
     with db.atomic():
         inserted = InboundMessage.insert(**values).on_conflict_ignore().as_rowcount().execute()
         row = InboundMessage.get(InboundMessage.message_id == ident)
-    row.duplicate = not inserted  # not a column: tells the transport it had this message already
+    row.duplicate = not inserted  # type: ignore[attr-defined]  # not a column: a duplicate, for the transport
     fresh = bool(inserted) and row.status == "received"
-    if not inserted and row.status in UNFINISHED and row.raw is not None and message is not None:
+    if not inserted and row.status in UNFINISHED and row.raw_message is not None and message is not None:
         fresh = _take_over(row)  # delivered again after a failure: try again
     return row, message, fresh
 

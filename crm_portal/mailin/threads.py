@@ -12,6 +12,7 @@ landing in someone else's.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Any
 
@@ -26,7 +27,7 @@ _TAG = re.compile(r"\[(TT\d{1,9})\]", re.IGNORECASE)
 _IDS = re.compile(r"<[^<>\s]{1,240}>")
 
 
-def _ticket_ids_from_threads(threads: list[str | None]) -> list[int]:
+def _ticket_ids_from_threads(threads: Sequence[str | None]) -> list[int]:
     out = []
     for thread in threads:
         kind, _, ident = (thread or "").partition(":")
@@ -41,9 +42,9 @@ def candidates(message: EmailMessage) -> list[tuple[str, int]]:
     found: list[tuple[str, int]] = []
     ours = outbox_ids(refs)
     if ours:
-        rows = {r.id: r.thread for r in OutboxMessage.select(OutboxMessage.id, OutboxMessage.thread)
-                .where(OutboxMessage.id.in_(ours))}
-        found += [("message_id", t) for t in _ticket_ids_from_threads([rows.get(i) for i in ours])]
+        threads = {r.id: r.thread for r in OutboxMessage.select(OutboxMessage.id, OutboxMessage.thread)
+                   .where(OutboxMessage.id.in_(ours))}
+        found += [("message_id", t) for t in _ticket_ids_from_threads([threads.get(i) for i in ours])]
     ids = [m for value in refs for m in _IDS.findall(value)][-50:]
     if ids:
         rows = (InboundMessage.select(InboundMessage.thread)
