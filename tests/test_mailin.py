@@ -486,3 +486,12 @@ def test_a_reply_on_a_resolved_ticket_the_workflow_keeps_closed_opens_a_follow_u
     with app.app_context(), db.connection_context():
         assert Ticket.get_by_id(ticket.id).status == "resolved"
         assert ticket.number in Ticket.get_by_id(row.ticket_id).description
+
+
+def test_a_robot_that_answers_every_answer_gets_one_answer(app, demo):
+    """A mail loop with a robot that sets no automatic header: our refusal is answered, we refuse
+    again … but we answer one address once per window, so the loop stops at the first turn."""
+    since = last_outbox(app)
+    rows = [ingest(app, fixture("loop_robot_reply.eml", n=str(n))) for n in range(6)]
+    assert {r.status for r in rows} == {"rejected"}
+    assert [m.to_address for m in outbox_after(app, since)] == ["robot@elsewhere.example"]
