@@ -312,8 +312,10 @@ import_group.add_command(_import_command("contact", "contacts"))
 
 
 def init_app(app: Flask) -> None:
+    from .mailin.mailgate import COMMANDS as MAILIN_COMMANDS
+
     for command in (init_command, migrate_command, demo_command, modules_command, send_mail_command,
-                    worker_command, api_key_group, import_group):
+                    worker_command, api_key_group, import_group, *MAILIN_COMMANDS):
         app.cli.add_command(command)
 
 

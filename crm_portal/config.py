@@ -113,6 +113,17 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_CRM_OWNED_FIELDS": None,
     "SYNC_DELETION_POLICY": {"company": "deactivate", "contact": "deactivate"},
     "SYNC_DELETE_AFTER_DAYS": 30,
+    # Email-in (crm_portal.mailin, docs/email.md "Email-in")
+    "MAILIN_REPLY_TO": None,  # the support mailbox customers reply to (Reply-To of ticket emails)
+    "MAILIN_MAX_BYTES": 25 * 1024 * 1024,  # a larger message is rejected (its headers are kept)
+    "MAILIN_LOOP_LIMIT": 10,  # tickets one sender may open by email per window; more: a loop
+    "MAILIN_LOOP_WINDOW_MINUTES": 60,
+    "MAILIN_REJECT_REPLY_HOURS": 24,  # an explanatory reply to a refused sender at most this often
+    "MAILIN_UNKNOWN_SENDER": "reject",  # inbound API and mailgate: "reject", "ignore" or "pending"
+    "MAILIN_MAX_ATTEMPTS": 5,  # a message failing this often is set aside (IMAP: failed folder)
+    "MAILIN_INLINE_MIN_BYTES": 8 * 1024,  # inline images smaller than this (logos) are skipped
+    "MAILIN_POLL_LIMIT": 50,  # messages fetched per mailbox per poll
+    "MAILIN_IMAP_TIMEOUT": 30,
 }
 
 

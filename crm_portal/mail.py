@@ -213,7 +213,12 @@ def message_id(row: OutboxMessage, domain: str, app: Flask | None = None) -> str
 
 
 def build_message(row: OutboxMessage, sender: str) -> EmailMessage:
-    """The MIME message of an outbox row: plain text, plus an HTML alternative when there is one."""
+    """The MIME message of an outbox row: plain text, plus an HTML alternative when there is one.
+
+    A row with a ``thread`` (crm_portal.mailin) also carries ``In-Reply-To``/``References`` to the
+    thread's earlier messages with this recipient, ``Reply-To`` the support mailbox
+    (``MAILIN_REPLY_TO``) when one is configured, the "reply above this line" marker on top and a
+    signed reference to the thread at the foot, so that a reply threads and comes back to it."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = row.to_address
@@ -221,11 +226,18 @@ def build_message(row: OutboxMessage, sender: str) -> EmailMessage:
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = message_id(row, parseaddr(sender)[1].rpartition("@")[2] or "localhost")
     message["Content-Language"] = row.language
-    message["Auto-Submitted"] = "auto-generated"
+    message["Auto-Submitted"] = row.auto_submitted or "auto-generated"
     message["X-Outbox-Id"] = str(row.id)
-    message.set_content(row.body_text)
-    if row.body_html:
-        message.add_alternative(row.body_html, subtype="html")
+    text, html = row.body_text, row.body_html
+    if row.thread:
+        from .mailin.outgoing import thread_headers, with_marker
+
+        for name, value in thread_headers(row, parseaddr(sender)[1].rpartition("@")[2] or "localhost").items():
+            message[name] = value
+        text, html = with_marker(row.thread, text, html)
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
     return message
 
 

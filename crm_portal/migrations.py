@@ -65,6 +65,14 @@ def _contact_notification_events(migrator: SchemaMigrator) -> list:
     return [migrator.add_column(Contact._meta.table_name, "notification_events", Contact.notification_events)]
 
 
+def _outbox_threading(migrator: SchemaMigrator) -> list:
+    from .models import OutboxMessage
+
+    table = OutboxMessage._meta.table_name
+    return [migrator.add_column(table, "thread", OutboxMessage.thread),  # indexed with it
+            migrator.add_column(table, "auto_submitted", OutboxMessage.auto_submitted)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
@@ -75,6 +83,7 @@ CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0006_staff_view_as", _staff_view_as),
     Migration("0007_staff_timezone", _staff_timezone),
     Migration("0008_contact_notification_events", _contact_notification_events),
+    Migration("0013_outbox_threading", _outbox_threading),
 )
 
 

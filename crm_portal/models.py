@@ -243,6 +243,13 @@ class OutboxMessage(BaseModel):
     sent_at = pw.DateTimeField(null=True)
     # The batch that holds the message while ``next_attempt_at`` (the claim's expiry) is ahead.
     claim_token = pw.CharField(max_length=32, null=True, index=True)
+    #: What the message is about (``tickets:<id>``): messages of one thread carry ``In-Reply-To`` /
+    #: ``References`` to each other, ``Reply-To`` the support mailbox and a signed reference, so that
+    #: replies come back to the same record (crm_portal.mailin).
+    thread = pw.CharField(max_length=64, null=True, index=True)
+    #: The ``Auto-Submitted`` value (RFC 3834): ``auto-replied`` for an answer to an incoming email,
+    #: else ``auto-generated``.
+    auto_submitted = pw.CharField(max_length=32, null=True)
 
     class Meta:
         table_name = "core_outbox_message"
@@ -460,3 +467,12 @@ CORE_MODELS: list[type[BaseModel]] = [
     MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
     WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict,
 ]
+
+
+def _mailin_models() -> list[type[BaseModel]]:
+    from .mailin.models import MODELS
+
+    return MODELS
+
+
+CORE_MODELS += _mailin_models()

@@ -85,9 +85,9 @@ def wants_notification(contact: Contact, key: str) -> bool:
 
 def notify_contact(contact: Contact, key: str, template: str, *, coalesce: str | None = None,
                    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
-                   **context: Any) -> OutboxMessage | None:
+                   thread: str | None = None, **context: Any) -> OutboxMessage | None:
     """Queue ``template`` to ``contact`` in their language if they want event ``key``; ``None``
-    when they do not. ``coalesce`` and ``merge`` are those of :func:`~crm_portal.api.queue_email`:
+    when they do not. ``coalesce``, ``merge`` and ``thread`` are those of :func:`~crm_portal.api.queue_email`:
     several news of the same thing in one transaction make one email. ``contact`` and ``name``
     (their first name, for the greeting) are added to the template's context."""
     if not wants_notification(contact, key):
@@ -96,4 +96,4 @@ def notify_contact(contact: Contact, key: str, template: str, *, coalesce: str |
 
     context.setdefault("name", contact.first_name)
     return queue_email(contact.email, template, language=contact.language, coalesce=coalesce, merge=merge,
-                       contact=contact, **context)
+                       thread=thread, contact=contact, **context)

@@ -7,7 +7,9 @@ Should that request be lost, the worker's periodic job sends the message within 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,14 +49,32 @@ def _union(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
     return {**earlier, **later}
 
 
+_answering_mail: contextvars.ContextVar[bool] = contextvars.ContextVar("answering_mail", default=False)
+
+
+@contextlib.contextmanager
+def answering_mail() -> Iterator[None]:
+    """Email queued inside this block answers an incoming email (crm_portal.mailin): it is marked
+    ``Auto-Submitted: auto-replied`` (RFC 3834), so that the sender's auto-responder stays silent."""
+    token = _answering_mail.set(True)
+    try:
+        yield
+    finally:
+        _answering_mail.reset(token)
+
+
 def queue_email(to: str, template: str, *, language: str | None = None, coalesce: str | None = None,
-                merge: Merge | None = None, **context: Any) -> OutboxMessage:
+                merge: Merge | None = None, thread: str | None = None, **context: Any) -> OutboxMessage:
     """Render ``template`` for ``to`` in ``language`` and store it in the outbox (extension point).
 
     With ``coalesce`` (a key naming what the email is about, e.g. ``"tickets:42"``), a second
     email to the same address with the same key in the same transaction is not a second message:
     the first one is rendered again, with ``template`` and the two contexts combined by ``merge``
     (default: the later values win), so a reply that also changes a state is one email.
+
+    With ``thread`` (what the email is about, ``"tickets:42"``), the message threads with the other
+    emails of that thread in the recipient's mail client, and a reply to it comes back to the same
+    record (see :func:`crm_portal.mail.build_message` and :mod:`crm_portal.mailin`).
     """
     pending = _pending_request() if coalesce else None
     if pending is not None and coalesce:
@@ -72,7 +92,8 @@ def queue_email(to: str, template: str, *, language: str | None = None, coalesce
             # The earlier message went with a savepoint that rolled back: queue this one afresh.
     subject, text, html = render_email(template, language, **context)
     message = OutboxMessage.create(to_address=to, template=template, language=_language(language),
-                                   subject=subject, body_text=text, body_html=html)
+                                   subject=subject, body_text=text, body_html=html, thread=thread,
+                                   auto_submitted="auto-replied" if _answering_mail.get() else None)
     request = _deliver_after_commit(message.id)
     if coalesce and request is not None:
         request.coalesced[(to, coalesce)] = (message.id, context)

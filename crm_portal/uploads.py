@@ -170,13 +170,16 @@ def _zip_kind(path: Path) -> str | None:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             if "[Content_Types].xml" in names:
-                types = archive.read("[Content_Types].xml")[:200_000].decode("utf-8", "replace")
+                # Read a bounded prefix: a member that inflates to gigabytes (a zip bomb) stays packed.
+                with archive.open("[Content_Types].xml") as member:
+                    types = member.read(200_000).decode("utf-8", "replace")
                 for marker, kind in OOXML_MARKERS:
                     if marker in types:
                         return kind
                 return "zip"
             if "mimetype" in names:
-                mimetype = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+                with archive.open("mimetype") as member:
+                    mimetype = member.read(100).decode("ascii", "replace").strip()
                 if mimetype in ODF_MIMETYPES:
                     return ODF_MIMETYPES[mimetype]
             return "zip"

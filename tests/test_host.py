@@ -232,6 +232,9 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         db.execute_sql("ALTER TABLE core_contact DROP COLUMN notification_events")
         db.execute_sql('DROP INDEX "core_outbox_message_claim_token"')
         db.execute_sql("ALTER TABLE core_outbox_message DROP COLUMN claim_token")
+        db.execute_sql('DROP INDEX "core_outbox_message_thread"')
+        for column in ("thread", "auto_submitted"):
+            db.execute_sql(f"ALTER TABLE core_outbox_message DROP COLUMN {column}")
         for column in ("pending", "pending_at"):
             db.execute_sql(f"ALTER TABLE core_login_throttle DROP COLUMN {column}")
         db.execute_sql("ALTER TABLE core_profile DROP COLUMN assignable")
@@ -244,7 +247,7 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         indexed = {i.name for i in db.get_indexes("core_contact")} | {i.name for i in db.get_indexes("core_company")}
         assert {"core_contact_first_name", "core_contact_office", "core_company_city"} <= indexed
         assert {"notify_by_email", "notification_events"} <= {c.name for c in db.get_columns("core_contact")}
-        assert "claim_token" in {c.name for c in db.get_columns("core_outbox_message")}
+        assert {"claim_token", "thread", "auto_submitted"} <= {c.name for c in db.get_columns("core_outbox_message")}
         assert {"pending", "pending_at"} <= {c.name for c in db.get_columns("core_login_throttle")}
         assert "assignable" in {c.name for c in db.get_columns("core_profile")}
         assert "can_view_as" in {c.name for c in db.get_columns("core_staff_user")}

@@ -35,6 +35,7 @@ from ..models import (
 from ..staff import current_staff
 from .apikeys import ApiKeyView, IntegrationView
 from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
+from .mailin import views as mailin_views
 from .preferences import timezone_choices
 from .profiles import ProfileView, audit_details
 from .sync import CrmOwnedFieldsMixin
@@ -254,6 +255,8 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(WebhookDeliveryView(WebhookDelivery, name=_l("Webhook deliveries"), category=api,
                                        endpoint="core_webhook_delivery"))
     add_sync_views(admin, crm)
+    for view in mailin_views():
+        admin.add_view(view)
     from .preferences import language_names
 
     app.jinja_env.globals["admin_language_names"] = language_names

@@ -17,6 +17,7 @@ from ..api import Module
 from ..scoping import get_or_404, visible
 from . import errors
 from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped
+from .inbound import add_routes as add_inbound_routes
 from .records import DEFAULT_LIMIT, MAX_LIMIT, api_fields, as_dict, hidden_columns, page, page_schema, record_schema
 from .sync import add_crm_routes
 from .webhooks import add_routes as add_webhook_routes
@@ -143,6 +144,7 @@ def init_app(app: Flask) -> None:
             _add_module(bp, module)
     add_webhook_routes(bp, _doc, _errors)
     add_crm_routes(bp, _doc, _errors, app)
+    add_inbound_routes(bp, _doc, _errors)
     api.register_blueprint(bp)
     app.add_url_rule(f"{PREFIX}/docs", endpoint="api_v1_docs", view_func=_docs_page(api))
     app.extensions["crm_portal_api"] = api

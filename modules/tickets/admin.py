@@ -29,6 +29,7 @@ from crm_portal.api import (
     audit,
     current_staff,
     db,
+    email_that_opened,
     staff_members,
 )
 
@@ -226,6 +227,7 @@ class TicketQueueView(AdminModelView):
                            priorities=PRIORITIES, severities=SEVERITIES, me=self._staff(),
                            opened_by=StaffUser.get_or_none(StaffUser.id == ticket.opened_by_staff_id)
                            if ticket.opened_by_staff_id else None,
+                           opened_by_email=email_that_opened(f"tickets:{ticket.id}"),
                            category=TicketCategory.get_or_none(TicketCategory.id == ticket.category_id)
                            if ticket.category_id else None)
 

@@ -104,6 +104,7 @@ def _notify_update(ticket: Ticket, actor: workflow.Actor, event: str, **news: An
         if "new" in news:
             labels.update(old_label=_state_label(news["old"], language), new_label=_state_label(news["new"], language))
         notify_contact(contact, key, "tickets_update", coalesce=f"tickets:{ticket.id}", merge=_merge_update,
+                       thread=f"tickets:{ticket.id}",
                        ticket=ticket, requester=None if contact.id == ticket.contact_id else ticket.requester_name,
                        url=external_url("tickets.detail", record_id=ticket.id), **labels, **news)
 
@@ -116,7 +117,7 @@ def email_ticket_created(sender: Any, *, ticket: Ticket, actor: workflow.Actor, 
         return
     own = actor.contact is not None and actor.contact.id == ticket.contact_id
     for contact, key in _recipients(ticket, actor, CREATED if own else REPLY, receipt=True):
-        notify_contact(contact, key, "tickets_created", ticket=ticket,
+        notify_contact(contact, key, "tickets_created", ticket=ticket, thread=f"tickets:{ticket.id}",
                        requester=None if contact.id == ticket.contact_id else ticket.requester_name,
                        state_label=_state_label(ticket.status, contact.language),
                        url=external_url("tickets.detail", record_id=ticket.id))

@@ -172,13 +172,21 @@ def submit_request(form: TicketForm, actor: workflow.Actor, contact: Contact, se
     stored, the ticket written in one transaction with ``then(ticket)`` (an audit entry …), the
     stored files removed when anything fails. :class:`UploadRejected` when a file is refused."""
     stored = store_files(request.files.getlist(form.attachments.name))
+    return open_request(actor, contact, stored, then, title=form.title.data, description=form.description.data,
+                        type=form.type.data, category=form.category.data, priority=form.priority.data,
+                        severity=form.severity.data, service=(service.id, service.name) if service else None,
+                        subcategory=sub, product=chosen_product(form, products), answers=form.answers())
+
+
+def open_request(actor: workflow.Actor, contact: Contact, stored: list[StoredFile],
+                 then: Callable[[Ticket], None] | None = None, **fields: Any) -> Ticket:
+    """Open a ticket for ``contact`` with the files already ``stored`` (in :data:`UPLOAD_AREA`) and
+    the fields of :func:`workflow.create_ticket`, in one transaction with ``then(ticket)``; the
+    stored files are removed when anything fails. The wizard, the staff's page and email-in
+    (crm_portal.mailin) open tickets through here."""
     try:
         with db.atomic():
-            ticket = workflow.create_ticket(
-                actor, contact, title=form.title.data, description=form.description.data, type=form.type.data,
-                category=form.category.data, priority=form.priority.data, severity=form.severity.data,
-                service=(service.id, service.name) if service else None, subcategory=sub,
-                product=chosen_product(form, products), answers=form.answers(), files=stored)
+            ticket = workflow.create_ticket(actor, contact, files=stored, **fields)
             if then is not None:
                 then(ticket)
     except Exception:

@@ -1,0 +1,13 @@
+"""What modules ask email-in about their records (exported by :mod:`crm_portal.api`)."""
+from __future__ import annotations
+
+from .models import InboundMessage
+
+
+def email_that_opened(thread: str) -> InboundMessage | None:
+    """The inbound email that opened the record of ``thread`` (``"tickets:42"``), or ``None`` when
+    the record was not opened by email (one query)."""
+    return (InboundMessage.select(InboundMessage.id, InboundMessage.sender, InboundMessage.created_at,
+                                  InboundMessage.transport, InboundMessage.subject)
+            .where((InboundMessage.thread == thread) & (InboundMessage.status == "ticket_created"))
+            .order_by(InboundMessage.id).first())

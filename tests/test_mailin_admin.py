@@ -1,0 +1,118 @@
+"""Email-in in the admin: mailboxes (password stored encrypted, never shown; administrators only),
+inbound messages with status, reason, the original (shown escaped, downloaded as .eml) and retry;
+tickets opened by email say so on the staff's work page."""
+from __future__ import annotations
+
+from conftest import staff_login
+from mailin_helpers import fixture
+
+from crm_portal.db import db
+from crm_portal.mailin import crypto, pipeline
+from crm_portal.mailin.models import InboundMessage, Mailbox
+
+MAILBOX_FORM = {"name": "support", "active": "y", "host": "imap.example.com", "port": "993", "security": "ssl",
+                "username": "support@example.com", "password": "imap-s3cret", "folder": "INBOX",
+                "processed_action": "move", "processed_folder": "Processed", "failed_folder": "",
+                "unknown_sender": "reject"}
+
+
+def ingest(app, raw: bytes) -> InboundMessage:
+    with app.app_context(), db.connection_context():
+        return pipeline.ingest(raw, "api")
+
+
+def test_a_mailbox_password_is_stored_encrypted_and_never_shown(app, demo, client):
+    staff_login(client)
+    response = client.post("/admin/core_mailbox/new/", data=MAILBOX_FORM)
+    assert response.status_code == 302, response.text[:2000]
+    with app.app_context(), db.connection_context():
+        box = Mailbox.get()
+        assert box.password_encrypted and "imap-s3cret" not in box.password_encrypted
+        assert crypto.decrypt(box.password_encrypted) == "imap-s3cret"
+        stored = box.password_encrypted
+    for page in ("/admin/core_mailbox/", f"/admin/core_mailbox/details/?id={box.id}",
+                 f"/admin/core_mailbox/edit/?id={box.id}", "/admin/core_mailbox/export/csv/"):
+        text = client.get(page).text
+        assert "imap-s3cret" not in text and stored not in text
+    # Saving without a password keeps the one stored.
+    form = {**MAILBOX_FORM, "password": "", "folder": "Support"}
+    assert client.post(f"/admin/core_mailbox/edit/?id={box.id}", data=form).status_code == 302
+    with app.app_context(), db.connection_context():
+        saved = Mailbox.get()
+        assert saved.folder == "Support" and crypto.decrypt(saved.password_encrypted) == "imap-s3cret"
+
+
+def test_operators_see_inbound_email_but_not_mailboxes(app, demo, client):
+    staff_login(client, "operatore@example.com")
+    assert client.get("/admin/core_inbound_message/").status_code == 200
+    assert client.get("/admin/core_mailbox/").status_code in (302, 403)
+
+
+def test_inbound_messages_show_status_reason_and_the_escaped_original(app, demo, client):
+    created = ingest(app, fixture("new_request_plain.eml"))
+    refused = ingest(app, fixture("html_only.eml").replace(b"From: Anna Rossi <anna@acme.example>",
+                                                           b"From: Ignoto <nobody@else.example>"))
+    staff_login(client)
+    listing = client.get("/admin/core_inbound_message/").text
+    assert "Ticket created" in listing and "Unknown sender" in listing
+    assert f'/admin/tickets_queue/work/{created.ticket_id}' in listing
+    details = client.get(f"/admin/core_inbound_message/details/?id={refused.id}").text
+    assert "&lt;script&gt;" in details and "<script>alert" not in details
+    download = client.get(f"/admin/core_inbound_message/original/{refused.id}")
+    assert download.status_code == 200 and download.mimetype == "message/rfc822"
+    assert "attachment" in download.headers["Content-Disposition"]
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    assert download.data == fixture("html_only.eml").replace(b"From: Anna Rossi <anna@acme.example>",
+                                                             b"From: Ignoto <nobody@else.example>")
+    assert client.get("/admin/core_inbound_message/original/999999").status_code == 404
+
+
+def test_the_original_is_for_staff_only(app, demo, client):
+    row = ingest(app, fixture("new_request_plain.eml"))
+    response = client.get(f"/admin/core_inbound_message/original/{row.id}")
+    assert response.status_code in (302, 403, 404) and b"Stampa cedolini" not in response.data
+
+
+def test_retry_processes_failed_messages_but_never_a_done_one_twice(app, demo, client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "_process", broken)
+    app.config["MAILIN_MAX_ATTEMPTS"] = 1
+    failed = ingest(app, fixture("new_request_plain.eml"))
+    assert failed.status == "failed"
+    monkeypatch.undo()
+    done = ingest(app, fixture("forwarded.eml"))
+    staff_login(client)
+    response = client.post("/admin/core_inbound_message/action/",
+                           data={"action": "retry", "rowid": [str(failed.id), str(done.id)]})
+    assert response.status_code == 302
+    from crm_portal.modules.tickets.models import Ticket
+
+    with app.app_context(), db.connection_context():
+        assert InboundMessage.get_by_id(failed.id).status == "ticket_created"
+        assert Ticket.select().where(Ticket.title == "Problema accesso fornitore").count() == 1
+
+
+def test_a_ticket_opened_by_email_says_so(app, demo, client):
+    row = ingest(app, fixture("new_request_plain.eml"))
+    staff_login(client)
+    page = client.get(f"/admin/tickets_queue/work/{row.ticket_id}/").text
+    assert ("Opened by email" in page or "Aperta via email" in page) and "anna@acme.example" in page
+    assert f"/admin/core_inbound_message/details/?id={row.id}" in page
+
+
+def test_the_inbound_list_runs_a_constant_number_of_queries(app, demo, client, queries):
+    staff_login(client)
+    ingest(app, fixture("new_request_plain.eml"))
+
+    def count() -> int:
+        with queries:
+            assert client.get("/admin/core_inbound_message/").status_code == 200
+        return queries.count
+
+    client.get("/admin/core_inbound_message/")
+    one = count()
+    for name in ("html_only.eml", "forwarded.eml", "unknown_sender.eml", "auto_reply_outlook.eml"):
+        ingest(app, fixture(name))
+    assert count() == one
