@@ -160,7 +160,7 @@ def test_cursor_walk_loses_and_repeats_nothing_under_concurrent_writes(app, demo
     repeated = {i for i in ids if ids.count(i) > 1}
     assert repeated <= touched
     with app.app_context(), db.connection_context():
-        latest = {t.id: t.updated_at.isoformat() for t in Ticket.select()}
+        latest = {t.id: t.updated_at.isoformat() + "Z" for t in Ticket.select()}
     last_version = {}
     for record_id, stamp in seen:
         last_version[record_id] = stamp

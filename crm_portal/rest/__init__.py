@@ -17,7 +17,7 @@ from ..api import Module
 from ..scoping import get_or_404, visible
 from . import errors
 from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped
-from .records import DEFAULT_LIMIT, MAX_LIMIT, api_fields, as_dict, hidden_columns, page, page_schema, record_schema
+from .records import DEFAULT_LIMIT, MAX_LIMIT, DecimalString, api_fields, as_dict, hidden_columns, page, page_schema, record_schema
 from .webhooks import add_routes as add_webhook_routes
 
 PREFIX = "/api/v1"
@@ -129,6 +129,7 @@ def init_app(app: Flask) -> None:
         "OPENAPI_SWAGGER_UI_PATH": None, "OPENAPI_REDOC_PATH": None, "OPENAPI_RAPIDOC_PATH": None,
     })
     api = PortalApi(app, spec_kwargs={"info": {"description": "See docs/api.md."}})
+    api.register_field(DecimalString, "string", "decimal")
     api.spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer",
                                                  "description": "crmp_<key id>_<secret>"})
     bp = Blueprint("api_v1", __name__, url_prefix=PREFIX, template_folder="templates",

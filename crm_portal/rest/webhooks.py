@@ -17,6 +17,7 @@ from .. import webhooks
 from ..db import db
 from ..models import WebhookDelivery, WebhookEndpoint
 from .auth import audit_integration, current_key, scoped
+from .records import UtcDateTime
 
 SCOPE = "webhooks:manage"
 MAX_DELIVERIES = 100
@@ -29,7 +30,7 @@ class EndpointSchema(ma.Schema):
     active = ma.fields.Boolean()
     disabled_reason = ma.fields.String(allow_none=True)
     failure_count = ma.fields.Integer(metadata={"description": "consecutive failed delivery attempts"})
-    created_at = ma.fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class NewEndpointSchema(EndpointSchema):
@@ -60,11 +61,11 @@ class DeliverySchema(ma.Schema):
     webhook_id = ma.fields.String()
     status = ma.fields.String(metadata={"description": "pending, delivered or failed"})
     attempts = ma.fields.Integer()
-    next_attempt_at = ma.fields.DateTime()
+    next_attempt_at = UtcDateTime()
     last_status = ma.fields.Integer(allow_none=True, metadata={"description": "HTTP status of the last attempt"})
     last_error = ma.fields.String(allow_none=True)
-    delivered_at = ma.fields.DateTime(allow_none=True)
-    created_at = ma.fields.DateTime()
+    delivered_at = UtcDateTime(allow_none=True)
+    created_at = UtcDateTime()
 
 
 class DeliveryListSchema(ma.Schema):
