@@ -308,6 +308,9 @@ class Module:
     migrations: ClassVar[Sequence[Migration]] = ()
     #: The events this module emails contacts about (each contact may turn each off or on).
     notifications: ClassVar[Sequence[NotificationEvent]] = ()
+    #: What the module's webhook events are named after: ``quote`` gives ``quote.created`` and
+    #: ``quote.updated``; empty: the module's ``name`` (see crm_portal.webhook_events).
+    event_name: ClassVar[str] = ""
 
     #: The module's own views (a :class:`ModuleBlueprint` declared in its ``views.py``); ``None``
     #: for a module served by the generic views alone.

@@ -108,6 +108,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_ALLOW_PRIVATE_NETWORKS": False,  # True: webhooks may target loopback/private addresses
     "WEBHOOK_TIMEOUT": 5,  # seconds to connect and to wait for the receiver's answer
     "WEBHOOK_DISABLE_AFTER_FAILURES": 15,  # consecutive failed attempts that switch an endpoint off
+    "CHANGES_KEEP_DAYS": 30,  # days GET /api/v1/changes can go back; older cursors answer 410
+    "API_DOCS_PUBLIC": False,  # True: /api/v1/openapi.json and /api/v1/docs answer without an API key
 }
 
 

@@ -107,6 +107,7 @@ def prune_sensitive_mail(now: dt.datetime | None = None) -> int:
 
 
 def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
+    from .changes import prune as prune_changes
     from .mail import deliver_pending
     from .webhooks import deliver_due
 
@@ -115,6 +116,7 @@ def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
         ("core.deliver_webhooks", "* * * * *", deliver_due),
         ("core.prune_mail", "41 * * * *", prune_sensitive_mail),
         ("core.prune", "17 3 * * *", prune),
+        ("core.prune_changes", "29 3 * * *", prune_changes),
     ]
 
 
