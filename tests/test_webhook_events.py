@@ -382,3 +382,31 @@ def test_no_usable_key_or_a_switched_off_integration_stops_delivery(app, hooks, 
     assert delivery.status == "failed" and delivery.last_error.startswith("not sent:")
     with app.app_context(), db.connection_context():
         assert webhooks.deliver_due(frozen_clock.advance(hours=1)) == 0  # not retried
+
+
+def test_every_module_of_the_registry_sends_created_and_updated(app, hooks):
+    """Whatever the module (partners' alike): record-created and record-updated of one of its
+    records are delivered as ``<prefix>.created`` and ``<prefix>.updated``, the record as the API
+    shows it; and both are in the change log."""
+    from crm_portal.auth import PortalUser
+
+    expected = []
+    with app.test_request_context(), db.connection_context():
+        user = PortalUser(Contact.get(Contact.email == "bruno@acme.example"))
+        for name, module in app.extensions["crm_portal"].modules.items():
+            if module.record is None:
+                continue
+            row = module.record.select().order_by(module.record._meta.primary_key).first()
+            if row is None:
+                continue
+            with db.atomic():
+                signals.record_created.send(name, module=module, record=row, user=user)
+            with db.atomic():
+                signals.record_updated.send(name, module=module, record=row, user=user, changes={})
+            prefix = webhook_events.prefix(module)
+            expected += [(f"{prefix}.created", row.get_id()), (f"{prefix}.updated", row.get_id())]
+        logged = [(r.type, r.record_id) for r in ChangeEntry.select().order_by(ChangeEntry.id.desc())
+                  .limit(len(expected))]
+    assert len(expected) >= 2 * 8
+    assert [(kind, data["id"]) for kind, data in hooks.events()] == expected
+    assert len(logged) == len(expected)
