@@ -310,6 +310,9 @@ class Module:
     migrations: ClassVar[Sequence[Migration]] = ()
     #: The events this module emails contacts about (each contact may turn each off or on).
     notifications: ClassVar[Sequence[NotificationEvent]] = ()
+    #: What the module's webhook events are named after: ``quote`` gives ``quote.created`` and
+    #: ``quote.updated``; empty: the module's ``name`` (see crm_portal.webhook_events).
+    event_name: ClassVar[str] = ""
 
     #: The CRM sync type of ``record`` (``"product"``): a CRM may push these records by its own ids
     #: (``PUT /api/v1/sync/<type>/<external id>``, docs/api.md "CRM sync"); ``None``: it may not.

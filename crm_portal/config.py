@@ -124,6 +124,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILIN_INLINE_MIN_BYTES": 8 * 1024,  # inline images smaller than this (logos) are skipped
     "MAILIN_POLL_LIMIT": 50,  # messages fetched per mailbox per poll
     "MAILIN_IMAP_TIMEOUT": 30,
+    "CHANGES_KEEP_DAYS": 30,  # days GET /api/v1/changes can go back; older cursors answer 410
+    "API_DOCS_PUBLIC": False,  # True: /api/v1/openapi.json and /api/v1/docs answer without an API key
 }
 
 

@@ -108,6 +108,7 @@ def prune_sensitive_mail(now: dt.datetime | None = None) -> int:
 
 
 def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
+    from .changes import prune as prune_changes
     from .mail import deliver_pending
     from .mailin.imap import poll_all
     from .sync.deletion import purge
@@ -120,6 +121,7 @@ def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
         ("core.prune_mail", "41 * * * *", prune_sensitive_mail),
         ("core.prune", "17 3 * * *", prune),
         ("core.sync_purge", "47 2 * * *", purge),
+        ("core.prune_changes", "29 3 * * *", prune_changes),
     ]
 
 

@@ -460,12 +460,26 @@ class SyncConflict(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.type} {self.external_id}"
+class ChangeEntry(BaseModel):
+    """One change of a module's record for ``GET /api/v1/changes`` (see crm_portal.changes),
+    written in the change's transaction. ``txid`` is the writing transaction's id on PostgreSQL
+    (0 on SQLite, whose writers commit one at a time): the feed follows (txid, id)."""
+
+    type = pw.CharField(max_length=60)  # the module's name
+    record_id = pw.BigIntegerField()
+    change = pw.CharField(max_length=6, choices=[("upsert", "upsert"), ("delete", "delete")])
+    at = pw.DateTimeField(default=utcnow, index=True)
+    txid = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "core_change"
+        indexes = ((("txid", "id"), False),)
 
 
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
     MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
-    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict,
+    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict, ChangeEntry,
 ]
 
 

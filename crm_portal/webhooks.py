@@ -34,13 +34,17 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 
 from .db import db, utcnow
-from .models import Integration, StaffUser, WebhookDelivery, WebhookEndpoint
+from .models import ApiKey, Integration, StaffUser, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("crm_portal.webhooks")
 
-#: Every event type an endpoint may subscribe to.
-EVENTS = ("ticket.created", "ticket.status_changed", "ticket.comment_added", "contact.created", "contact.updated",
-          "company.updated")
+#: The events of the portal's own modules (all installed); partners' modules add theirs. What an
+#: application offers is :func:`crm_portal.webhook_events.catalogue` (its registry's modules).
+EVENTS = ("ticket.created", "ticket.updated", "ticket.status_changed", "ticket.comment_added", "ticket.closed",
+          "contact.created", "contact.updated", "contact.change_requested", "company.created", "company.updated",
+          "quote.created", "quote.updated", "quote.accepted", "quote.rejected", "document.created",
+          "document.updated", "service.created", "service.updated", "product.created", "product.updated",
+          "deadline.created", "deadline.updated", "faq.created", "faq.updated")
 #: Wait before the 2nd, 3rd … attempt; after the last one the delivery has failed (about a day).
 RETRY_DELAYS = (dt.timedelta(seconds=5), dt.timedelta(minutes=5), dt.timedelta(minutes=30),
                 dt.timedelta(hours=2), dt.timedelta(hours=5), dt.timedelta(hours=10))
@@ -50,13 +54,24 @@ CLAIM_FOR = dt.timedelta(minutes=2)
 ROTATION_OVERLAP = dt.timedelta(hours=24)
 
 
-#: The read scope an integration needs to receive an event's object (the same as to GET it).
-EVENT_SCOPES = {"ticket": "tickets:read", "contact": "contacts:read", "company": "companies:read"}
+#: The read scope an integration needs to receive an event's object (the same as to GET it), by
+#: the prefix of the portal's own modules' events; partners' modules: ``<module>:read``.
+EVENT_SCOPES = {"ticket": "tickets:read", "contact": "contacts:read", "company": "companies:read",
+                "quote": "quotes:read", "document": "documents:read", "service": "services:read",
+                "product": "products:read", "deadline": "deadlines:read", "faq": "faq:read"}
+
+
+def available_events() -> dict[str, str]:
+    """The events of the current application (its registry's modules) → the read scope of each."""
+    from .webhook_events import catalogue
+
+    return catalogue()
 
 
 def read_scope(event: str) -> str:
     """The scope that reading ``event``'s object through the API takes (``ticket.created`` → ``tickets:read``)."""
-    return EVENT_SCOPES[event.partition(".")[0]]
+    found = available_events().get(event)
+    return found if found is not None else EVENT_SCOPES[event.partition(".")[0]]
 
 
 class WebhookRefused(ValueError):
@@ -132,7 +147,8 @@ def parse_events(events: Iterable[str]) -> list[str]:
     found = list(dict.fromkeys(e for e in events if e))
     if not found:
         raise WebhookRefused(_("Give at least one event."))
-    unknown = [e for e in found if e not in EVENTS]
+    known = available_events()
+    unknown = [e for e in found if e not in known]
     if unknown:
         raise WebhookRefused(_("Unknown events: %(events)s.", events=", ".join(sorted(unknown))))
     return found
@@ -176,6 +192,8 @@ class _SendRequest:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.ids: list[int] = []
+        #: (endpoint id, event type, record key) → the delivery queued for it in this transaction.
+        self.queued: dict[tuple[int, str, str], int] = {}
 
     def __call__(self) -> None:
         if not self.ids:
@@ -193,30 +211,46 @@ def _pending_request() -> _SendRequest | None:
     return next((cb for cb in callbacks if isinstance(cb, _SendRequest)), None)
 
 
-def emit(event_type: str, data: Any) -> list[WebhookDelivery]:
+def emit(event_type: str, data: Any, key: str | None = None) -> list[WebhookDelivery]:
     """Queue ``event_type`` for every active endpoint subscribed to it (call inside the change's
     transaction). ``data`` is the event's object, or a callable of the endpoint's integration
-    returning it (an object as that integration's API requests would see it)."""
-    assert event_type in EVENTS, event_type
+    returning it (an object as that integration's API requests would see it).
+
+    ``key`` names the record of a ``created`` / ``updated`` event: within one transaction an
+    endpoint then gets one event per record, built from its final state (a second signal for the
+    same change replaces the first event; an update after the creation refreshes the creation)."""
+    assert event_type in available_events(), event_type
+    created_type = event_type.removesuffix(".updated") + ".created" if event_type.endswith(".updated") else None
     endpoints = [e for e in WebhookEndpoint.select().where(WebhookEndpoint.active == True)  # noqa: E712
-                 if event_type in e.event_set]
+                 if event_type in e.event_set or (key is not None and created_type in e.event_set)]
     if not endpoints:
         return []
+    request = _pending_request()
+    fresh = request is None
+    if request is None:
+        request = _SendRequest(current_app._get_current_object())  # type: ignore[attr-defined]
     now = utcnow()
     created = []
     for endpoint in endpoints:
+        kind = event_type
+        if key is not None:
+            if created_type is not None and (endpoint.id, created_type, key) in request.queued:
+                kind = created_type
+            earlier = request.queued.pop((endpoint.id, kind, key), None)
+            if earlier is not None:
+                WebhookDelivery.delete().where(WebhookDelivery.id == earlier).execute()
+        if kind not in endpoint.event_set:
+            continue
         payload = data(endpoint.integration) if callable(data) else data
-        created.append(WebhookDelivery.create(
-            endpoint=endpoint, event_type=event_type, webhook_id=f"msg_{uuid.uuid4().hex}",
-            payload=body_bytes(event_type, payload, now), next_attempt_at=now))
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    request = _pending_request()
-    if request is None:
-        request = _SendRequest(app)
-        request.ids.extend(d.id for d in created)
+        delivery = WebhookDelivery.create(
+            endpoint=endpoint, event_type=kind, webhook_id=f"msg_{uuid.uuid4().hex}",
+            payload=body_bytes(kind, payload, now), next_attempt_at=now)
+        if key is not None:
+            request.queued[(endpoint.id, kind, key)] = delivery.id
+        created.append(delivery)
+    request.ids.extend(d.id for d in created)
+    if fresh:
         db.after_commit(request)  # at once when no transaction is open
-    else:
-        request.ids.extend(d.id for d in created)
     return created
 
 
@@ -264,6 +298,25 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
         conn.close()
 
 
+def not_allowed(endpoint: WebhookEndpoint, event_type: str, now: dt.datetime) -> str | None:
+    """Why ``endpoint``'s integration may no longer receive ``event_type`` (switched off, or no
+    usable key holding the event's read scope), or ``None``: checked at every send, since keys are
+    revoked and scopes change after an event is queued."""
+    integration = Integration.get_by_id(endpoint.integration_id)
+    if not integration.active:
+        return "not sent: the integration is switched off"
+    try:
+        scope = read_scope(event_type)
+    except KeyError:
+        return "not sent: the event's module is no longer installed"
+    keys = ApiKey.select(ApiKey.scopes).where(
+        (ApiKey.integration == integration.id) & ApiKey.revoked_at.is_null()
+        & (ApiKey.expires_at.is_null() | (ApiKey.expires_at > now)))
+    if not any(scope in key.scope_set for key in keys):
+        return f"not sent: no active API key of the integration holds the scope {scope}"
+    return None
+
+
 def _claim(delivery_id: int, now: dt.datetime) -> bool:
     """Take the delivery for this worker (another one skips it until the claim expires)."""
     return bool(WebhookDelivery.update(next_attempt_at=now + CLAIM_FOR)
@@ -279,8 +332,9 @@ def deliver(delivery_id: int, now: dt.datetime | None = None) -> str | None:
             return None
     delivery = WebhookDelivery.get_by_id(delivery_id)
     endpoint = delivery.endpoint
-    if not endpoint.active:
-        WebhookDelivery.update(status="failed", last_error="endpoint disabled").where(
+    refusal = "endpoint disabled" if not endpoint.active else not_allowed(endpoint, delivery.event_type, now)
+    if refusal:
+        WebhookDelivery.update(status="failed", last_error=refusal).where(
             WebhookDelivery.id == delivery_id).execute()
         return "failed"
     timestamp = int(now.replace(tzinfo=dt.UTC).timestamp())
@@ -371,62 +425,8 @@ def redeliver(delivery: WebhookDelivery, now: dt.datetime | None = None) -> None
 
 
 # --- events of the core and modules -------------------------------------------------------------
-def _record_data(module_name: str, row: Any) -> Any:
-    """``row`` as the integration's API requests read it (``GET /api/v1/<module>/{id}``)."""
-    from .rest.records import api_fields, as_dict, hidden_columns
-    from .scoping import IntegrationPrincipal
-
-    module = current_app.extensions["crm_portal"].modules[module_name]
-
-    def build(integration: Integration) -> dict[str, Any]:
-        return as_dict(row, api_fields(module), hidden_columns(module, IntegrationPrincipal(integration)))
-    return build
-
-
-def _ticket_data(ticket: Any) -> Any:
-    return _record_data("tickets", ticket)
-
-
-def on_ticket_created(sender: Any, *, ticket: Any, **_extra: Any) -> None:
-    """Receiver of the tickets module's ``ticket-created``."""
-    emit("ticket.created", _ticket_data(ticket))
-
-
-def on_status_changed(sender: Any, *, ticket: Any, old: str | None, new: str, **_extra: Any) -> None:
-    """Receiver of ``status-changed``: the ticket, plus ``previous_status``."""
-    build = _ticket_data(ticket)
-    emit("ticket.status_changed", lambda integration: {**build(integration), "previous_status": old})
-
-
-def on_comment_added(sender: Any, *, ticket: Any, comment: Any, **_extra: Any) -> None:
-    """Receiver of ``comment-added``: the ticket, plus the comment (id, kind, body, author, time)."""
-    build = _ticket_data(ticket)
-    about = {"id": comment.id, "kind": comment.kind, "body": comment.body, "author_name": comment.author_name,
-             "created_at": comment.created_at}
-    emit("ticket.comment_added", lambda integration: {**build(integration), "comment": about})
-
-
-def on_admin_record_changed(sender: Any, *, record: Any, action: str, **_extra: Any) -> None:
-    """Receiver of ``admin-record-changed`` (inside the admin's transaction): staff creating or
-    changing a contact, changing a company."""
-    from .models import Company, Contact
-
-    modules = current_app.extensions["crm_portal"].modules
-    if sender is Contact and action in ("created", "updated") and "contacts" in modules:
-        emit(f"contact.{action}", _record_data("contacts", record))
-    elif sender is Company and action == "updated" and "companies" in modules:
-        emit("company.updated", _record_data("companies", record))
-
-
 def init_app(app: Flask) -> None:
-    """Connect the receivers of the events whose module is enabled in this application."""
-    from . import signals
+    """Connect the receivers turning signals into events (crm_portal.webhook_events)."""
+    from . import webhook_events
 
-    signals.admin_record_changed.connect(on_admin_record_changed, weak=False)
-    if "tickets" in app.extensions["crm_portal"].modules:
-        from .modules.tickets import signals as tickets
-
-        # Module-level functions: blinker connects each once, however many applications there are.
-        tickets.ticket_created.connect(on_ticket_created, weak=False)
-        tickets.status_changed.connect(on_status_changed, weak=False)
-        tickets.comment_added.connect(on_comment_added, weak=False)
+    webhook_events.init_app(app)

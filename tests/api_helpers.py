@@ -22,6 +22,13 @@ def bearer(token: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **extra}
 
 
+def openapi(app: Flask, client: Any) -> dict[str, Any]:
+    """The API's OpenAPI document, read with a key (it is not public unless ``API_DOCS_PUBLIC``)."""
+    response = client.get("/api/v1/openapi.json", headers=bearer(make_key(app, name="docs-reader").token))
+    assert response.status_code == 200, response.status_code
+    return response.get_json()
+
+
 def record_modules(app: Flask) -> list[str]:
     """Every module of the registry with records the API serves."""
     return [name for name, m in app.extensions["crm_portal"].modules.items() if m.record is not None]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 
-from api_helpers import record_modules
+from api_helpers import bearer, make_key, openapi, record_modules
 from openapi_spec_validator import validate
 
 
 def test_document_is_valid_openapi_3_1(app, client):
-    response = client.get("/api/v1/openapi.json")
-    assert response.status_code == 200
-    spec = response.get_json()
+    spec = openapi(app, client)
     assert spec["openapi"].startswith("3.1")
     validate(spec)
     assert spec["components"]["securitySchemes"]["bearer"] == {
@@ -19,7 +17,7 @@ def test_document_is_valid_openapi_3_1(app, client):
 
 
 def test_every_endpoint_is_documented_with_its_scope(app, client):
-    spec = client.get("/api/v1/openapi.json").get_json()
+    spec = openapi(app, client)
     operations = {path: {m: op for m, op in ops.items() if m != "parameters"} for path, ops in spec["paths"].items()}
     documented = {(path, method) for path, ops in operations.items() for method in ops}
     routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
@@ -29,7 +27,8 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
     expected_paths = {"/api/v1/webhooks", "/api/v1/webhooks/{endpoint_id}",
                       "/api/v1/webhooks/{endpoint_id}/rotate-secret",
                       "/api/v1/webhooks/{endpoint_id}/deliveries",
-                      "/api/v1/webhooks/deliveries/{delivery_id}/redeliver", "/api/v1/inbound-email"}
+                      "/api/v1/webhooks/deliveries/{delivery_id}/redeliver", "/api/v1/inbound-email",
+                      "/api/v1/changes"}
     for name in record_modules(app):
         expected_paths |= {f"/api/v1/{name}", f"/api/v1/{name}/{{record_id}}"}
     expected_paths |= {"/api/v1/contacts/{record_id}/invite"}
@@ -42,6 +41,9 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
     for path, ops in operations.items():
         for method, op in ops.items():
             module = path.split("/")[3]
+            if module == "changes":  # any key: it sees the modules it may read
+                assert op["security"] == [{"bearer": []}] and "<module>:read" in op["description"]
+                continue
             fixed = {"webhooks": "webhooks:manage", "sync": "sync:write", "inbound-email": "email:ingest"}
             scope = fixed.get(module) or (f"{module}:read" if method == "get" else f"{module}:write")
             assert op["security"] == [{"bearer": [scope]}], path
@@ -49,7 +51,7 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
 
 
 def test_docs_page_is_local(app, client):
-    response = client.get("/api/v1/docs")
+    response = client.get("/api/v1/docs", headers=bearer(make_key(app).token))
     assert response.status_code == 200
     page = response.text
     assert "/api/v1/tickets" in page and "tickets:read" in page
@@ -57,6 +59,23 @@ def test_docs_page_is_local(app, client):
 
 
 def test_errors_are_documented(app, client):
-    spec = client.get("/api/v1/openapi.json").get_json()
+    spec = openapi(app, client)
     op = spec["paths"]["/api/v1/tickets"]["get"]
     assert {"200", "401", "403", "404", "422"} <= set(op["responses"])
+
+
+def test_document_and_docs_page_need_a_key_unless_public(app, client):
+    """They name every installed module: a key of any scope reads them; none, or a bad one, gets
+    401; ``API_DOCS_PUBLIC`` opens them to anyone."""
+    assert app.config["API_DOCS_PUBLIC"] is False  # the default
+    weakest = make_key(app, ["webhooks:manage"], name="other").token
+    for path in ("/api/v1/openapi.json", "/api/v1/docs"):
+        for headers in ({}, bearer("crmp_000000000000_" + "x" * 43)):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 401, path
+            assert response.get_json()["code"] == "unauthorized"
+            assert "tickets" not in response.text
+        assert client.get(path, headers=bearer(weakest)).status_code == 200
+    app.config["API_DOCS_PUBLIC"] = True
+    assert client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "/api/v1/tickets" in client.get("/api/v1/docs").text

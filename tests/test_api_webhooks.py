@@ -4,7 +4,7 @@ redelivery, rotation and the OpenAPI document."""
 from __future__ import annotations
 
 import pytest
-from api_helpers import bearer, make_key
+from api_helpers import bearer, make_key, openapi
 from standardwebhooks import Webhook
 
 from crm_portal.db import db
@@ -174,7 +174,7 @@ def test_redeliver_to_a_switched_off_endpoint_is_refused_in_the_callers_language
 
 
 def test_openapi_lists_the_webhook_endpoints(app, client):
-    spec = client.get("/api/v1/openapi.json").json
+    spec = openapi(app, client)
     assert {"/api/v1/webhooks", "/api/v1/webhooks/{endpoint_id}", "/api/v1/webhooks/{endpoint_id}/rotate-secret",
             "/api/v1/webhooks/{endpoint_id}/deliveries",
             "/api/v1/webhooks/deliveries/{delivery_id}/redeliver"} <= set(spec["paths"])

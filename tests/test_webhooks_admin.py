@@ -6,7 +6,8 @@ import pytest
 
 from crm_portal import webhooks
 from crm_portal.db import db
-from crm_portal.models import Integration, StaffUser, WebhookDelivery, WebhookEndpoint
+from crm_portal.models import StaffUser, WebhookDelivery, WebhookEndpoint
+from crm_portal.rest.keys import all_scopes, create_key
 from crm_portal.testing import staff_login
 
 
@@ -14,7 +15,7 @@ from crm_portal.testing import staff_login
 def endpoint(app, demo, receiver):
     app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = True
     with app.test_request_context(), db.connection_context():
-        integration = Integration.create(name="crm")
+        integration = create_key("crm", all_scopes()).key.integration  # deliveries need the read scope
         return webhooks.create_endpoint(integration, receiver.url, ["ticket.created"])
 
 
@@ -90,7 +91,7 @@ def test_a_company_changed_in_the_admin_sends_company_updated(app, client, demo,
 
     app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = True
     with app.test_request_context(), db.connection_context():
-        webhooks.create_endpoint(Integration.create(name="crm"), receiver.url, ["company.updated"])
+        webhooks.create_endpoint(create_key("crm", all_scopes()).key.integration, receiver.url, ["company.updated"])
     acme = demo["companies"]["acme"]
     staff_login(client)
     response = client.post(f"/admin/core_company/edit/?id={acme.id}", data={"name": "Acme Renamed"})

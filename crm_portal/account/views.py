@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.exceptions import TooManyRequests
 
-from .. import notifications, ratelimit
+from .. import notifications, ratelimit, signals
 from ..audit import audit
 from ..auth import PortalUser, current_portal_user, load_contact, verify_password
 from ..db import db
@@ -123,6 +123,10 @@ def me():
             with db.atomic():
                 contact.save(only=[getattr(Contact, name) for name in changes])
                 audit("account-updated", contact, details={k: [str(v[0]), str(v[1])] for k, v in changes.items()})
+                module = current_app.extensions["crm_portal"].modules.get("contacts")
+                if module is not None:  # a contacts-module record changed by a portal user (webhooks, change log)
+                    signals.record_updated.send(module.name, module=module, record=contact, user=current_user,
+                                                changes=changes)
             if "language" in changes and contact.language:
                 session["lang"] = contact.language
         flash(_("Your data has been saved."), "success")

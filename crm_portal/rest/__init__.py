@@ -10,15 +10,26 @@ from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from flask_smorest import Api, Blueprint
 
 from ..api import Module
 from ..scoping import get_or_404, visible
 from . import errors
 from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped
+from .changes import add_routes as add_change_routes
 from .inbound import add_routes as add_inbound_routes
-from .records import DEFAULT_LIMIT, MAX_LIMIT, api_fields, as_dict, hidden_columns, page, page_schema, record_schema
+from .records import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    DecimalString,
+    api_fields,
+    as_dict,
+    hidden_columns,
+    page,
+    page_schema,
+    record_schema,
+)
 from .sync import add_crm_routes
 from .webhooks import add_routes as add_webhook_routes
 
@@ -113,8 +124,16 @@ def _add_module(bp: Blueprint, module: Module) -> None:
         return as_dict(row, fields, hidden_columns(module, user))
 
 
+def _docs_guard() -> None:
+    """The document names every installed module (partners' included) and endpoint: unless
+    ``API_DOCS_PUBLIC``, only a caller with a valid key (any scope) may read it."""
+    if not current_app.config.get("API_DOCS_PUBLIC"):
+        authenticate()
+
+
 def _docs_page(api: Api) -> Callable[[], str]:
     def docs() -> str:
+        _docs_guard()
         spec = api.spec.to_dict()
         return render_template("rest/docs.html", spec=spec)
     return docs
@@ -131,6 +150,7 @@ def init_app(app: Flask) -> None:
         "OPENAPI_SWAGGER_UI_PATH": None, "OPENAPI_REDOC_PATH": None, "OPENAPI_RAPIDOC_PATH": None,
     })
     api = PortalApi(app, spec_kwargs={"info": {"description": "See docs/api.md."}})
+    api.register_field(DecimalString, "string", "decimal")
     api.spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer",
                                                  "description": "crmp_<key id>_<secret>"})
     bp = Blueprint("api_v1", __name__, url_prefix=PREFIX, template_folder="templates",
@@ -145,6 +165,9 @@ def init_app(app: Flask) -> None:
     add_webhook_routes(bp, _doc, _errors)
     add_crm_routes(bp, _doc, _errors, app)
     add_inbound_routes(bp, _doc, _errors)
+    add_change_routes(bp, BEARER, _errors, ApiErrorSchema)
     api.register_blueprint(bp)
+    # flask-smorest serves openapi.json from its own blueprint: the same guard as the docs page.
+    app.before_request_funcs.setdefault("api-docs", []).append(_docs_guard)
     app.add_url_rule(f"{PREFIX}/docs", endpoint="api_v1_docs", view_func=_docs_page(api))
     app.extensions["crm_portal_api"] = api

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 PREFIX = "/api/v1"
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "too_large",
+         405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone", 413: "too_large",
          415: "unsupported_media_type",
          422: "invalid", 429: "too_many_requests", 500: "server_error", 503: "unavailable"}
 

@@ -26,11 +26,33 @@ SECRET_NAME_RE = re.compile(r"password|secret|token|session|hash|nonce|otp", re.
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
+
+
+class UtcDateTime(ma.fields.DateTime):
+    """A time as RFC 3339 ``date-time`` (what the OpenAPI document promises): the database's naive
+    UTC values get a ``Z``, as in webhook bodies. Every time an API answer carries uses it."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat() + "Z"
+
+
+class DecimalString(ma.fields.Decimal):
+    """An exact decimal sent as a JSON string (``"1595.15"``: a float would round it), documented
+    as ``type: string, format: decimal`` (registered with the API's document)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(as_string=True, **kwargs)
+
+
 _FIELD_TYPES: list[tuple[type[pw.Field], type[ma.fields.Field]]] = [
     (pw.BooleanField, ma.fields.Boolean),
-    (pw.DateTimeField, ma.fields.DateTime),
+    (pw.DateTimeField, UtcDateTime),
     (pw.DateField, ma.fields.Date),
-    (pw.DecimalField, ma.fields.Decimal),
+    (pw.DecimalField, DecimalString),
     (pw.FloatField, ma.fields.Float),
     (pw.ForeignKeyField, ma.fields.Integer),
     (pw.IntegerField, ma.fields.Integer),
@@ -62,9 +84,7 @@ def _ma_field(fld: pw.Field) -> ma.fields.Field:
             kind = ma_type
             break
     description = "id of the related record" if isinstance(fld, pw.ForeignKeyField) else None
-    kwargs: dict[str, Any] = {"as_string": True} if kind is ma.fields.Decimal else {}
-    return kind(allow_none=True, dump_only=True, metadata={"description": description} if description else {},
-                **kwargs)
+    return kind(allow_none=True, dump_only=True, metadata={"description": description} if description else {})
 
 
 def record_schema(module: Module) -> type[ma.Schema]:

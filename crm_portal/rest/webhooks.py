@@ -17,9 +17,15 @@ from .. import webhooks
 from ..db import db
 from ..models import WebhookDelivery, WebhookEndpoint
 from .auth import audit_integration, current_key, scoped
+from .records import UtcDateTime
 
 SCOPE = "webhooks:manage"
 MAX_DELIVERIES = 100
+#: More event types than any portal has (each module has a few).
+MAX_EVENTS = 500
+EVENTS_HELP = ("event types: <prefix>.created and <prefix>.updated of every module (ticket, contact, company, "
+               "quote, document …; a partner's module: its name), ticket.status_changed, ticket.comment_added, "
+               "ticket.closed, contact.change_requested, quote.accepted, quote.rejected (docs/api.md)")
 
 
 class EndpointSchema(ma.Schema):
@@ -29,7 +35,7 @@ class EndpointSchema(ma.Schema):
     active = ma.fields.Boolean()
     disabled_reason = ma.fields.String(allow_none=True)
     failure_count = ma.fields.Integer(metadata={"description": "consecutive failed delivery attempts"})
-    created_at = ma.fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class NewEndpointSchema(EndpointSchema):
@@ -43,14 +49,13 @@ class EndpointListSchema(ma.Schema):
 class CreateArgs(ma.Schema):
     url = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
     events = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=60)), required=True,
-                            validate=ma.validate.Length(min=1, max=len(webhooks.EVENTS)),
-                            metadata={"description": "any of " + ", ".join(webhooks.EVENTS)})
+                            validate=ma.validate.Length(min=1, max=MAX_EVENTS), metadata={"description": EVENTS_HELP})
 
 
 class UpdateArgs(ma.Schema):
     url = ma.fields.String(validate=ma.validate.Length(min=1, max=2000))
     events = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=60)),
-                            validate=ma.validate.Length(min=1, max=len(webhooks.EVENTS)))
+                            validate=ma.validate.Length(min=1, max=MAX_EVENTS), metadata={"description": EVENTS_HELP})
     active = ma.fields.Boolean(metadata={"description": "true switches a disabled endpoint on again"})
 
 
@@ -60,11 +65,11 @@ class DeliverySchema(ma.Schema):
     webhook_id = ma.fields.String()
     status = ma.fields.String(metadata={"description": "pending, delivered or failed"})
     attempts = ma.fields.Integer()
-    next_attempt_at = ma.fields.DateTime()
+    next_attempt_at = UtcDateTime()
     last_status = ma.fields.Integer(allow_none=True, metadata={"description": "HTTP status of the last attempt"})
     last_error = ma.fields.String(allow_none=True)
-    delivered_at = ma.fields.DateTime(allow_none=True)
-    created_at = ma.fields.DateTime()
+    delivered_at = UtcDateTime(allow_none=True)
+    created_at = UtcDateTime()
 
 
 class DeliveryListSchema(ma.Schema):

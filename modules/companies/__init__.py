@@ -8,6 +8,7 @@ from .views import bp
 
 class CompaniesModule(Module):
     name = "companies"
+    event_name = "company"
     label = _l("My company")
     icon = "building"
     description = _l("Your company's registered data and conditions.")

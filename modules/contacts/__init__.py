@@ -33,6 +33,7 @@ def access_colour(value: Any, row: Contact) -> str:
 
 class ContactsModule(Module):
     name = "contacts"
+    event_name = "contact"
     label = _l("Contacts")
     icon = "people"
     description = _l("The people of your company who use the portal or talk with us.")

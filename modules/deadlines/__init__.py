@@ -39,6 +39,7 @@ from .views import bp
 
 class DeadlinesModule(Module):
     name = "deadlines"
+    event_name = "deadline"
     label = _l("Deadlines")
     icon = "calendar-event"
     description = _l("Renewals, expiries, invoices and planned interventions.")

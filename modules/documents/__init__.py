@@ -31,6 +31,7 @@ def _size(value: Any, row: Any) -> str:
 
 class DocumentsModule(Module):
     name = "documents"
+    event_name = "document"
     label = _l("Documents")
     icon = "folder2-open"
     description = _l("Manuals, contracts and files we share with you.")

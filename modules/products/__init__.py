@@ -21,6 +21,7 @@ from .views import bp, serial_text
 
 class ProductsModule(Module):
     name = "products"
+    event_name = "product"
     label = _l("Products and licences")
     icon = "box-seam"
     description = _l("The products and licences your company has, with their support dates.")

@@ -22,6 +22,7 @@ from .views import bp, status_label
 
 class QuotesModule(Module):
     name = "quotes"
+    event_name = "quote"
     label = _l("Quotes")
     icon = "file-earmark-text"
     description = _l("Quotes we sent you: review, accept or reject them and download the PDF.")

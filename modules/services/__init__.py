@@ -18,6 +18,7 @@ from .views import ServiceChoice, bp, hours, remaining
 
 class ServicesModule(Module):
     name = "services"
+    event_name = "service"
     label = _l("Contracted services")
     icon = "briefcase"
     description = _l("The services in your contract, with their hours.")

@@ -17,6 +17,7 @@ from .models import MODELS, PRIORITIES, Ticket
 
 class TicketsModule(Module):
     name = "tickets"
+    event_name = "ticket"
     label = _l("Support requests")
     icon = "life-preserver"
     description = _l("Ask support for help and follow your requests.")

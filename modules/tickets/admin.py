@@ -33,7 +33,7 @@ from crm_portal.api import (
     staff_members,
 )
 
-from . import opening, workflow
+from . import opening, signals, workflow
 from .models import (
     COMMENT_KINDS,
     PRIORITIES,
@@ -154,6 +154,14 @@ def _due(view, context, model, name):
     return text
 
 
+def _fields_changed(ticket: Ticket, changes: dict[str, tuple[Any, Any]], staff: StaffUser) -> None:
+    """Send ``ticket-updated`` for the fields an operator actually changed (none: nothing)."""
+    changed = {name: pair for name, pair in changes.items() if pair[0] != pair[1]}
+    if changed:
+        signals.ticket_updated.send("tickets", ticket=ticket, changes=changed,
+                                    actor=workflow.Actor.for_staff(staff))
+
+
 class TicketQueueView(AdminModelView):
     """The operators' ticket queue and work page."""
 
@@ -244,8 +252,10 @@ class TicketQueueView(AdminModelView):
         ticket = self._ticket(id)
         try:
             with db.atomic():
+                before = ticket.assignee_id
                 workflow.take_charge(ticket, self._staff())
                 audit("ticket-taken", ticket)
+                _fields_changed(ticket, {"assignee": (before, ticket.assignee_id)}, self._staff())
         except workflow.TicketChanged:
             return self._changed(ticket)
         flash(_("You are handling %(number)s.", number=ticket.number), "success")
@@ -264,8 +274,10 @@ class TicketQueueView(AdminModelView):
                 return self._done(ticket)
         try:
             with db.atomic():
+                before = ticket.assignee_id
                 workflow.assign(ticket, staff)
                 audit("ticket-assigned", ticket, details={"assignee": staff.email if staff else None})
+                _fields_changed(ticket, {"assignee": (before, ticket.assignee_id)}, self._staff())
         except workflow.TicketChanged:
             return self._changed(ticket)
         flash(_("Assignment saved."), "success")
@@ -309,6 +321,7 @@ class TicketQueueView(AdminModelView):
             return self._changed(ticket)
         try:
             with db.atomic():
+                before = {"planned_for": ticket.planned_for, "hours_spent": ticket.hours_spent}
                 if body:
                     workflow.add_comment(ticket, actor, body, kind, expected=seen)
                 if target and target != seen:
@@ -317,6 +330,11 @@ class TicketQueueView(AdminModelView):
                     workflow.plan(ticket, planned_for, expected=seen)
                 if hours is not None:
                     workflow.add_hours(ticket, hours)
+                if not (target and target != seen):  # a move announces its own date (status-changed)
+                    _fields_changed(ticket, {"planned_for": (before["planned_for"], ticket.planned_for),
+                                             "hours_spent": (before["hours_spent"], ticket.hours_spent)}, staff)
+                elif hours is not None:
+                    _fields_changed(ticket, {"hours_spent": (before["hours_spent"], ticket.hours_spent)}, staff)
                 audit("ticket-updated", ticket, details={"status": target or None, "comment": kind if body else None,
                                                          "hours": str(hours) if hours is not None else None})
         except workflow.TicketChanged:
