@@ -8,7 +8,8 @@ and no ``HUEY_URL``, Redis is used. In tests (``TESTING``) tasks run immediately
 Email: :func:`crm_portal.outbox.queue_email` asks for delivery (:func:`kick_delivery`) after its
 transaction commits. Periodic jobs: the core delivers pending email every minute (so a message whose
 request was lost still goes out), blanks the bodies of sent emails that carried one-time links
-hourly, and prunes old account tokens and login counters daily; a module adds its own with
+hourly, forgets the API's idempotency keys after 24 hours (hourly) and prunes old account tokens and
+login counters daily; a module adds its own with
 :meth:`crm_portal.api.Module.periodic_tasks`. ``crm-portal worker`` runs the consumer.
 """
 from __future__ import annotations
@@ -108,6 +109,7 @@ def prune_sensitive_mail(now: dt.datetime | None = None) -> int:
 
 def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
     from .mail import deliver_pending
+    from .rest.idempotency import prune as prune_idempotency
     from .webhooks import deliver_due
 
     return [
@@ -115,6 +117,7 @@ def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
         ("core.deliver_webhooks", "* * * * *", deliver_due),
         ("core.prune_mail", "41 * * * *", prune_sensitive_mail),
         ("core.prune", "17 3 * * *", prune),
+        ("core.prune_idempotency", "29 * * * *", prune_idempotency),
     ]
 
 

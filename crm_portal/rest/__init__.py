@@ -16,7 +16,11 @@ from flask_smorest import Api, Blueprint
 from ..api import Module
 from ..scoping import get_or_404, visible
 from . import errors
+from . import idempotency
+from . import tickets as ticket_writes
+from . import writes as module_writes
 from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped
+from .concurrency import etag_of
 from .records import DEFAULT_LIMIT, MAX_LIMIT, api_fields, as_dict, hidden_columns, page, page_schema, record_schema
 from .webhooks import add_routes as add_webhook_routes
 
@@ -101,14 +105,14 @@ def _add_module(bp: Blueprint, module: Module) -> None:
                 "has_more": has_more}
 
     @bp.route(f"/{name}/<int(signed=True):record_id>", endpoint=f"{name}_detail", methods=["GET"])
-    @bp.response(200, item)
+    @bp.response(200, item, headers=module_writes.ETAG_HEADER)
     @_errors(bp)
     @bp.doc(**_doc(scope, f"One of {name}"), tags=[name])
     @scoped(scope)
-    def detail_view(record_id: int) -> dict[str, Any]:
+    def detail_view(record_id: int) -> tuple[dict[str, Any], int, dict[str, str]]:
         user = acting_user()
         row = get_or_404(module, record_id, user=user)
-        return as_dict(row, fields, hidden_columns(module, user))
+        return as_dict(row, fields, hidden_columns(module, user)), 200, {"ETag": etag_of(row)}
 
 
 def _docs_page(api: Api) -> Callable[[], str]:
@@ -137,10 +141,13 @@ def init_app(app: Flask) -> None:
     # no key, so CSRF tokens have nothing to protect (and API clients have none).
     csrf.exempt(bp)
     bp.before_request(authenticate)
+    idempotency.init_blueprint(bp)  # after authenticate: keys are per integration
     for module in app.extensions["crm_portal"].modules.values():
         if module.record is not None:
             _add_module(bp, module)
     add_webhook_routes(bp, _doc, _errors)
+    ticket_writes.add_routes(bp, app)
+    module_writes.add_routes(bp, app)
     api.register_blueprint(bp)
     app.add_url_rule(f"{PREFIX}/docs", endpoint="api_v1_docs", view_func=_docs_page(api))
     app.extensions["crm_portal_api"] = api

@@ -11,6 +11,7 @@ import binascii
 import datetime as dt
 import json
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,11 +68,18 @@ def _ma_field(fld: pw.Field) -> ma.fields.Field:
                 **kwargs)
 
 
+#: One schema class per module object: the read and write routes share it (one name in the document).
+_SCHEMAS: weakref.WeakKeyDictionary[Module, type[ma.Schema]] = weakref.WeakKeyDictionary()
+
+
 def record_schema(module: Module) -> type[ma.Schema]:
     """The marshmallow schema of ``module``'s records (named after the module in the document)."""
+    if module in _SCHEMAS:
+        return _SCHEMAS[module]
     attrs: dict[str, Any] = {fld.name: _ma_field(fld) for fld in api_fields(module)}
     name = "".join(part.title() for part in module.name.split("_")) + "Record"
-    return ma.Schema.from_dict(attrs, name=name)
+    schema = _SCHEMAS[module] = ma.Schema.from_dict(attrs, name=name)
+    return schema
 
 
 def page_schema(module: Module, item: type[ma.Schema]) -> type[ma.Schema]:
