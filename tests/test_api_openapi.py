@@ -32,13 +32,18 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
                       "/api/v1/webhooks/deliveries/{delivery_id}/redeliver"}
     for name in record_modules(app):
         expected_paths |= {f"/api/v1/{name}", f"/api/v1/{name}/{{record_id}}"}
+    expected_paths |= {f"/api/v1/tickets/{{record_id}}/{tail}" for tail in
+                       ("transitions", "comments", "attachments", "attachments/{attachment_id}")}
     assert {p for p, _ in documented} == expected_paths
     for path, ops in operations.items():
-        for op in ops.values():
+        for method, op in ops.items():
             module = path.split("/")[3]
-            scope = "webhooks:manage" if module == "webhooks" else f"{module}:read"
+            access = "read" if method == "get" else "write"
+            scope = "webhooks:manage" if module == "webhooks" else f"{module}:{access}"
             assert op["security"] == [{"bearer": [scope]}], path
             assert scope in op["description"]
+            if method in ("post", "patch") and module != "webhooks":
+                assert {"401", "403", "404", "422"} <= set(op["responses"]), (path, method)
 
 
 def test_docs_page_is_local(app, client):
