@@ -52,7 +52,8 @@ def test_a_retry_answers_the_first_result_without_writing(app, demo, client, hea
     assert again.headers["Location"] == first.headers["Location"] and again.headers["ETag"] == first.headers["ETag"]
     assert _count(app) == before + 1
     # Without a key, or with another one, a POST is a new request.
-    assert client.post("/api/v1/tickets", json=body, headers={**headers, "Idempotency-Key": "order-2"}).status_code == 201
+    other_key = {**headers, "Idempotency-Key": "order-2"}
+    assert client.post("/api/v1/tickets", json=body, headers=other_key).status_code == 201
     assert client.post("/api/v1/tickets", json=body, headers=headers).status_code == 201
     assert _count(app) == before + 3
 

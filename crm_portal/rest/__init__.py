@@ -15,8 +15,7 @@ from flask_smorest import Api, Blueprint
 
 from ..api import Module
 from ..scoping import get_or_404, visible
-from . import errors
-from . import idempotency
+from . import errors, idempotency
 from . import tickets as ticket_writes
 from . import writes as module_writes
 from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped

@@ -7,7 +7,8 @@ true``, and writes nothing. The same key with another request is refused (422); 
 while the first request still runs is refused (409): the first one's answer is not known yet.
 
 Answers of 500 and above, and refusals of the key itself (401, 403, 429), are not kept (the row
-is removed): the client may retry with the same key. Records are pruned 24 hours after the first request (:func:`prune`, a periodic job).
+is removed): the client may retry with the same key. Records are pruned 24 hours after the first
+request (:func:`prune`, a periodic job).
 Installed on the API blueprint (after authentication), so every POST route has it.
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _fingerprint() -> str:
         for name, storage in sorted(request.files.items(multi=True), key=lambda item: item[0]):
             digest.update(f"\nfile {name} {storage.filename}\n".encode())
             stream = storage.stream
-            for chunk in iter(lambda: stream.read(65536), b""):
+            while chunk := stream.read(65536):
                 digest.update(chunk)
             stream.seek(0)
         return digest.hexdigest()
@@ -121,6 +122,7 @@ def before_request() -> Response | None:
             abort(409, _("A request with this %(header)s is still being processed; retry later.", header=HEADER))
         return _replay(found)
     abort(409, _("A request with this %(header)s is still being processed; retry later.", header=HEADER))
+    return None  # unreachable: abort raises
 
 
 def after_request(response: Response) -> Response:

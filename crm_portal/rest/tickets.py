@@ -55,26 +55,29 @@ class _Strict(ma.Schema):
 class TicketCreateArgs(_Strict):
     contact_id = ma.fields.Integer(strict=True, metadata={"description": "the contact the ticket is for"})
     contact_email = ma.fields.String(metadata={"description": "or the contact's email"})
-    service_id = ma.fields.Integer(strict=True, allow_none=True,
-                                   metadata={"description": "one of the contact's services (required when they have any)"})
-    subcategory_id = ma.fields.Integer(strict=True, allow_none=True,
-                                       metadata={"description": "one of the service's sub-categories (required when it has any)"})
+    service_id = ma.fields.Integer(strict=True, allow_none=True, metadata={
+        "description": "one of the contact's services (required when they have any)"})
+    subcategory_id = ma.fields.Integer(strict=True, allow_none=True, metadata={
+        "description": "one of the service's sub-categories (required when it has any)"})
     title = ma.fields.String(metadata={"description": "required, at most 200 characters"})
     description = ma.fields.String(metadata={"description": "required"})
     type = ma.fields.String(metadata={"description": "question, problem or request"})
-    category = ma.fields.Integer(strict=True, allow_none=True,
-                                 metadata={"description": "id of an active category (fixed by the service's mapping, if any)"})
+    category = ma.fields.Integer(strict=True, allow_none=True, metadata={
+        "description": "id of an active category (fixed by the service's mapping, if any)"})
     priority = ma.fields.String(metadata={"description": "urgent, medium or low"})
     severity = ma.fields.String(metadata={"description": "blocking or non_blocking"})
-    product = ma.fields.Integer(strict=True, allow_none=True, metadata={"description": "id of one of the contact's products"})
+    product = ma.fields.Integer(strict=True, allow_none=True,
+                                metadata={"description": "id of one of the contact's products"})
     answers = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(allow_none=True),
                              metadata={"description": "guided question id → answer"})
 
 
 class TicketUpdateArgs(_Strict):
-    assignee_id = ma.fields.Integer(strict=True, allow_none=True, metadata={"description": "an active operator, or null"})
+    assignee_id = ma.fields.Integer(strict=True, allow_none=True,
+                                    metadata={"description": "an active operator, or null"})
     priority = ma.fields.String(metadata={"description": "urgent, medium or low"})
-    category_id = ma.fields.Integer(strict=True, allow_none=True, metadata={"description": "an active category, or null"})
+    category_id = ma.fields.Integer(strict=True, allow_none=True,
+                                    metadata={"description": "an active category, or null"})
     planned_for = ma.fields.Date(allow_none=False, metadata={"description": "only in a state that asks for a date"})
 
 
@@ -334,7 +337,8 @@ def _transition(record_id: int) -> Any:
             allowed = workflow.allowed_targets(ticket, actor.kind)
             _conflict(_("The workflow does not allow moving this request from %(old)s to %(new)s (allowed: "
                         "%(allowed)s).", old=ticket.status, new=target, allowed=", ".join(allowed) or "—"))
-        audit_integration("ticket-moved", ticket, details={"to": target, "acting_as": getattr(user, "contact_id", None)})
+        audit_integration("ticket-moved", ticket,
+                          details={"to": target, "acting_as": getattr(user, "contact_id", None)})
     return record_answer(module, ticket, user)
 
 

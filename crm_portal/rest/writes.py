@@ -168,7 +168,7 @@ def _validated(form_class: type, data: Mapping[str, Any], record: Any = None) ->
     probe = current if current is not None else form_class(formdata=None, meta=meta)
     form = form_class(formdata=_as_formdata(probe, data, current), obj=record, meta=meta)
     if not form.validate():
-        invalid({name: messages for name, messages in form.errors.items()})
+        invalid(dict(form.errors))
     return form
 
 
