@@ -83,6 +83,20 @@ def test_create_for_a_contact_marks_the_api_and_emails_them(app, demo, client, w
                                             & (OutboxMessage.template == "tickets_created")).exists()
 
 
+def test_the_admin_shows_a_ticket_opened_through_the_api(app, demo, client, write):
+    from conftest import staff_login
+
+    anna = demo["contacts"]["anna"]
+    ticket_id = client.post("/api/v1/tickets", json=_body(app, anna.email, contact_id=anna.id),
+                            headers=write).get_json()["id"]
+    staff = app.test_client()
+    staff_login(staff, "operatore@example.com")
+    page = staff.get(f"/admin/tickets_queue/work/{ticket_id}/")
+    assert page.status_code == 200 and 'data-testid="opened-by-integration"' in page.text and "crm" in page.text
+    older = _ticket_of(app, anna)  # opened in the portal
+    assert 'data-testid="opened-by-integration"' not in staff.get(f"/admin/tickets_queue/work/{older.id}/").text
+
+
 def test_create_validates_like_the_wizard(app, demo, client, write):
     anna = demo["contacts"]["anna"]
     before = _count(app)
