@@ -7,6 +7,7 @@ tickets' own wizard (covered by test_api_tickets_write.py)."""
 from __future__ import annotations
 
 import textwrap
+from decimal import Decimal
 
 import pytest
 from api_helpers import bearer, make_key
@@ -20,7 +21,8 @@ from crm_portal.scoping import IntegrationPrincipal
 NOTES = '''
 import peewee as pw
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, StringField
+from wtforms import BooleanField, DateField, DecimalField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from crm_portal.api import BaseModel, Column, Company, Contact, Field, Module, Section, _l, utcnow
@@ -32,6 +34,8 @@ class Note(BaseModel):
     text = pw.CharField(max_length=50)
     done = pw.BooleanField(default=False)
     due = pw.DateField(null=True)
+    level = pw.CharField(max_length=10, default="low")
+    hours = pw.DecimalField(max_digits=6, decimal_places=2, default=0)
     updated_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -46,6 +50,8 @@ class NoteForm(FlaskForm):
     text = StringField("Text", validators=[DataRequired(), Length(max=50)])
     done = BooleanField("Done")
     due = DateField("Due", validators=[Optional()])
+    level = SelectField("Level", choices=[SelectChoice("low", "Low"), SelectChoice("high", "High")], default="low")
+    hours = DecimalField("Hours", places=2, validators=[Optional()])
 
 
 class NotesModule(Module):
@@ -59,7 +65,7 @@ class NotesModule(Module):
     create_form = NoteForm
     edit_form = NoteForm
     columns = [Column(Note.text, "Text", search=True), Column(Note.done, "Done")]
-    detail = [Section("Note", [Field("due", "Due")])]
+    detail = [Section("Note", [Field("due", "Due"), Field("level", "Level"), Field("hours", "Hours")])]
 
     def demo_data(self, ctx):
         from crm_portal.models import Profile, ProfileModule
@@ -70,7 +76,8 @@ class NotesModule(Module):
                                  actions="view,create,edit" if company else "view")
         for key in ("anna", "bruno", "carla"):
             contact = ctx.contacts[key]
-            Note.create(contact=contact, company=contact.company_id, text=f"{key}'s note")
+            Note.create(contact=contact, company=contact.company_id, text=f"{key}'s note", level="high",
+                        hours="1.5", due="2030-01-31")
 '''
 
 
@@ -143,13 +150,14 @@ def test_scope_matrix(app, demo, client):
         assert (created.status_code, changed.status_code) == (403, 403), scopes
         assert "notes:write" in created.get_json()["message"]
     headers = bearer(make_key(app, ["notes:write"]).token)
-    assert client.post("/api/v1/notes", json={"text": "x", "contact_id": anna.id}, headers=headers).status_code == 201
+    new = {"text": "x", "hours": 0, "contact_id": anna.id}
+    assert client.post("/api/v1/notes", json=new, headers=headers).status_code == 201
     assert client.patch(f"/api/v1/notes/{note.id}", json={"text": "y"}, headers=headers).status_code == 200
 
 
 def test_integration_creates_for_a_named_contact(app, demo, client, write, received):
     carla = demo["contacts"]["carla"]
-    response = client.post("/api/v1/notes", json={"text": "Call back", "due": "2030-05-01", "done": True,
+    response = client.post("/api/v1/notes", json={"text": "Call back", "due": "2030-05-01", "done": True, "hours": 2,
                                                   "contact_email": carla.email}, headers=write)
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
@@ -176,10 +184,15 @@ def test_the_modules_form_validates_and_nothing_is_written(app, demo, client, wr
                         ({"contact_id": anna.id, "text": ["x"]}, "text"),
                         ({"contact_id": anna.id, "text": True}, "text"),
                         ({"contact_id": anna.id, "text": "x", "done": "yes"}, "done"),
+                        ({"contact_id": anna.id, "text": "x", "level": "urgent"}, "level"),
+                        ({"contact_id": anna.id, "text": "x", "hours": "many"}, "hours"),
                         ({"contact_id": "1", "text": "x"}, "contact_id")]:
         response = client.post("/api/v1/notes", json=body, headers=write)
         assert response.status_code == 422, (body, response.get_json())
         assert field in response.get_json()["errors"], (body, response.get_json())
+    # The form accepts no hours, the table does not (NOT NULL): refused, never a server error.
+    refused = client.post("/api/v1/notes", json={"contact_id": anna.id, "text": "x"}, headers=write)
+    assert refused.status_code == 422 and refused.get_json()["message"]
     bad = client.post("/api/v1/notes", data=b'{"text": ', headers={**write, "Content-Type": "application/json"})
     assert bad.status_code == 422 and bad.get_json()["message"]
     assert _notes(app) == before
@@ -189,7 +202,7 @@ def test_acting_as_the_demo_contacts(app, demo, client, write, received):
     anna, bruno, carla = (demo["contacts"][k] for k in ("anna", "bruno", "carla"))
     # anna (company profile: view, create, edit over the company)
     as_anna = {**write, "X-Act-As-Contact": anna.email}
-    created = client.post("/api/v1/notes", json={"text": "Mine"}, headers=as_anna)
+    created = client.post("/api/v1/notes", json={"text": "Mine", "hours": "0.5"}, headers=as_anna)
     assert created.status_code == 201
     assert client.post("/api/v1/notes", json={"text": "x", "contact_id": bruno.id}, headers=as_anna).status_code == 422
     brunos = f"/api/v1/notes/{_note_of(app, bruno).id}"
@@ -219,8 +232,12 @@ def test_patch_is_partial_guarded_by_if_match_and_audited(app, demo, client, wri
     assert stale.status_code == 412
     response = client.patch(url, json={"done": True}, headers={**write, "If-Match": etag})
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["text"] == note.text and response.get_json()["done"] is True  # text kept
+    kept = response.get_json()
+    assert (kept["text"], kept["level"], kept["due"]) == (note.text, "high", "2030-01-31")
+    assert Decimal(kept["hours"]) == Decimal("1.5")
+    assert kept["done"] is True
     assert response.headers["ETag"] != etag
+    assert client.get(url, headers=write).headers["ETag"] == response.headers["ETag"]
     assert client.patch(url, json={"text": "New"}, headers={**write, "If-Match": etag}).status_code == 412
     (kind, kwargs), = received
     assert kind == "updated" and kwargs["changes"] == {"done": (False, True)}

@@ -20,7 +20,7 @@ from flask import Flask, abort, current_app, request, url_for
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from flask_smorest import abort as abort_with
-from peewee import fn
+from peewee import IntegrityError, fn
 from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, FileField
 from wtforms.fields.core import UnboundField
@@ -96,7 +96,11 @@ def get_for_update(module: Module | str, record_id: Any, user: Any, action: str 
 
 def record_answer(module: Module, row: Any, user: Any, status: int = 200,
                   headers: Mapping[str, str] | None = None) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The record as the API shows it to ``user``, with its ETag."""
+    """The record as stored (read again: the values a later GET reads, and so its ETag) as the API
+    shows it to ``user``, with its ETag."""
+    record = module.record
+    assert record is not None
+    row = module.base_query().where(record._meta.primary_key == row.get_id()).first() or row
     body = as_dict(row, api_fields(module), hidden_columns(module, user))
     return body, status, {"ETag": etag_of(row), **(headers or {})}
 
@@ -151,7 +155,7 @@ def _as_formdata(form: Any, data: Mapping[str, Any], current: Any = None) -> Mul
         if name in data:
             value = data[name]
         elif current is not None:
-            value = current[name].data if isinstance(fld, BooleanField) else current[name]._value()
+            value = _current_value(current[name])
         else:
             continue
         if value is True:
@@ -159,6 +163,15 @@ def _as_formdata(form: Any, data: Mapping[str, Any], current: Any = None) -> Mul
         elif value is not False:
             out.add(name, "" if value is None else str(value))
     return out
+
+
+def _current_value(fld: Any) -> Any:
+    """A filled field's value as its form data would give it back (a PATCH keeps it)."""
+    if isinstance(fld, BooleanField):
+        return bool(fld.data)
+    if hasattr(fld, "_value"):
+        return fld._value()
+    return None if fld.data is None else str(fld.data)
 
 
 def _validated(form_class: type, data: Mapping[str, Any], record: Any = None) -> Any:
@@ -170,6 +183,12 @@ def _validated(form_class: type, data: Mapping[str, Any], record: Any = None) ->
     if not form.validate():
         invalid(dict(form.errors))
     return form
+
+
+def refused() -> NoReturn:
+    """422 for values the form accepted but the database refuses (a required column left empty, a
+    duplicate): the transaction rolled back, nothing was written."""
+    invalid({}, _("These values cannot be saved (a required value is missing or one is already taken)."))
 
 
 def _changes(form: Any, record: Any) -> dict[str, tuple[Any, Any]]:
@@ -229,10 +248,13 @@ def _add_module_writes(bp: Blueprint, module: Module) -> None:
             record = module.record()
             form.populate_obj(record)
             module.prepare_new(record, owner)
-            with db.atomic():
-                record.save()
-                signals.record_created.send(module.name, module=module, record=record, user=user)
-                audit_integration("created", record, details={"acting_as": getattr(user, "contact_id", None)})
+            try:
+                with db.atomic():
+                    record.save()
+                    signals.record_created.send(module.name, module=module, record=record, user=user)
+                    audit_integration("created", record, details={"acting_as": getattr(user, "contact_id", None)})
+            except IntegrityError:
+                refused()
             location = url_for(f"api_v1.{name}_detail", record_id=record.get_id())
             return record_answer(module, record, user, 201, {"Location": location})
 
@@ -249,15 +271,20 @@ def _add_module_writes(bp: Blueprint, module: Module) -> None:
         def update_view(record_id: int) -> Any:
             user = acting_user()
             data = json_object()
-            with db.atomic():
-                record = get_for_update(module, record_id, user, action="edit")
-                check_if_match(record)
-                form = _validated(edit_class, data, record)
-                changes = _changes(form, record)
-                form.populate_obj(record)
-                record.save()
-                signals.record_updated.send(module.name, module=module, record=record, user=user, changes=changes)
-                audit_integration("updated", record, details={k: [str(a), str(b)] for k, (a, b) in changes.items()})
+            try:
+                with db.atomic():
+                    record = get_for_update(module, record_id, user, action="edit")
+                    check_if_match(record)
+                    form = _validated(edit_class, data, record)
+                    changes = _changes(form, record)
+                    form.populate_obj(record)
+                    record.save()
+                    signals.record_updated.send(module.name, module=module, record=record, user=user,
+                                                changes=changes)
+                    audit_integration("updated", record,
+                                      details={k: [str(a), str(b)] for k, (a, b) in changes.items()})
+            except IntegrityError:
+                refused()
             return record_answer(module, record, user)
 
 
