@@ -151,7 +151,7 @@ def _as_formdata(form: Any, data: Mapping[str, Any], current: Any = None) -> Mul
     if errors:
         invalid(errors)
     out = MultiDict()
-    for name, fld in fields.items():
+    for name in fields:
         if name in data:
             value = data[name]
         elif current is not None:
