@@ -136,8 +136,7 @@ class TicketUploadArgs(ma.Schema):
 
 # --- helpers -------------------------------------------------------------------------------------
 def _tickets() -> Any:
-    from crm_portal.modules.tickets import opening, workflow  # noqa: F401 - loaded with the module
-
+    """The application's tickets module (the routes exist only when it is enabled)."""
     return current_app.extensions["crm_portal"].modules[NAME]
 
 
