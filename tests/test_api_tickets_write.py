@@ -437,3 +437,40 @@ def test_detail_answers_an_etag_for_every_module(app, demo, client):
         assert response.headers["ETag"].startswith('"') and len(response.headers["ETag"]) > 10, name
         again = client.get(f"/api/v1/{name}/{items[0]['id']}", headers=headers)
         assert again.headers["ETag"] == response.headers["ETag"]
+
+
+def test_concurrent_patches_with_the_same_if_match_apply_once(app, demo, write, tmp_path):
+    """Writers racing with the ETag they all read, against gunicorn (processes with threads): the
+    check and the write see the same locked row, so exactly one wins and the others get 412."""
+    import http.client
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from live_server import serve
+
+    ticket = _ticket_of(app, demo["contacts"]["anna"])
+    new = "urgent" if ticket.priority == "low" else "low"  # a change: the winner's write moves the ETag
+    clients = 8
+    start = threading.Barrier(clients)
+    with serve(app, workers=2, threads=4, tmp_path=tmp_path) as server:
+        def call(method: str, body: dict | None = None, **extra: str) -> tuple[int, dict[str, str]]:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            try:
+                conn.request(method, f"/api/v1/tickets/{ticket.id}", body=json.dumps(body) if body else None,
+                             headers={**write, "Content-Type": "application/json", **extra})
+                answer = conn.getresponse()
+                answer.read()
+                return answer.status, dict(answer.getheaders())
+            finally:
+                conn.close()
+
+        etag = call("GET")[1]["ETag"]
+
+        def patch(index: int) -> int:
+            start.wait(30)
+            return call("PATCH", {"priority": new}, **{"If-Match": etag})[0]
+
+        with ThreadPoolExecutor(clients) as pool:
+            statuses = list(pool.map(patch, range(clients)))
+    assert sorted(statuses) == [200] + [412] * (clients - 1), statuses
