@@ -233,6 +233,8 @@ def test_patch_changes_fields_sends_ticket_updated_and_checks_if_match(app, demo
         change = {"priority": priority, "assignee_id": operator.id, "category_id": category.id}
         response = client.patch(url, json=change, headers={**write, "If-Match": etag})
         assert response.status_code == 200, response.get_json()
+        shown = response.get_json()
+        assert (shown["priority"], shown["assignee"], shown["category"]) == (priority, operator.id, category.id)
         new_etag = response.headers["ETag"]
         assert new_etag != etag and client.get(url, headers=write).headers["ETag"] == new_etag
         again = client.patch(url, json={"priority": "low"}, headers={**write, "If-Match": etag})
@@ -248,6 +250,21 @@ def test_patch_changes_fields_sends_ticket_updated_and_checks_if_match(app, demo
         assert (fresh.priority, fresh.assignee_id, fresh.category_id) == ("low", operator.id, category.id)
         assert AuditEntry.select().where((AuditEntry.action == "ticket-updated")
                                          & (AuditEntry.actor_type == "integration")).count() == 2
+
+
+def test_a_planned_ticket_takes_a_new_date(app, demo, client, write):
+    anna = demo["contacts"]["anna"]
+    body = {**_body(app, anna.email, contact_id=anna.id), "type": "problem"}
+    ticket_id = client.post("/api/v1/tickets", json=body, headers=write).get_json()["id"]
+    url = f"/api/v1/tickets/{ticket_id}"
+    for to in ("waiting_support", "in_progress"):
+        assert client.post(f"{url}/transitions", json={"to": to}, headers=write).status_code == 200
+    undated = client.post(f"{url}/transitions", json={"to": "planned"}, headers=write)
+    assert undated.status_code == 422 and "planned_for" in undated.get_json()["errors"]
+    planned = client.post(f"{url}/transitions", json={"to": "planned", "planned_for": "2030-03-01"}, headers=write)
+    assert planned.status_code == 200 and planned.get_json()["planned_for"] == "2030-03-01"
+    moved = client.patch(url, json={"planned_for": "2030-04-15"}, headers=write)
+    assert moved.status_code == 200 and moved.get_json()["planned_for"] == "2030-04-15"
 
 
 def test_patch_refuses_bad_values_and_contacts(app, demo, client, write):
