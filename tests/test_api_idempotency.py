@@ -210,3 +210,14 @@ def test_a_request_that_died_frees_its_key_after_a_while(app, demo, client, head
     with app.app_context(), db.connection_context():
         IdempotencyRecord.update(created_at=utcnow() - idempotency.STALE - dt.timedelta(minutes=1)).execute()
     assert client.post("/api/v1/tickets", json=body, headers=key).status_code == 201
+
+
+def test_every_post_documents_the_header(app, client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    posts = [(path, ops["post"]) for path, ops in spec["paths"].items() if "post" in ops]
+    assert len(posts) >= 5  # tickets' and webhooks' POSTs
+    for path, op in posts:
+        names = [p.get("name") for p in op.get("parameters", [])]
+        assert names.count("Idempotency-Key") == 1, path
+    assert all("Idempotency-Key" not in [p.get("name") for p in ops["get"].get("parameters", [])]
+               for ops in spec["paths"].values() if "get" in ops)

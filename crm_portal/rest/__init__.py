@@ -131,7 +131,8 @@ def init_app(app: Flask) -> None:
         # No Swagger UI, ReDoc or RapiDoc: they load from a CDN; /api/v1/docs is served locally.
         "OPENAPI_SWAGGER_UI_PATH": None, "OPENAPI_REDOC_PATH": None, "OPENAPI_RAPIDOC_PATH": None,
     })
-    api = PortalApi(app, spec_kwargs={"info": {"description": "See docs/api.md."}})
+    api = PortalApi(app, spec_kwargs={"info": {"description": "See docs/api.md."},
+                                      "extra_plugins": [idempotency.SpecPlugin()]})
     api.spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer",
                                                  "description": "crmp_<key id>_<secret>"})
     bp = Blueprint("api_v1", __name__, url_prefix=PREFIX, template_folder="templates",

@@ -18,6 +18,7 @@ import hashlib
 import json
 from typing import Any
 
+from apispec import BasePlugin
 from flask import Response, abort, g, request
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
@@ -165,7 +166,21 @@ def prune(now: dt.datetime | None = None) -> int:
         return IdempotencyRecord.delete().where(IdempotencyRecord.created_at < cutoff).execute()
 
 
+class SpecPlugin(BasePlugin):
+    """Documents the header on every POST operation of the OpenAPI document (as the hook serves
+    every POST route, present and future)."""
+
+    def operation_helper(self, path: str | None = None, operations: dict[str, Any] | None = None,
+                         **kwargs: Any) -> None:
+        operation = (operations or {}).get("post")
+        if operation is None:
+            return
+        parameters = operation.setdefault("parameters", [])
+        if not any(isinstance(p, dict) and p.get("name") == HEADER for p in parameters):
+            parameters.append(describe())
+
+
 def describe() -> dict[str, Any]:
-    """The OpenAPI parameter of the header, for every POST operation."""
+    """The OpenAPI parameter of the header."""
     return {"in": "header", "name": HEADER, "required": False, "schema": {"type": "string", "maxLength": MAX_KEY},
             "description": "Retry safely: the same key and request answer the first result (24 h)."}

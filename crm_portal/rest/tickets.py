@@ -26,7 +26,6 @@ from ..scoping import IntegrationPrincipal, get_or_404, require
 from ..uploads import UploadRejected
 from .auth import acting_user, audit_integration, scoped
 from .concurrency import check_if_match
-from .idempotency import describe as idempotency_parameter
 from .records import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from .writes import (
     ETAG_HEADER,
@@ -497,15 +496,12 @@ def add_routes(bp: Blueprint, app: Flask) -> None:
             return view
         return decorate
 
-    post = [idempotency_parameter()]
-
     @bp.route(f"/{NAME}", endpoint="tickets_create", methods=["POST"])
     @bp.response(201, item, headers=ETAG_HEADER)
     @more(415, 422)
     @_errors(bp)
     @bp.doc(**_doc(WRITE, "Open a ticket for a contact"), tags=tags,
             requestBody={"content": {"application/json": {"schema": TicketCreateArgs}}})
-    @bp.doc(parameters=post)
     @scoped(WRITE)
     def create() -> Any:
         return _create()
@@ -527,7 +523,7 @@ def add_routes(bp: Blueprint, app: Flask) -> None:
     @_errors(bp)
     @bp.doc(**_doc(WRITE, "Move a ticket to another workflow state"), tags=tags,
             requestBody={"content": {"application/json": {"schema": TicketTransitionArgs}}})
-    @bp.doc(parameters=[*post, IF_MATCH_PARAMETER])
+    @bp.doc(parameters=[IF_MATCH_PARAMETER])
     @scoped(WRITE)
     def transition(record_id: int) -> Any:
         return _transition(record_id)
@@ -547,7 +543,6 @@ def add_routes(bp: Blueprint, app: Flask) -> None:
     @_errors(bp)
     @bp.doc(**_doc(WRITE, "Add a comment to a ticket"), tags=tags,
             requestBody={"content": {"application/json": {"schema": TicketCommentArgs}}})
-    @bp.doc(parameters=post)
     @scoped(WRITE)
     def comment(record_id: int) -> Any:
         return _add_comment(record_id)
@@ -566,7 +561,6 @@ def add_routes(bp: Blueprint, app: Flask) -> None:
     @_errors(bp)
     @bp.doc(**_doc(WRITE, "Attach files to a ticket (the portal's upload rules)"), tags=tags,
             requestBody={"content": {"multipart/form-data": {"schema": TicketUploadArgs}}})
-    @bp.doc(parameters=post)
     @scoped(WRITE)
     def upload(record_id: int) -> Any:
         return _upload(record_id)

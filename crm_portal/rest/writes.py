@@ -33,7 +33,6 @@ from ..models import Contact
 from ..scoping import IntegrationPrincipal, get_or_404, require
 from .auth import acting_user, audit_integration, scoped
 from .concurrency import check_if_match, etag_of
-from .idempotency import describe as idempotency_parameter
 from .records import api_fields, as_dict, hidden_columns, record_schema
 
 #: Body fields naming the contact a record is created for (an integration not acting as one).
@@ -234,7 +233,6 @@ def _add_module_writes(bp: Blueprint, module: Module) -> None:
         @more_errors
         @_errors(bp)
         @bp.doc(**_doc(scope, f"Create one of {name}"), tags=[name], requestBody=body_doc(form_class, owned))
-        @bp.doc(parameters=[idempotency_parameter()])
         @scoped(scope)
         def create_view() -> Any:
             user = acting_user()
