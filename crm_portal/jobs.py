@@ -8,9 +8,9 @@ and no ``HUEY_URL``, Redis is used. In tests (``TESTING``) tasks run immediately
 Email: :func:`crm_portal.outbox.queue_email` asks for delivery (:func:`kick_delivery`) after its
 transaction commits. Periodic jobs: the core delivers pending email every minute (so a message whose
 request was lost still goes out), blanks the bodies of sent emails that carried one-time links
-hourly, polls the IMAP mailboxes of email-in every minute, and prunes old account tokens and login
-counters daily; a module adds its own with :meth:`crm_portal.api.Module.periodic_tasks`.
-``crm-portal worker`` runs the consumer.
+hourly, polls the IMAP mailboxes of email-in every minute, forgets the API's idempotency keys after
+24 hours (hourly) and prunes old account tokens and login counters daily; a module adds its own with
+:meth:`crm_portal.api.Module.periodic_tasks`. ``crm-portal worker`` runs the consumer.
 """
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
     from .mail import deliver_pending
     from .mailin.imap import poll_all
     from .sync.deletion import purge
+    from .rest.idempotency import prune as prune_idempotency
     from .webhooks import deliver_due
 
     return [
@@ -122,6 +123,7 @@ def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
         ("core.prune", "17 3 * * *", prune),
         ("core.sync_purge", "47 2 * * *", purge),
         ("core.prune_changes", "29 3 * * *", prune_changes),
+        ("core.prune_idempotency", "29 * * * *", prune_idempotency),
     ]
 
 

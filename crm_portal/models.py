@@ -476,10 +476,33 @@ class ChangeEntry(BaseModel):
         indexes = ((("txid", "id"), False),)
 
 
+class IdempotencyRecord(BaseModel):
+    """The outcome of a POST under ``/api/v1`` sent with an ``Idempotency-Key`` (see
+    crm_portal.rest.idempotency): a retry with the same key gets this answer instead of a second
+    write. ``status`` is empty while the first request runs. Pruned after 24 hours."""
+
+    integration_id: int
+
+    integration = pw.ForeignKeyField(Integration, on_delete="CASCADE", index=False)
+    key = pw.CharField(max_length=255)
+    method = pw.CharField(max_length=10)
+    path = pw.CharField(max_length=2000)
+    request_hash = pw.CharField(max_length=64)
+    status = pw.IntegerField(null=True)
+    response_body = pw.BlobField(null=True)
+    #: The answer's headers a retry needs again (Content-Type, Location, ETag), as JSON.
+    response_headers = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "core_idempotency_record"
+        indexes = ((("integration", "key"), True),)
+
+
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
     MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
-    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict, ChangeEntry,
+    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict, ChangeEntry, IdempotencyRecord,
 ]
 
 

@@ -37,6 +37,8 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
     assert {"product", "service", "deadline"} <= set(kinds)
     for kind in kinds:
         expected_paths |= {f"/api/v1/sync/{kind}/{{external_id}}", f"/api/v1/sync/{kind}/batch"}
+    expected_paths |= {f"/api/v1/tickets/{{record_id}}/{tail}" for tail in
+                       ("transitions", "comments", "attachments", "attachments/{attachment_id}")}
     assert {p for p, _ in documented} == expected_paths
     for path, ops in operations.items():
         for method, op in ops.items():
@@ -48,6 +50,8 @@ def test_every_endpoint_is_documented_with_its_scope(app, client):
             scope = fixed.get(module) or (f"{module}:read" if method == "get" else f"{module}:write")
             assert op["security"] == [{"bearer": [scope]}], path
             assert scope in op["description"]
+            if method in ("post", "patch") and module != "webhooks":
+                assert {"401", "403", "404", "422"} <= set(op["responses"]), (path, method)
 
 
 def test_docs_page_is_local(app, client):

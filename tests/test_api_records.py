@@ -218,8 +218,10 @@ def test_errors_are_json(app, demo, client):
         response = client.get(url, headers=headers)
         assert response.status_code == 404, url
         assert response.get_json()["code"] == "not_found"
-    response = client.post("/api/v1/tickets", headers=headers, data="{bad json", content_type="application/json")
+    response = client.delete("/api/v1/tickets", headers=headers)
     assert response.status_code == 405 and response.get_json()["code"] == "method_not_allowed"
+    response = client.post("/api/v1/tickets", headers=headers, data="{bad json", content_type="application/json")
+    assert response.status_code == 422 and response.get_json()["code"] == "invalid"
     # The portal's own pages keep their HTML errors.
     assert client.get("/no-such-page").content_type.startswith("text/html")
 

@@ -15,9 +15,12 @@ from flask_smorest import Api, Blueprint
 
 from ..api import Module
 from ..scoping import get_or_404, visible
-from . import errors
+from . import errors, idempotency
+from . import tickets as ticket_writes
+from . import writes as module_writes
 from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped
 from .changes import add_routes as add_change_routes
+from .concurrency import etag_of
 from .inbound import add_routes as add_inbound_routes
 from .records import (
     DEFAULT_LIMIT,
@@ -114,14 +117,14 @@ def _add_module(bp: Blueprint, module: Module) -> None:
                 "has_more": has_more}
 
     @bp.route(f"/{name}/<int(signed=True):record_id>", endpoint=f"{name}_detail", methods=["GET"])
-    @bp.response(200, item)
+    @bp.response(200, item, headers=module_writes.ETAG_HEADER)
     @_errors(bp)
     @bp.doc(**_doc(scope, f"One of {name}"), tags=[name])
     @scoped(scope)
-    def detail_view(record_id: int) -> dict[str, Any]:
+    def detail_view(record_id: int) -> tuple[dict[str, Any], int, dict[str, str]]:
         user = acting_user()
         row = get_or_404(module, record_id, user=user)
-        return as_dict(row, fields, hidden_columns(module, user))
+        return as_dict(row, fields, hidden_columns(module, user)), 200, {"ETag": etag_of(row)}
 
 
 def _docs_guard() -> None:
@@ -149,7 +152,8 @@ def init_app(app: Flask) -> None:
         # No Swagger UI, ReDoc or RapiDoc: they load from a CDN; /api/v1/docs is served locally.
         "OPENAPI_SWAGGER_UI_PATH": None, "OPENAPI_REDOC_PATH": None, "OPENAPI_RAPIDOC_PATH": None,
     })
-    api = PortalApi(app, spec_kwargs={"info": {"description": "See docs/api.md."}})
+    api = PortalApi(app, spec_kwargs={"info": {"description": "See docs/api.md."},
+                                      "extra_plugins": [idempotency.SpecPlugin()]})
     api.register_field(DecimalString, "string", "decimal")
     api.spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer",
                                                  "description": "crmp_<key id>_<secret>"})
@@ -159,6 +163,7 @@ def init_app(app: Flask) -> None:
     # no key, so CSRF tokens have nothing to protect (and API clients have none).
     csrf.exempt(bp)
     bp.before_request(authenticate)
+    idempotency.init_blueprint(bp)  # after authenticate: keys are per integration
     for module in app.extensions["crm_portal"].modules.values():
         if module.record is not None:
             _add_module(bp, module)
@@ -166,6 +171,8 @@ def init_app(app: Flask) -> None:
     add_crm_routes(bp, _doc, _errors, app)
     add_inbound_routes(bp, _doc, _errors)
     add_change_routes(bp, BEARER, _errors, ApiErrorSchema)
+    ticket_writes.add_routes(bp, app)
+    module_writes.add_routes(bp, app)
     api.register_blueprint(bp)
     # flask-smorest serves openapi.json from its own blueprint: the same guard as the docs page.
     app.before_request_funcs.setdefault("api-docs", []).append(_docs_guard)

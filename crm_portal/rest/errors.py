@@ -10,7 +10,8 @@ from werkzeug.exceptions import HTTPException
 PREFIX = "/api/v1"
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone", 413: "too_large",
+         405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone",
+         412: "precondition_failed", 413: "too_large",
          415: "unsupported_media_type",
          422: "invalid", 429: "too_many_requests", 500: "server_error", 503: "unavailable"}
 
@@ -22,6 +23,9 @@ def _messages() -> dict[int, str]:
         403: _("This API key may not do this."),
         404: _("Not found, or not available to this API key."),
         405: _("This address does not accept that method."),
+        409: _("The request conflicts with the record's current state."),
+        412: _("The record was changed since you read it: read it again and retry."),
+        413: _("The request is too large."),
         422: _("Some values are not valid."),
         500: _("An unexpected error occurred."),
         503: _("The database cannot be reached right now; try again later."),

@@ -11,6 +11,7 @@ import binascii
 import datetime as dt
 import json
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,16 +88,17 @@ def _ma_field(fld: pw.Field) -> ma.fields.Field:
     return kind(allow_none=True, dump_only=True, metadata={"description": description} if description else {})
 
 
+#: One schema class per module object: the read and write routes share it (one name in the document).
+_SCHEMAS: weakref.WeakKeyDictionary[Module, type[ma.Schema]] = weakref.WeakKeyDictionary()
+
+
 def record_schema(module: Module) -> type[ma.Schema]:
-    """The marshmallow schema of ``module``'s records (named after the module in the document);
-    one class per module, so that every endpoint answering such records refers to one component."""
-    found = module.__dict__.get("_api_record_schema")
-    if found is not None:
-        return found
+    """The marshmallow schema of ``module``'s records (named after the module in the document)."""
+    if module in _SCHEMAS:
+        return _SCHEMAS[module]
     attrs: dict[str, Any] = {fld.name: _ma_field(fld) for fld in api_fields(module)}
     name = "".join(part.title() for part in module.name.split("_")) + "Record"
-    schema = ma.Schema.from_dict(attrs, name=name)
-    module.__dict__["_api_record_schema"] = schema
+    schema = _SCHEMAS[module] = ma.Schema.from_dict(attrs, name=name)
     return schema
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import peewee as pw
 
-from crm_portal.api import ActionLabel, Button, Column, Module, NotificationEvent, _l
+from crm_portal.api import ActionLabel, Button, Column, Field, Module, NotificationEvent, Section, _l
 
 from . import admin, demo, jobs, views, workflow
 from .migrations import MIGRATIONS
@@ -61,6 +61,16 @@ class TicketsModule(Module):
                sort_by=pw.Case(Ticket.priority, [(key, rank) for rank, key in enumerate(PRIORITIES)], len(PRIORITIES))),
         Column(Ticket.assignee_name, _l("Assigned to"), sort=True, sort_by=pw.fn.LOWER(Ticket.assignee_name)),
         Column(Ticket.updated_at, _l("Last update"), sort=True),
+    ]
+    #: The ticket page draws itself (tickets/detail.html); these fields are what the REST API shows
+    #: of a ticket besides the columns (and what its PATCH changes: category, planned date, assignee).
+    detail = [
+        Section(_l("Request"), [
+            Field("type", _l("Type")), Field("category", _l("Category")), Field("severity", _l("Severity")),
+            Field("planned_for", _l("Planned for")), Field("assignee", _l("Assigned to")),
+            Field("contact", _l("Requester")), Field("company", _l("Company")),
+            Field("description", _l("Description"), wide=True),
+        ]),
     ]
     list_template = "tickets/list.html"
     #: The global search reads one lower-cased column (number, title, requester and service).

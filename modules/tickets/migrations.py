@@ -55,4 +55,6 @@ MIGRATIONS = [
     Migration("0007_history_note", lambda migrator: [
         migrator.add_column("tickets_history", "note", TicketHistory.note)]),
     Migration("0008_customer_withdraw", customer_withdraw),
+    Migration("0009_opened_by_integration", lambda migrator: [
+        migrator.add_column("tickets_ticket", "opened_by_integration", Ticket.opened_by_integration)]),
 ]

@@ -159,6 +159,9 @@ class Ticket(BaseModel):
     #: the customer opened it themselves.
     opened_by_staff = pw.ForeignKeyField(StaffUser, null=True, on_delete="SET NULL", index=False,
                                          backref="tickets_opened")
+    #: The integration (its name) that opened the ticket through the REST API, on the contact's
+    #: behalf or acting as them; empty for tickets opened in the portal or the admin.
+    opened_by_integration = pw.CharField(max_length=100, null=True)
     #: Lower-case number, title, requester and service: what the list's global search reads (one
     #: LIKE per row instead of one per column).
     search_text = pw.TextField(default="")

@@ -37,8 +37,9 @@ status_changed = _signal("status-changed", """A ticket moved to another workflow
 Sender: the module name, "tickets". Keyword arguments: ``ticket``, ``old`` and ``new`` (state keys), ``actor``,
 ``history`` (the TicketHistory row). Creation sends ticket-created instead.""")
 
-ticket_updated = _signal("ticket-updated", """Staff or an integration changed a ticket's fields (assignee, priority, category,
-planned date …) without moving it through the workflow.
+ticket_updated = _signal("ticket-updated", """Staff or an integration changed a ticket's fields (assignee, priority,
+category, planned date …) without moving it through the workflow (``workflow.update_fields``: the REST
+API's ``PATCH /api/v1/tickets/{id}``).
 
 Sender: the module name, "tickets". Keyword arguments: ``ticket`` (the saved Ticket), ``changes`` (dict field
 name → (old, new)), ``actor``. Sent inside the updating transaction.""")

@@ -160,6 +160,9 @@ class Actor:
     name: str
     contact: Contact | None = None
     staff: StaffUser | None = None
+    #: The integration (its name) making the change through the REST API, alone (kind "staff":
+    #: it works the ticket as support does) or acting as a contact (kind "customer").
+    integration: str | None = None
 
     @classmethod
     def customer(cls, contact: Contact) -> Actor:
@@ -172,6 +175,14 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls("system", "")
+
+    @classmethod
+    def for_integration(cls, name: str, contact: Contact | None = None) -> Actor:
+        """An integration of the REST API: as support (``contact`` None) or acting as ``contact``
+        (exactly what that customer may do in the portal)."""
+        if contact is not None:
+            return cls("customer", contact.full_name, contact=contact, integration=name)
+        return cls("staff", name, integration=name)
 
 
 # --- defaults ----------------------------------------------------------------------------------
@@ -378,6 +389,7 @@ def create_ticket(actor: Actor, contact: Contact, *, title: str, description: st
         # Opened on the contact's behalf (by support, by email): news for them until they look.
         news_seq=0 if actor.contact is not None and actor.contact.id == contact.id else 1,
         opened_by_staff=actor.staff if actor.kind == "staff" else None,
+        opened_by_integration=actor.integration,
     )
     ticket.refresh_search_text()
     ticket.save(force_insert=True)
@@ -452,6 +464,45 @@ def change_state(ticket: Ticket, to_key: str, actor: Actor, *, planned_for: dt.d
         mark_read(ticket, actor.contact.id)
     signals.status_changed.send("tickets", ticket=ticket, old=old, new=to_key, actor=actor, history=history)
     return history
+
+
+#: The fields :func:`update_fields` changes, with the column each one writes.
+UPDATABLE = ("assignee", "priority", "category", "planned_for")
+
+
+def update_fields(ticket: Ticket, actor: Actor, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Change ``ticket``'s fields without a workflow move: ``assignee`` (a StaffUser or None),
+    ``priority``, ``category`` (an id or None), ``planned_for`` (a date; only in a state that asks
+    for one, else TransitionRefused "date"). Writes only what differs, while the ticket is still in
+    the state of the caller's copy (else TicketChanged), and sends ``ticket-updated`` with the
+    changes (field → (old, new); the assignee as staff ids). Returns the changes."""
+    unknown = set(values) - set(UPDATABLE)
+    if unknown:
+        raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+    current = state(ticket.status)
+    if "planned_for" in values and not (current is not None and current.needs_date):
+        raise TransitionRefused("date")
+    columns: dict[Any, Any] = {}
+    changes: dict[str, tuple[Any, Any]] = {}
+    if "assignee" in values:
+        staff = values["assignee"]
+        new_id = staff.id if staff is not None else None
+        if new_id != ticket.assignee_id:
+            changes["assignee"] = (ticket.assignee_id, new_id)
+            columns[Ticket.assignee] = new_id
+            columns[Ticket.assignee_name] = (staff.name or staff.email) if staff is not None else None
+    for name, column, old in (("priority", Ticket.priority, ticket.priority),
+                              ("category", Ticket.category, ticket.category_id),
+                              ("planned_for", Ticket.planned_for, ticket.planned_for)):
+        if name in values and values[name] != old:
+            changes[name] = (old, values[name])
+            columns[column] = values[name]
+    if not changes:
+        return changes
+    columns[Ticket.updated_at] = clock()
+    _update_row(ticket, columns, Ticket.status == ticket.status)
+    signals.ticket_updated.send("tickets", ticket=ticket, changes=changes, actor=actor)
+    return changes
 
 
 def take_charge(ticket: Ticket, staff: StaffUser) -> TicketHistory | None:
