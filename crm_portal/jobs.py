@@ -111,8 +111,8 @@ def core_periodic_tasks() -> list[tuple[str, Any, Callable[[], Any]]]:
     from .changes import prune as prune_changes
     from .mail import deliver_pending
     from .mailin.imap import poll_all
-    from .sync.deletion import purge
     from .rest.idempotency import prune as prune_idempotency
+    from .sync.deletion import purge
     from .webhooks import deliver_due
 
     return [

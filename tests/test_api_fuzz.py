@@ -10,12 +10,14 @@ change here: the operations come from the document.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
 from api_helpers import bearer, make_key
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
@@ -29,6 +31,12 @@ from schemathesis.specs.openapi.checks import (
 #: enough for the whole document to run in seconds.
 EXAMPLES = 6
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+#: Raw emails for POST /api/v1/inbound-email: the email-in fixtures (replies, automatic mail,
+#: bounces, broken MIME, a zip bomb …) and arbitrary bytes.
+MAIL = sorted((Path(__file__).parent / "fixtures" / "mail").glob("*.eml"))
+schemathesis.openapi.media_type(
+    "message/rfc822", st.one_of(st.sampled_from([path.read_bytes() for path in MAIL]), st.binary(max_size=4096)))
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def test_request_admin_cli_and_worker_transactions_begin_immediate(app, demo, cl
     assert _begins(sql) and set(_begins(sql)) <= {"BEGIN IMMEDIATE"} | savepoints
 
 
-def test_lock_contention_is_recognised_and_retried(app):  # retry_on_lock asks the database whether a transaction is open
+def test_lock_contention_is_recognised_and_retried(app):  # app: retry_on_lock asks the database about transactions
     assert is_lock_contention(pw.OperationalError("database is locked"))
     assert not is_lock_contention(pw.OperationalError('near "AS": syntax error'))
     assert not is_lock_contention(pw.OperationalError("unable to open database file"))

@@ -192,9 +192,10 @@ def test_batch_queries_do_not_grow_per_reference(app, token, client, queries):
     with queries:
         response = client.post("/api/v1/sync/contact/batch", json={"items": changed}, headers=bearer(token))
     assert response.json["counts"]["updated"] == 10
-    # Per item: savepoint, the record, the email and company checks, the update, its audit entry, the
-    # reference's stamp, release. The references themselves (and the company's) come in one query.
-    assert queries.count <= 10 * 8 + 5
+    # Per item: savepoint, the record, the email and company checks, the update, its audit entry, its
+    # change-log entry, the webhook endpoints subscribed, the reference's stamp, release. The
+    # references themselves (and the company's) come in one query.
+    assert queries.count <= 10 * 10 + 5
 
 
 # --- ownership ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import abort, request
+from flask import abort, request, url_for
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from flask_smorest import abort as abort_with
@@ -33,10 +33,10 @@ from ..crm_records import (
     update_contact,
 )
 from ..db import db
-from ..models import Company, Contact
 from ..scoping import get_or_404
 from .auth import ACT_AS_HEADER, acting_user, audit_integration, scoped
-from .records import api_fields, as_dict
+from .concurrency import check_if_match
+from .writes import get_for_update, record_answer
 
 
 class InvitationSchema(ma.Schema):
@@ -92,7 +92,6 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
 
     if "companies" in modules:
         company_module = modules["companies"]
-        company_fields = api_fields(company_module)
         company_out = record_schema(company_module)
 
         @bp.route("/companies", endpoint="companies_create", methods=["POST"])
@@ -106,7 +105,8 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
             _refuse_acting_as()
             with db.atomic():
                 company = create_company(values, user=acting_user())
-            return as_dict(company, company_fields)
+            return record_answer(company_module, company, acting_user(), 201,
+                                 {"Location": url_for("api_v1.companies_detail", record_id=company.id)})
 
         @bp.route("/companies/<int(signed=True):record_id>", endpoint="companies_update", methods=["PATCH"])
         @bp.response(200, company_out)
@@ -117,19 +117,20 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
         @scoped("companies:write")
         def company_update(record_id: int) -> Any:
             _refuse_acting_as()
-            company = _record("companies", record_id)
+            user = acting_user()
             try:
                 values = load(CompanyData, _body(), partial=True)
             except RecordInvalid as exc:
                 _invalid(exc)
             with db.atomic():
-                update_company(company, values, user=acting_user())
-            return as_dict(Company.get_by_id(company.id), company_fields)
+                company = get_for_update(company_module, record_id, user)
+                check_if_match(company)
+                update_company(company, values, user=user)
+            return record_answer(company_module, company, user)
 
     if "contacts" not in modules:
         return
     contact_module = modules["contacts"]
-    contact_fields = api_fields(contact_module)
     contact_out = record_schema(contact_module)
 
     @bp.route("/contacts", endpoint="contacts_create", methods=["POST"])
@@ -147,7 +148,8 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
                 contact = create_contact(values, user=acting_user())
         except RecordInvalid as exc:
             _invalid(exc)
-        return as_dict(contact, contact_fields)
+        return record_answer(contact_module, contact, acting_user(), 201,
+                             {"Location": url_for("api_v1.contacts_detail", record_id=contact.id)})
 
     @bp.route("/contacts/<int(signed=True):record_id>", endpoint="contacts_update", methods=["PATCH"])
     @bp.response(200, contact_out)
@@ -158,14 +160,16 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
     @scoped("contacts:write")
     def contact_update(record_id: int) -> Any:
         _refuse_acting_as()
-        contact = _record("contacts", record_id)
+        user = acting_user()
         try:
             values = load(ContactApiData, _body(), partial=True)
             with db.atomic():
-                update_contact(contact, values, user=acting_user())
+                contact = get_for_update(contact_module, record_id, user)
+                check_if_match(contact)
+                update_contact(contact, values, user=user)
         except RecordInvalid as exc:
             _invalid(exc)
-        return as_dict(Contact.get_by_id(contact.id), contact_fields)
+        return record_answer(contact_module, contact, user)
 
     @bp.route("/contacts/<int(signed=True):record_id>/invite", endpoint="contacts_invite", methods=["POST"])
     @bp.response(200, InvitationSchema)

@@ -37,6 +37,7 @@ from flask import Flask
 
 from .client import CsrfClient
 
+
 def _worker_database(url: str | None) -> str | None:
     """Under pytest-xdist every worker process gets a database of its own, named after the
     configured one (``test`` → ``test_gw0``), created the first time it is used."""
