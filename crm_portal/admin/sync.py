@@ -14,6 +14,7 @@ from markupsafe import Markup
 from ..crm_records import RecordInvalid
 from ..db import db
 from ..forms import EmptyForm
+from ..listing import fits_column
 from ..models import ExternalRef, SyncConflict
 from ..sync.ownership import locked_fields
 from ..sync.types import sync_types
@@ -103,8 +104,11 @@ class ExternalRefView(AdminModelView):
 
 
 def _candidates(view: Any, context: Any, model: Any, name: str) -> Any:
-    ids = json.loads(model.candidates or "[]")
-    return ", ".join(str(i) for i in ids)
+    try:
+        ids = json.loads(model.candidates or "[]")
+    except ValueError:  # written by hand in the database: shown as it is
+        return model.candidates
+    return ", ".join(str(i) for i in ids) if isinstance(ids, list) else str(ids)
 
 
 def _resolve_link(view: Any, context: Any, model: Any, name: str) -> Any:
@@ -137,7 +141,8 @@ class SyncConflictView(AdminModelView):
 
     @expose("/resolve/", methods=("GET", "POST"))
     def resolve(self) -> Any:
-        conflict = SyncConflict.get_or_none(SyncConflict.id == request.args.get("id", type=int))
+        wanted = request.args.get("id", type=int)
+        conflict = SyncConflict.get_or_none(SyncConflict.id == wanted) if fits_column(SyncConflict.id, wanted) else None
         if conflict is None or conflict.resolved_at is not None:
             abort(404)
         model = sync_types()[conflict.type].model

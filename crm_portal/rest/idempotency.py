@@ -178,6 +178,13 @@ class SpecPlugin(BasePlugin):
         parameters = operation.setdefault("parameters", [])
         if not any(isinstance(p, dict) and p.get("name") == HEADER for p in parameters):
             parameters.append(describe())
+        # What the header itself can answer, whatever the endpoint does.
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}
+        responses = operation.setdefault("responses", {})
+        responses.setdefault("409", {"description": "A request with this Idempotency-Key is still running.",
+                                     "content": error})
+        responses.setdefault("422", {"description": "This Idempotency-Key was used for a different request.",
+                                     "content": error})
 
 
 def describe() -> dict[str, Any]:
