@@ -228,7 +228,9 @@ class ListQuery:
             return self.expr(col)
         return col.sort_by() if callable(col.sort_by) else col.sort_by
 
-    def apply(self, req: ListRequest) -> pw.ModelSelect:
+    def apply(self, req: ListRequest, user: Any = None) -> pw.ModelSelect:
+        """The rows matching ``req``'s search and filters; ``user`` (the current user by default)
+        is whom the module's own filters (``Module.filter_list``) apply for."""
         query = self.query
         cols = {c.name: c for c in self.module.columns}
         searchable = [c for c in self.module.columns if c.search]
@@ -265,9 +267,9 @@ class ListQuery:
             else:
                 query = query.where(pw.SQL("1 = 0"))
         if self.module.list_params:
-            from flask_login import current_user
-
-            query = self.module.filter_list(query, req.extra, current_user)
+            if user is None:
+                from flask_login import current_user as user
+            query = self.module.filter_list(query, req.extra, user)
         return query
 
     def ordered(self, query: pw.ModelSelect, req: ListRequest) -> pw.ModelSelect:

@@ -328,3 +328,30 @@ def test_hostile_parameters_never_cause_a_server_error(app, demo, client):
         for header in ("0", "-1", "anna@acme.example\x00", "x" * 1000, "99999999999999999999"):
             response = client.get(url, headers=bearer(token, **{"X-Act-As-Contact": header}))
             assert response.status_code < 500, (url, header)
+
+
+@pytest.mark.parametrize("query", ["f_status=waiting_support&f_status=open", "state=closed", "q=stampa",
+                                   "show=mine", "state=open&q=cedolino", "f_status=no-such-state"])
+def test_list_filters_are_the_portals(app, demo, client, query):
+    """The module's list filters (``q``, ``s_``/``f_`` columns, its own parameters) pick the same
+    records as the portal's list with the same parameters, for the same contact."""
+    import re
+
+    anna = demo["contacts"]["anna"]
+    portal = app.test_client()
+    login(portal, anna.email)
+    page = portal.get(f"/tickets/?{query}&per_page=100")
+    assert page.status_code == 200
+    expected = {int(i) for i in re.findall(r'data-href="/tickets/(\d+)"', page.text)}
+    token = make_key(app).token
+    items = _walk(client, f"/api/v1/tickets?{query}", bearer(token, **{"X-Act-As-Contact": anna.email}), limit=2)
+    assert {i["id"] for i in items} == expected
+    if query.startswith("f_status=waiting"):
+        assert expected and {i["status"] for i in items} <= {"waiting_support", "open"}
+    unfiltered = _walk(client, "/api/v1/tickets", bearer(token, **{"X-Act-As-Contact": anna.email}))
+    assert expected < {i["id"] for i in unfiltered} or query == "show=mine"
+
+
+def test_list_filters_are_documented(app, client):
+    params = {p["name"] for p in openapi(app, client)["paths"]["/api/v1/tickets"]["get"]["parameters"]}
+    assert {"limit", "cursor", "updated_since", "q", "f_status", "state", "show"} <= params

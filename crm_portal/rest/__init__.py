@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app, render_template, request
 from flask_smorest import Api, Blueprint
 
 from ..api import Module
@@ -18,7 +18,7 @@ from ..scoping import get_or_404, visible
 from . import errors, idempotency
 from . import tickets as ticket_writes
 from . import writes as module_writes
-from .auth import ACT_AS_HEADER, acting_user, authenticate, scoped
+from .auth import ACT_AS_MARK, ActAsPlugin, acting_user, authenticate, scoped
 from .changes import add_routes as add_change_routes
 from .concurrency import etag_of
 from .inbound import add_routes as add_inbound_routes
@@ -28,6 +28,8 @@ from .records import (
     DecimalString,
     api_fields,
     as_dict,
+    filter_fields,
+    filtered,
     hidden_columns,
     page,
     page_schema,
@@ -76,15 +78,9 @@ ERRORS = {
 }
 
 
-ACT_AS_PARAMETER = {
-    "in": "header", "name": ACT_AS_HEADER, "required": False, "schema": {"type": "string"},
-    "description": "Read as this contact (id or email) would in the portal: their profile, grants and scope.",
-}
-
-
 def _doc(scope: str, summary: str) -> dict[str, Any]:
     return {"summary": summary, "description": f"Scope: `{scope}`.",
-            "security": [{BEARER: [scope]}], "parameters": [ACT_AS_PARAMETER]}
+            "security": [{BEARER: [scope]}], ACT_AS_MARK: True}
 
 
 def _errors(bp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -102,15 +98,18 @@ def _add_module(bp: Blueprint, module: Module) -> None:
     item = record_schema(module)
     fields = api_fields(module)
 
+    title = "".join(part.title() for part in name.split("_"))
+    list_args = PageArgs.from_dict(filter_fields(module), name=f"{title}ListArgs")
+
     @bp.route(f"/{name}", endpoint=f"{name}_list", methods=["GET"])
-    @bp.arguments(PageArgs, location="query", as_kwargs=True)
+    @bp.arguments(list_args, location="query", as_kwargs=True)
     @bp.response(200, page_schema(module, item))
     @_errors(bp)
     @bp.doc(**_doc(scope, f"List {name}"), tags=[name])
     @scoped(scope)
-    def list_view(limit: int, cursor: str | None, updated_since: Any) -> dict[str, Any]:
+    def list_view(limit: int, cursor: str | None, updated_since: Any, **_filters: Any) -> dict[str, Any]:
         user = acting_user()
-        query = visible(module, user=user)
+        query = filtered(module, visible(module, user=user), request.args, user)
         rows, next_cursor, has_more = page(module, query, limit=limit, cursor=cursor, updated_since=updated_since)
         hidden = hidden_columns(module, user)
         return {"items": [as_dict(row, fields, hidden) for row in rows], "next_cursor": next_cursor,
@@ -153,7 +152,7 @@ def init_app(app: Flask) -> None:
         "OPENAPI_SWAGGER_UI_PATH": None, "OPENAPI_REDOC_PATH": None, "OPENAPI_RAPIDOC_PATH": None,
     })
     api = PortalApi(app, spec_kwargs={"info": {"description": "See docs/api.md."},
-                                      "extra_plugins": [idempotency.SpecPlugin()]})
+                                      "extra_plugins": [idempotency.SpecPlugin(), ActAsPlugin()]})
     api.register_field(DecimalString, "string", "decimal")
     api.spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer",
                                                  "description": "crmp_<key id>_<secret>"})

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, NoReturn
 
+from apispec import BasePlugin
 from flask import abort, g, request
 from flask_babel import gettext as _
 from peewee import fn
@@ -87,3 +88,27 @@ def scoped(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def audit_integration(action: str, record: Any = None, **kwargs: Any) -> Any:
     """An audit entry whose actor is the calling integration (for the API's writes)."""
     return audit(action, record, user=g.api_principal, **kwargs)
+
+
+# --- the header in the OpenAPI document ----------------------------------------------------------
+ACT_AS_PARAMETER = {
+    "in": "header", "name": ACT_AS_HEADER, "required": False, "schema": {"type": "string"},
+    "description": "Act as this contact (id or email) would in the portal: their profile, grants and scope.",
+}
+
+
+#: Marks an operation that takes X-Act-As-Contact (see :class:`ActAsPlugin`); remove it from an
+#: operation's doc where acting as a contact means nothing.
+ACT_AS_MARK = "x-act-as-contact"
+
+
+class ActAsPlugin(BasePlugin):
+    """Adds the X-Act-As-Contact header to the operations marked with :data:`ACT_AS_MARK`. (A
+    ``parameters`` list given to ``Blueprint.doc`` would replace the query parameters flask-smorest
+    documents from the arguments' schema, not add to them.)"""
+
+    def operation_helper(self, path: str | None = None, operations: dict[str, Any] | None = None,
+                         **kwargs: Any) -> None:
+        for operation in (operations or {}).values():
+            if isinstance(operation, dict) and operation.pop(ACT_AS_MARK, False):
+                operation.setdefault("parameters", []).append(dict(ACT_AS_PARAMETER))

@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from ..mailin.models import STATUSES
 from ..mailin.pipeline import TemporaryFailure, ingest
-from .auth import scoped
+from .auth import ACT_AS_MARK, scoped
 
 SCOPE = "email:ingest"
 CONTENT_TYPES = ("message/rfc822", "application/octet-stream")
@@ -49,7 +49,7 @@ def _read_body(limit: int) -> bytes:
 def add_routes(bp: Blueprint, doc: Any, errors: Any) -> None:
     """The inbound email endpoint on the API's blueprint (``doc`` and ``errors`` as for the records)."""
     described = doc(SCOPE, "Hand over one raw email (RFC 822) to the email-in pipeline")
-    described.pop("parameters", None)  # X-Act-As-Contact means nothing here
+    described.pop(ACT_AS_MARK, None)  # X-Act-As-Contact means nothing here
     described["requestBody"] = {"required": True, "content": {
         "message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}
 

@@ -184,3 +184,41 @@ def page(module: Module, query: pw.ModelSelect, *, limit: int, cursor: str | Non
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1], fld) if has_more and rows else None
     return rows, next_cursor, has_more
+
+
+# --- the module's list filters ------------------------------------------------------------------
+def filter_fields(module: Module) -> dict[str, ma.fields.Field]:
+    """Query parameters of ``GET /api/v1/<module>`` beyond the page's, named as the portal's list
+    names them: ``q`` (every word must match), ``s_<column>`` (a column's search), ``f_<column>``
+    (one of the values; repeat the parameter for several) and the module's own ``list_params``."""
+    from ..listing import MAX_TERM
+
+    def text(description: str) -> ma.fields.String:
+        return ma.fields.String(load_default=None, validate=ma.validate.Length(max=MAX_TERM),
+                                metadata={"description": description})
+
+    found: dict[str, ma.fields.Field] = {}
+    if module.search_field is not None or any(c.search for c in module.columns):
+        found["q"] = text("words to find (each must match), as the portal list's search box")
+    for col in module.columns:
+        if col.search:
+            found[f"s_{col.name}"] = text(f"text to find in {col.name}")
+        if col.filter:
+            found[f"f_{col.name}"] = ma.fields.List(
+                ma.fields.String(validate=ma.validate.Length(max=MAX_TERM)), load_default=None,
+                metadata={"description": f"only records whose {col.name} is one of these values "
+                                         "(repeat the parameter)"})
+    for name in module.list_params:
+        found[name] = text(f"the list's own filter '{name}' (see the module's documentation)")
+    return found
+
+
+def filtered(module: Module, query: pw.ModelSelect, args: Any, user: Any) -> pw.ModelSelect:
+    """``query`` (through the gate) narrowed by the list filters of ``args``, exactly as the
+    portal's list applies them (``crm_portal.listing``)."""
+    from ..listing import ListQuery, ListRequest
+
+    req = ListRequest.parse(module, args)
+    if not (req.q or req.searches or req.filters or req.extra):
+        return query
+    return ListQuery(module, query).apply(req, user)

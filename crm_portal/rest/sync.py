@@ -20,7 +20,7 @@ from ..db import db
 from ..sync import deletion, ownership
 from ..sync.types import build
 from ..sync.upsert import Outcome, RefCache, check_external_id, upsert
-from .auth import ACT_AS_HEADER, current_key, scoped
+from .auth import ACT_AS_HEADER, ACT_AS_MARK, current_key, scoped
 
 SCOPE = "sync:write"
 MAX_BATCH = 500
@@ -103,7 +103,7 @@ def add_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
 
     def described(summary: str, kind: str) -> dict[str, Any]:
         found = doc(SCOPE, summary)
-        found.pop("parameters", None)
+        found.pop(ACT_AS_MARK, None)
         keys = ", ".join(f"`{k}`" for k in sorted(_keys(app, kind)))
         found["description"] += f" Fields the CRM owns ({kind}): {keys}."
         return found
