@@ -40,7 +40,7 @@ __all__ = [
     "Profile", "send_invitation", "portal_access_granted", "revoke_access", "reserve_mail_request",
     "DueItem",
     "NotificationEvent", "notify_contact", "wants_notification", "format_money",
-    "email_that_opened",
+    "email_that_opened", "is_answering_mail",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -460,7 +460,7 @@ from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
 from .notifications import notify_contact, wants_notification  # noqa: E402
-from .outbox import external_url, queue_email  # noqa: E402
+from .outbox import external_url, is_answering_mail, queue_email  # noqa: E402
 from .ratelimit import reserve_mail_request  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
 from .staff import StaffUser, current_staff, staff_members  # noqa: E402

@@ -63,6 +63,11 @@ def answering_mail() -> Iterator[None]:
         _answering_mail.reset(token)
 
 
+def is_answering_mail() -> bool:
+    """Whether email queued now answers an incoming email (inside :func:`answering_mail`)."""
+    return _answering_mail.get()
+
+
 def queue_email(to: str, template: str, *, language: str | None = None, coalesce: str | None = None,
                 merge: Merge | None = None, thread: str | None = None, **context: Any) -> OutboxMessage:
     """Render ``template`` for ``to`` in ``language`` and store it in the outbox (extension point).

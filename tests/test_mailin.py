@@ -53,13 +53,23 @@ def test_a_plain_email_opens_a_ticket_for_its_contact(app, demo):
     assert ticket.status == "open"
 
 
-def test_the_acknowledgement_is_an_auto_reply_that_threads(app, demo):
+def test_a_request_by_email_is_acknowledged_unless_replies_are_off(app, demo):
+    """The wizard's confirmation is opt-in (the page confirms); a request by email is answered with
+    its number by default, as a reply, and not when the contact switched replies off."""
     from crm_portal.notifications import encode_choices
 
     with app.app_context(), db.connection_context():
-        anna = Contact.get(Contact.email == "anna@acme.example")
-        anna.notification_events = encode_choices(anna, {"tickets.created": True})
-        anna.save()
+        bruno = Contact.get(Contact.email == "bruno@acme.example")
+        bruno.notification_events = encode_choices(bruno, {"tickets.reply": False})
+        bruno.save()
+    raw = fixture("new_request_plain.eml").replace(b"anna@acme.example", b"bruno@acme.example")
+    since = last_outbox(app)
+    row = ingest(app, raw)
+    assert row.status == "ticket_created"
+    assert not [m for m in outbox_after(app, since) if m.to_address == "bruno@acme.example"]
+
+
+def test_the_acknowledgement_is_an_auto_reply_that_threads(app, demo):
     since = last_outbox(app)
     row = ingest(app, fixture("new_request_plain.eml"))
     sent = [m for m in outbox_after(app, since) if m.to_address == "anna@acme.example"]

@@ -33,6 +33,7 @@ from crm_portal.api import (
     PortalUser,
     db,
     external_url,
+    is_answering_mail,
     notify_contact,
     queue_email,
     visible,
@@ -116,7 +117,10 @@ def email_ticket_created(sender: Any, *, ticket: Ticket, actor: workflow.Actor, 
     if workflow.is_quiet():
         return
     own = actor.contact is not None and actor.contact.id == ticket.contact_id
-    for contact, key in _recipients(ticket, actor, CREATED if own else REPLY, receipt=True):
+    # A request sent by email is answered as a reply (the ticket's number, a thread to reply in):
+    # the sender has no page confirming it, unlike the wizard's.
+    event = CREATED if own and not is_answering_mail() else REPLY
+    for contact, key in _recipients(ticket, actor, event, receipt=True):
         notify_contact(contact, key, "tickets_created", ticket=ticket, thread=f"tickets:{ticket.id}",
                        requester=None if contact.id == ticket.contact_id else ticket.requester_name,
                        state_label=_state_label(ticket.status, contact.language),
