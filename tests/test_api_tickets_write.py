@@ -21,6 +21,16 @@ def _ctx(app):
     return _Ctx(app)
 
 
+def _grant_tickets(app, contact, actions: str) -> None:
+    """What ``contact``'s profile may do in the tickets module, from now on."""
+    from crm_portal.models import ProfileModule
+
+    with _ctx(app):
+        grant = ProfileModule.get((ProfileModule.profile == contact.profile_id) & (ProfileModule.module == "tickets"))
+        grant.actions = actions
+        grant.save()
+
+
 class _Ctx:
     def __init__(self, app):
         self.app = app
@@ -179,12 +189,7 @@ def test_acting_as_contacts_opens_their_own_requests(app, demo, client, write):
 
 def test_acting_as_a_contact_without_create_grant_is_refused(app, demo, client, write):
     bruno = demo["contacts"]["bruno"]
-    with _ctx(app):
-        from crm_portal.models import ProfileModule
-
-        grant = ProfileModule.get((ProfileModule.profile == bruno.profile_id) & (ProfileModule.module == "tickets"))
-        grant.actions = "view,comment"
-        grant.save()
+    _grant_tickets(app, bruno, "view,comment")
     response = client.post("/api/v1/tickets", json=_body(app, bruno.email),
                            headers={**write, "X-Act-As-Contact": bruno.email})
     assert response.status_code == 403
@@ -353,12 +358,7 @@ def test_comments_by_kind_and_reader(app, demo, client, write):
 
 def test_a_contact_without_comment_others_cannot_write_in_a_colleagues_ticket(app, demo, client, write):
     anna = demo["contacts"]["anna"]
-    with _ctx(app):
-        from crm_portal.models import ProfileModule
-
-        grant = ProfileModule.get((ProfileModule.profile == anna.profile_id) & (ProfileModule.module == "tickets"))
-        grant.actions = "view,create,comment,close"
-        grant.save()
+    _grant_tickets(app, anna, "view,create,comment,close")
     brunos = _ticket_of(app, demo["contacts"]["bruno"])
     response = client.post(f"/api/v1/tickets/{brunos.id}/comments", json={"body": "x"},
                            headers={**write, "X-Act-As-Contact": anna.email})

@@ -178,14 +178,19 @@ def test_list_query_count_is_constant(app, demo, client, queries):
     assert queries.count == few
 
 
-def test_admin_crud_with_file(app, demo, client):
-    staff_login(client)
-    acme = demo["companies"]["acme"]
+def add_in_admin(client, company) -> None:
+    """Staff (logged in on ``client``) add the PDF "Price list" (listino.pdf) for ``company``."""
     response = client.post("/admin/documents_document/new/", data={
-        "title": "Price list", "description": "", "public": "", "company": str(acme.id), "contact": "__None",
+        "title": "Price list", "description": "", "public": "", "company": str(company.id), "contact": "__None",
         "folder": "__None", "product_code": "", "upload": (io.BytesIO(PDF), "listino.pdf"),
     }, content_type="multipart/form-data")
     assert response.status_code == 302
+
+
+def test_admin_crud_with_file(app, demo, client):
+    staff_login(client)
+    acme = demo["companies"]["acme"]
+    add_in_admin(client, acme)
     with app.app_context(), db.connection_context():
         doc = Document.get(Document.title == "Price list")
         assert doc.kind == "pdf" and doc.original_name == "listino.pdf"

@@ -5,7 +5,6 @@ the event's read scope."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +18,6 @@ from crm_portal.rest.keys import all_scopes, create_key, revoke_key
 from crm_portal.scoping import IntegrationPrincipal
 from crm_portal.testing import login, staff_login
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 class Hooks:
@@ -284,13 +282,10 @@ def test_quote_decisions_send_accepted_and_rejected(app, hooks, client):
 
 
 def test_a_document_added_by_staff_in_the_admin_sends_document_created(app, hooks, client, demo):
+    from test_documents import add_in_admin
+
     staff_login(client)
-    acme = demo["companies"]["acme"]
-    response = client.post("/admin/documents_document/new/", data={
-        "title": "Price list", "description": "", "public": "", "company": str(acme.id), "contact": "__None",
-        "folder": "__None", "product_code": "", "upload": (io.BytesIO(PDF), "listino.pdf"),
-    }, content_type="multipart/form-data")
-    assert response.status_code == 302
+    add_in_admin(client, demo["companies"]["acme"])
     [(kind, data)] = hooks.events()
     assert (kind, data["title"]) == ("document.created", "Price list") and isinstance(data["id"], int)
 
