@@ -19,7 +19,6 @@ from crm_portal.scoping import IntegrationPrincipal
 from crm_portal.testing import login, staff_login
 
 
-
 class Hooks:
     """An endpoint of the integration "crm" subscribed to ``events`` (all by default), and what
     its receiver got, verified."""
