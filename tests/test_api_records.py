@@ -355,3 +355,22 @@ def test_list_filters_are_the_portals(app, demo, client, query):
 def test_list_filters_are_documented(app, client):
     params = {p["name"] for p in openapi(app, client)["paths"]["/api/v1/tickets"]["get"]["parameters"]}
     assert {"limit", "cursor", "updated_since", "q", "f_status", "state", "show"} <= params
+
+
+@pytest.mark.parametrize(("url", "body", "where"), [
+    ("/api/v1/sync/company/batch", {"items": [{"external_id": "A\x00", "data": {"name": "Nul"}}]}, "items.0.external_id"),
+    ("/api/v1/sync/company/C-1", {"name": "Acme\x00"}, "name"),
+    ("/api/v1/companies", {"name": "ok", "notes": ["x", "y\x00"]}, "notes.1"),
+    ("/api/v1/tickets", {"contact_email\x00": "x"}, "contact_email\x00"),
+])
+def test_text_with_a_nul_character_is_refused_before_any_write(app, demo, client, url, body, where):
+    """PostgreSQL cannot store NUL in text: every JSON body is checked before an endpoint reads it."""
+    token = make_key(app).token
+    method = client.put if "/C-1" in url else client.post
+    with app.app_context(), db.connection_context():
+        before = (Company.select().count(), Contact.select().count())
+    response = method(url, json=body, headers=bearer(token))
+    assert response.status_code == 422, response.get_json()
+    assert where in response.get_json()["errors"]
+    with app.app_context(), db.connection_context():
+        assert (Company.select().count(), Contact.select().count()) == before

@@ -19,6 +19,7 @@ from . import errors, idempotency
 from . import tickets as ticket_writes
 from . import writes as module_writes
 from .auth import ACT_AS_MARK, ActAsPlugin, acting_user, authenticate, scoped
+from .bodies import refuse_nul
 from .changes import add_routes as add_change_routes
 from .concurrency import etag_of
 from .inbound import add_routes as add_inbound_routes
@@ -162,6 +163,7 @@ def init_app(app: Flask) -> None:
     # no key, so CSRF tokens have nothing to protect (and API clients have none).
     csrf.exempt(bp)
     bp.before_request(authenticate)
+    bp.before_request(refuse_nul)
     idempotency.init_blueprint(bp)  # after authenticate: keys are per integration
     for module in app.extensions["crm_portal"].modules.values():
         if module.record is not None:
