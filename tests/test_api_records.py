@@ -358,7 +358,8 @@ def test_list_filters_are_documented(app, client):
 
 
 @pytest.mark.parametrize(("url", "body", "where"), [
-    ("/api/v1/sync/company/batch", {"items": [{"external_id": "A\x00", "data": {"name": "Nul"}}]}, "items.0.external_id"),
+    ("/api/v1/sync/company/batch", {"items": [{"external_id": "A\x00", "data": {"name": "Nul"}}]},
+     "items.0.external_id"),
     ("/api/v1/sync/company/C-1", {"name": "Acme\x00"}, "name"),
     ("/api/v1/companies", {"name": "ok", "notes": ["x", "y\x00"]}, "notes.1"),
     ("/api/v1/tickets", {"contact_email\x00": "x"}, "contact_email\x00"),

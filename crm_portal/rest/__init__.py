@@ -60,6 +60,34 @@ class PortalApi(Api):
     def _register_error_handlers(self) -> None:
         errors.init_app(self._app)
 
+    # The document is written the first time it is read, not at start-up: describing the
+    # endpoints (deep copies of every schema and doc) was most of an application's start-up time,
+    # and a web worker may never be asked for it. Routes are registered at once, as usual.
+    @property
+    def spec(self) -> Any:
+        pending = self.__dict__.get("_pending_docs")
+        if pending and self.__dict__.get("_spec") is not None:
+            self.__dict__["_pending_docs"] = []
+            for describe in pending:
+                describe()
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self.__dict__["_spec"] = value
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+
+        def describe() -> None:
+            spec = self.__dict__["_spec"]
+            blp.register_views_in_doc(self, self._app, spec, name=name, parameters=parameters)
+            spec.tag({"name": name, "description": blp.description})
+
+        self.__dict__.setdefault("_pending_docs", []).append(describe)
+
 
 class PageArgs(ma.Schema):
     limit = ma.fields.Integer(load_default=DEFAULT_LIMIT, validate=ma.validate.Range(1, MAX_LIMIT),
