@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from api_helpers import bearer, make_key
+from test_webhook_events import Hooks
 
 from crm_portal import signals
 from crm_portal.db import db, utcnow
@@ -227,3 +228,46 @@ def test_the_file_key_is_documented(app, token, client):
     paths = {path.removeprefix("/api/v1"): item for path, item in spec["paths"].items()}
     description = paths["/sync/document/{external_id}"]["put"]["description"]
     assert "`file`" in description and "`contact_external_id`" in description
+
+
+def test_file_errors_in_the_callers_language(app, token, client):
+    bad = _doc(file={"name": "offerta.pdf", "content_base64": "@@@"})
+    italian = put(client, token, "D-1", bad, **{"Accept-Language": "it"})
+    assert italian.json["errors"]["file"] == ["Il contenuto del file non è un base64 valido."]
+    assert put(client, token, "D-1", bad).json["errors"]["file"] == ["The file's content is not valid base64."]
+
+
+def test_a_batch_that_rolls_back_leaves_no_file(app, token, client):
+    before = _stored(app)
+    calls = []
+
+    def second_fails(sender, **kw):
+        calls.append(sender)
+        if len(calls) == 2:
+            raise RuntimeError("receiver failed")
+
+    items = [{"external_id": f"D-{n}", "data": _doc(title=f"Doc {n}", file=_file(f"d{n}.txt", f"{n}\n".encode()))}
+             for n in (1, 2)]
+    signals.record_created.connect(second_fails)
+    try:
+        with pytest.raises(RuntimeError):
+            client.post("/api/v1/sync/document/batch", json={"items": items}, headers=bearer(token))
+    finally:
+        signals.record_created.disconnect(second_fails)
+    assert calls == ["documents", "documents"]
+    assert _stored(app) == before and _count(app, Document, Document.title.startswith("Doc ")) == 0
+
+
+def test_a_pushed_document_sends_document_created(app, demo, receiver, client):
+    app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = True  # the receiver is local
+    hooks = Hooks(app, receiver, events=["document.created", "document.updated"])
+    token = make_key(app, "sync:write").token
+    acme = demo["companies"]["acme"]
+    client.put("/api/v1/sync/company/ACME", json={"name": acme.name, "vat_number": acme.vat_number},
+               headers=bearer(token))
+    created = put(client, token, "D-1", _doc(contact_external_id=None)).json
+    assert created["status"] == "created", created
+    put(client, token, "D-1", {"title": "Offerta rivista"})
+    events = hooks.events()
+    assert [(kind, data["id"]) for kind, data in events] == [("document.created", created["id"]),
+                                                             ("document.updated", created["id"])]

@@ -24,8 +24,15 @@ from typing import Any
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
-from ..uploads import CHUNK, UploadRejected, clean_filename, delete_stored, remove_after_commit, save_upload, \
-    stored_path
+from ..uploads import (
+    CHUNK,
+    UploadRejected,
+    clean_filename,
+    delete_stored,
+    remove_after_commit,
+    save_upload,
+    stored_path,
+)
 
 
 @dataclasses.dataclass(frozen=True)
