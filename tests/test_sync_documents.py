@@ -271,3 +271,19 @@ def test_a_pushed_document_sends_document_created(app, demo, receiver, client):
     events = hooks.events()
     assert [(kind, data["id"]) for kind, data in events] == [("document.created", created["id"]),
                                                              ("document.updated", created["id"])]
+
+
+def test_a_modules_file_declaration_is_checked():
+    """``sync_files`` names columns of the record, which must take its files with it."""
+    from crm_portal.api import SyncFile
+    from crm_portal.modules.documents.models import Folder
+    from crm_portal.sync.types import _check_files
+
+    _check_files("documents", Document, {"file": SyncFile()}, ("title",))
+    with pytest.raises(ValueError, match="not fields"):
+        _check_files("documents", Document, {"file": SyncFile(size="bytes")}, ())
+    with pytest.raises(ValueError, match="clashes"):
+        _check_files("documents", Document, {"title": SyncFile()}, ("title",))
+    with pytest.raises(ValueError, match="file_area"):
+        _check_files("x", Folder, {"file": SyncFile(stored_name="label_en", original_name=None, size=None,
+                                                    mimetype=None, kind=None)}, ())
