@@ -40,7 +40,7 @@ __all__ = [
     "Profile", "send_invitation", "portal_access_granted", "revoke_access", "reserve_mail_request",
     "DueItem",
     "NotificationEvent", "notify_contact", "wants_notification", "format_money",
-    "email_that_opened", "is_answering_mail",
+    "email_that_opened", "is_answering_mail", "SyncFile",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
@@ -323,6 +323,11 @@ class Module:
     #: What the ``deactivate`` deletion policy writes on a record the CRM deleted (``{"active":
     #: False}``); empty: the type knows no such state (``ignore`` or ``delete`` only).
     sync_deactivate: ClassVar[Mapping[str, Any]] = {}
+    #: Files a push may carry, by payload key: ``{"file": SyncFile()}`` — the payload gives
+    #: ``{"name": "offerta.pdf", "content_base64": "…"}``, checked by the upload rules and stored in
+    #: the record's columns the :class:`SyncFile` names (``record`` declares ``file_area`` and
+    #: ``file_fields``). See crm_portal.sync.files.
+    sync_files: ClassVar[Mapping[str, SyncFile]] = {}
 
     #: The module's own views (a :class:`ModuleBlueprint` declared in its ``views.py``); ``None``
     #: for a module served by the generic views alone.
@@ -464,6 +469,7 @@ from .outbox import external_url, is_answering_mail, queue_email  # noqa: E402
 from .ratelimit import reserve_mail_request  # noqa: E402
 from .scoping import get_or_404, require, visible  # noqa: E402
 from .staff import StaffUser, current_staff, staff_members  # noqa: E402
+from .sync.files import SyncFile  # noqa: E402
 from .uploads import (  # noqa: E402
     StoredFile,
     UploadRejected,

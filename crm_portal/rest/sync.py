@@ -18,6 +18,7 @@ from flask_smorest import abort as abort_with
 from ..crm_records import RecordInvalid
 from ..db import db
 from ..sync import deletion, ownership
+from ..sync.files import PushFiles
 from ..sync.types import build
 from ..sync.upsert import Outcome, RefCache, check_external_id, upsert
 from .auth import ACT_AS_HEADER, ACT_AS_MARK, current_key, scoped
@@ -74,18 +75,29 @@ def _external_id(value: str) -> str:
         raise  # unreachable: abort raises
 
 
-def push(kind: str, external_id: str, data: Any, refs: RefCache) -> Outcome:
-    """One push in its own savepoint: refused values and database refusals roll back this item only."""
+def push(kind: str, external_id: str, data: Any, refs: RefCache, kept: PushFiles | None = None) -> Outcome:
+    """One push in its own savepoint: refused values and database refusals roll back this item only,
+    and the files it stored go with them. Once the savepoint holds, the files it replaced are removed
+    after the commit and those it stored are handed to ``kept`` (a batch's, should it roll back)."""
+    files = PushFiles()
     try:
         with db.atomic():
-            return upsert(g.api_key.integration, kind, external_id, data, refs=refs, user=g.api_principal)
+            outcome = upsert(g.api_key.integration, kind, external_id, data, refs=refs, user=g.api_principal,
+                             files=files)
     except RecordInvalid as exc:
+        files.discard()
         refs.forget()
         return Outcome(str(external_id), "error", errors=exc.errors)
     except pw.IntegrityError:  # the same email written by another request a moment ago
+        files.discard()
         refs.forget()
         return Outcome(str(external_id), "error", errors={"_schema": [_("Another record holds these values "
                                                                            "now; push it again.")]})
+    except BaseException:
+        files.discard()
+        raise
+    files.settle(into=kept)
+    return outcome
 
 
 def add_crm_routes(bp: Blueprint, doc: Any, errors: Any, app: Any) -> None:
@@ -165,9 +177,14 @@ def _add_type(bp: Blueprint, kind: str, described: Any, errors: Any) -> None:
             refs.prefetch("company", sorted({str(i["data"].get("company_external_id")).strip() for i in items
                                              if isinstance(i["data"].get("company_external_id"), str)}))
         outcomes = []
-        with db.atomic():
-            for item in items:
-                outcomes.append(push(kind, item["external_id"], item["data"], refs).as_dict())
+        stored = PushFiles()
+        try:
+            with db.atomic():
+                for item in items:
+                    outcomes.append(push(kind, item["external_id"], item["data"], refs, stored).as_dict())
+        except BaseException:
+            stored.discard()  # the batch rolled back: no row holds the files its items stored
+            raise
         counts = dict.fromkeys(("created", "updated", "unchanged", "conflict", "error"), 0)
         for found in outcomes:
             counts[found["status"]] += 1

@@ -10,7 +10,16 @@ from flask import current_app
 from .. import signals
 from ..audit import audit
 from ..models import Contact
+from .files import PushFiles, apply
 from .types import SyncType
+
+
+def _store_files(stype: SyncType, row: Any, values: dict[str, Any], files: PushFiles | None) -> None:
+    if not any(key in values for key in stype.files):
+        return
+    if files is None:
+        raise RuntimeError("a push carrying files needs a PushFiles to track them")
+    apply(stype.model, stype.files, row, values, files)
 
 
 def _check(stype: SyncType, row: Any, values: dict[str, Any]) -> None:
@@ -29,8 +38,11 @@ def _check(stype: SyncType, row: Any, values: dict[str, Any]) -> None:
         raise RecordInvalid({"contact_external_id": [_("This contact does not belong to the record's company.")]})
 
 
-def create_record(stype: SyncType, values: dict[str, Any], *, user: Any, details: Any) -> Any:
+def create_record(stype: SyncType, values: dict[str, Any], *, user: Any, details: Any,
+                  files: PushFiles | None = None) -> Any:
+    """Create a record from a push's values (its files stored last, once the rest is valid)."""
     _check(stype, None, values)
+    _store_files(stype, None, values, files)
     row = stype.model.create(**values)
     audit("created", row, user=user, details=details)
     module = current_app.extensions["crm_portal"].modules.get(stype.module)
@@ -39,7 +51,13 @@ def create_record(stype: SyncType, values: dict[str, Any], *, user: Any, details
 
 
 def update_record(stype: SyncType, row: Any, values: dict[str, Any], *, user: Any,
-                  details: Any) -> dict[str, tuple[Any, Any]]:
+                  details: Any, files: PushFiles | None = None) -> dict[str, tuple[Any, Any]]:
+    """Write the values that differ from ``row``'s (a file of the same content changes nothing);
+    the changes, field → (old, new)."""
+    values = dict(values)
+    if any(key in values for key in stype.files):
+        _check(stype, row, {k: v for k, v in values.items() if k not in stype.files})
+        _store_files(stype, row, values, files)
     changes = {name: (row.__data__.get(name), value) for name, value in values.items()
                if row.__data__.get(name) != value}
     if not changes:

@@ -16,6 +16,7 @@ import peewee as pw
 from flask import Flask, current_app
 
 from ..models import Company, Contact
+from .files import SyncFile
 
 #: Core fields a CRM may be given, per type (``company`` of a contact: its company, by external id).
 CORE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -39,6 +40,8 @@ class SyncType:
     references: Mapping[str, str]
     deactivate: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     core: bool = False
+    #: Payload key → the file it carries and the columns that take it (``Module.sync_files``).
+    files: Mapping[str, SyncFile] = dataclasses.field(default_factory=dict)
 
     def key_of(self, field: str) -> str:
         """The payload key of ``field`` (a reference: ``<field>_external_id``)."""
@@ -73,9 +76,26 @@ def build(app: Flask) -> dict[str, SyncType]:
                 if fld.rel_model not in _REFERENCED:
                     raise ValueError(f"module {module.name}: {field_name} refers to neither companies nor contacts")
                 references[field_name] = _REFERENCED[fld.rel_model]
+        files = dict(getattr(module, "sync_files", None) or {})
+        _check_files(module.name, model, files, module.sync_fields)
         found[name] = SyncType(name, model, module.name, frozenset(module.sync_fields), references,
-                               dict(module.sync_deactivate))
+                               dict(module.sync_deactivate), files=files)
     return found
+
+
+def _check_files(module: str, model: Any, files: Mapping[str, Any], fields: Any) -> None:
+    """A module's ``sync_files``: keys that are no field's, columns of the model, an upload area."""
+    for key, spec in files.items():
+        if not isinstance(spec, SyncFile):
+            raise ValueError(f"module {module}: sync_files[{key!r}] must be a SyncFile")
+        if key in fields or key.endswith("_external_id"):
+            raise ValueError(f"module {module}: sync_files key {key!r} clashes with a field")
+        unknown = [c for c in spec.columns().values() if c not in model._meta.fields]
+        if unknown:
+            raise ValueError(f"module {module}: sync_files[{key!r}] names {unknown}, not fields of {model.__name__}")
+        if not getattr(model, "file_area", None) or spec.stored_name not in (getattr(model, "file_fields", ()) or ()):
+            raise ValueError(f"module {module}: {model.__name__} must declare file_area and list "
+                             f"{spec.stored_name!r} in file_fields (the file goes with the row)")
 
 
 def sync_types() -> dict[str, SyncType]:

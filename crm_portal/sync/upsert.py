@@ -34,6 +34,8 @@ from ..crm_records import (
 from ..db import utcnow
 from ..models import Company, Contact, ExternalRef, Integration, SyncConflict
 from ..scoping import IntegrationPrincipal
+from . import files as sync_files
+from .files import PushFiles
 from .module_records import create_record, update_record
 from .ownership import PORTAL_OWNED, crm_owned
 from .types import SyncType, schema_of, sync_types
@@ -79,9 +81,10 @@ def check_external_id(external_id: Any) -> str:
 # --- the payload ---------------------------------------------------------------------------------
 
 def allowed_keys(kind: str) -> frozenset[str]:
-    """The payload keys of ``kind``: its CRM-owned fields, references as ``<field>_external_id``."""
+    """The payload keys of ``kind``: its CRM-owned fields, references as ``<field>_external_id``,
+    and its files (``Module.sync_files``)."""
     stype = sync_types()[kind]
-    return frozenset(stype.key_of(name) for name in crm_owned(kind))
+    return frozenset(stype.key_of(name) for name in crm_owned(kind)) | frozenset(stype.files)
 
 
 def _key_errors(kind: str, data: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -159,11 +162,20 @@ def _values(kind: str, data: Mapping[str, Any], refs: RefCache, *, partial: bool
     payload = {k: v for k, v in data.items() if k not in errors}
     given = {field: payload.pop(stype.key_of(field)) for field in stype.references
              if stype.key_of(field) in payload}
+    pushed_files = {key: payload.pop(key) for key in stype.files if key in payload}
     values: dict[str, Any] = {}
     try:
         values = load(_SCHEMAS.get(kind) or schema_of(stype), payload, partial=partial)
     except RecordInvalid as exc:
         errors.update(exc.errors)
+    for key, value in pushed_files.items():  # decoded here, stored by module_records once all is valid
+        try:
+            values[key] = sync_files.decode(value)
+        except ValueError as exc:
+            errors[key] = [str(exc)]
+        else:
+            if values[key] is None and stype.files[key].required:
+                errors[key] = [_("This file is required: it cannot be removed.")]
     for field, value in given.items():
         record_id, problem = _reference(stype, field, value, refs)
         if problem:
@@ -174,6 +186,9 @@ def _values(kind: str, data: Mapping[str, Any], refs: RefCache, *, partial: bool
         for field in stype.references:
             if field not in given and not stype.model._meta.fields[field].null and field in crm_owned(kind):
                 errors.setdefault(stype.key_of(field), [_("Missing data for required field.")])
+        for key, spec in stype.files.items():
+            if spec.required and key not in pushed_files:
+                errors.setdefault(key, [_("Missing data for required field.")])
     if errors:
         raise RecordInvalid(errors)
     return values
@@ -234,10 +249,11 @@ def link(integration: Integration, kind: str, external_id: str, record_id: int, 
 
 # --- the push -------------------------------------------------------------------------------------
 
-def _write(kind: str, row: Any, values: dict[str, Any], user: Any, details: dict[str, Any]) -> Any:
+def _write(kind: str, row: Any, values: dict[str, Any], user: Any, details: dict[str, Any],
+           files: PushFiles) -> Any:
     if not sync_types()[kind].core:
-        return create_record(sync_types()[kind], values, user=user, details=details) if row is None \
-            else update_record(sync_types()[kind], row, values, user=user, details=details)
+        return create_record(sync_types()[kind], values, user=user, details=details, files=files) if row is None \
+            else update_record(sync_types()[kind], row, values, user=user, details=details, files=files)
     if kind == "company":
         return create_company(values, user=user, details=details) if row is None \
             else update_company(row, values, user=user, details=details)
@@ -245,9 +261,33 @@ def _write(kind: str, row: Any, values: dict[str, Any], user: Any, details: dict
         else update_contact(row, values, user=user, details=details)
 
 
+def _reported(kind: str, names: Any) -> list[str]:
+    """The fields written, a file's columns named by its payload key (``file``)."""
+    columns = {column: key for key, spec in sync_types()[kind].files.items() for column in spec.columns().values()}
+    return sorted({columns.get(name, name) for name in names})
+
+
 def upsert(integration: Integration, kind: str, external_id: str, data: Mapping[str, Any], *,
-           refs: RefCache | None = None, user: Any = None) -> Outcome:
-    """Apply one push; :class:`RecordInvalid` for values refused (the caller rolls back)."""
+           refs: RefCache | None = None, user: Any = None, files: PushFiles | None = None) -> Outcome:
+    """Apply one push; :class:`RecordInvalid` for values refused (the caller rolls back).
+
+    ``files`` collects the files the push stores and replaces: the caller discards them when its
+    savepoint rolls back and settles them when it succeeds. Without it, a failure here removes the
+    stored files and a success schedules the replaced ones' removal after the commit."""
+    if files is not None:
+        return _upsert(integration, kind, external_id, data, refs, user, files)
+    own = PushFiles()
+    try:
+        outcome = _upsert(integration, kind, external_id, data, refs, user, own)
+    except BaseException:
+        own.discard()
+        raise
+    own.settle()
+    return outcome
+
+
+def _upsert(integration: Integration, kind: str, external_id: str, data: Mapping[str, Any],
+            refs: RefCache | None, user: Any, files: PushFiles) -> Outcome:
     if kind not in sync_types():
         raise RecordInvalid({"type": [_("Unknown record type.")]})
     external_id = check_external_id(external_id)
@@ -265,13 +305,13 @@ def upsert(integration: Integration, kind: str, external_id: str, data: Mapping[
         refs.put(None, kind, external_id)
     if ref is not None:
         values = _values(kind, data, refs, partial=True)
-        changes = _write(kind, row, values, user, details)
+        changes = _write(kind, row, values, user, details, files)
         restored = ref.deleted_at is not None
         if changes or restored:
             ExternalRef.update(updated_at=utcnow(), deleted_at=None).where(ExternalRef.id == ref.id).execute()
             ref.deleted_at = None
         status = "updated" if changes or restored else "unchanged"
-        return Outcome(external_id, status, row.id, sorted(changes))
+        return Outcome(external_id, status, row.id, _reported(kind, changes))
     values = _values(kind, data, refs, partial=True)
     found = candidates(kind, values)
     if len(found) == 1:
@@ -281,17 +321,18 @@ def upsert(integration: Integration, kind: str, external_id: str, data: Mapping[
             ref = link(integration, kind, external_id, found[0], user=user)
             refs.put(ref, kind, external_id)
             row = model.get_by_id(found[0])
-            changes = _write(kind, row, values, user, details)
-            return Outcome(external_id, "updated" if changes else "unchanged", row.id, sorted(changes), linked=True)
+            changes = _write(kind, row, values, user, details, files)
+            return Outcome(external_id, "updated" if changes else "unchanged", row.id, _reported(kind, changes),
+                           linked=True)
     if found:
         conflict = _conflict(integration, kind, external_id, data, found)
         audit("sync-conflict", conflict, user=user, details={**details, "candidates": found})
         return Outcome(external_id, "conflict", None, candidates=found)
     values = _values(kind, data, refs, partial=False)
-    row = _write(kind, None, values, user, details)
+    row = _write(kind, None, values, user, details, files)
     ref = link(integration, kind, external_id, row.id, user=user)
     refs.put(ref, kind, external_id)
-    return Outcome(external_id, "created", row.id, sorted(values))
+    return Outcome(external_id, "created", row.id, _reported(kind, values))
 
 
 def resolve_conflict(conflict: SyncConflict, record_id: int, *, user: Any = None) -> Outcome:

@@ -9,12 +9,15 @@ company (``company`` set, ``contact`` empty) or with one contact. Visibility (``
 Customers whose profile grants ``upload`` can send a file to support (``views.upload``); it is
 validated and stored by :func:`crm_portal.api.save_upload` and staff are told through the outbox
 (``jobs.email_support``).
+
+A CRM may push documents with their file (``sync_type = "document"``, ``sync_files``): see the
+"CRM sync" section of docs/api.md.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from crm_portal.api import ActionLabel, Button, Column, DemoContext, Field, Module, Section, _l, human_size
+from crm_portal.api import ActionLabel, Button, Column, DemoContext, Field, Module, Section, SyncFile, _l, human_size
 
 from . import admin, demo, jobs, models, views
 from .models import Document, Folder, folder_choices
@@ -41,6 +44,10 @@ class DocumentsModule(Module):
     contact_field = Document.contact
     company_field = Document.company
     default_sort = "-created_at"
+    # A CRM may push documents with their file (docs/api.md, CRM sync); the folder stays the staff's.
+    sync_type = "document"
+    sync_fields = ("title", "description", "public", "company", "contact", "product_code")
+    sync_files = {"file": SyncFile()}
     actions = ("view", "upload", "export")
     action_labels = {
         "view": ActionLabel(_l("See documents"), _l("Browse the folders and download the files.")),

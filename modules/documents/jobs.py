@@ -11,9 +11,12 @@ from crm_portal.api import PortalUser, external_url, queue_email
 from .models import Document
 
 
-def email_support(sender: Any, *, record: Document, user: PortalUser, **_extra: Any) -> None:
-    """Receiver of ``record-created`` from this module (a customer's upload): the document's
-    summary to ``SUPPORT_EMAIL``, queued in the upload's transaction."""
+def email_support(sender: Any, *, record: Document, user: Any, **_extra: Any) -> None:
+    """Receiver of ``record-created`` from this module: for a customer's upload, the document's
+    summary to ``SUPPORT_EMAIL``, queued in the upload's transaction. Documents a CRM pushes
+    (``user`` an integration, which has no contact) are not customers' uploads."""
+    if not record.uploaded_by_customer or not isinstance(user, PortalUser):
+        return
     contact = user.contact
     queue_email(current_app.config["SUPPORT_EMAIL"], "documents_uploaded",
                 language=current_app.config["BABEL_DEFAULT_LOCALE"], document=record, contact=contact,
