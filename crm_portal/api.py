@@ -45,7 +45,7 @@ __all__ = [
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
 #: it loads when the major numbers match and its minor is not newer than the host's.
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 
 Formatter = Callable[[Any, Any], Any]
