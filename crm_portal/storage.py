@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -30,6 +31,7 @@ __all__ = ["Storage", "LocalStorage", "S3Storage", "storage", "make_storage", "S
 
 EXTENSION_KEY = "crm_portal_storage"
 CHUNK = 64 * 1024
+_MAKING = threading.Lock()
 
 
 class StoredObject(Protocol):
@@ -146,7 +148,10 @@ class S3Storage:
         if client is None:
             import boto3  # optional dependency: the "s3" extra
 
-            client = boto3.client("s3", **{k: v for k, v in client_options.items() if v})
+            # A session of its own: boto3's default session is not safe to make clients from in
+            # several threads at once. The client itself is thread-safe and shared.
+            options = {k: v for k, v in client_options.items() if v}
+            client = boto3.session.Session().client("s3", **options)
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
@@ -213,10 +218,14 @@ def make_storage(app: Flask) -> Storage:
 def storage() -> Storage:
     """The current application's storage (made on first use, then shared by its threads)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    signature = _signature(app)
     found = app.extensions.get(EXTENSION_KEY)
-    if found is None or found[0] != _signature(app):
-        # Tests change UPLOAD_FOLDER or the backend on a live application: follow them.
-        found = app.extensions[EXTENSION_KEY] = (_signature(app), make_storage(app))
+    if found is None or found[0] != signature:
+        # Made once per application (tests change UPLOAD_FOLDER or the backend on a live one: followed).
+        with _MAKING:
+            found = app.extensions.get(EXTENSION_KEY)
+            if found is None or found[0] != signature:
+                found = app.extensions[EXTENSION_KEY] = (signature, make_storage(app))
     return found[1]
 
 
