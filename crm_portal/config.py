@@ -101,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "HUEY_URL": None,  # default: sqlite <instance>/huey.db; "redis://…" for Redis
     "HUEY_IMMEDIATE": None,  # None: immediate (in-process) when TESTING
     "HUEY_WORKERS": 2,
+    "HUEY_NAME": "crm_portal",  # the queue's name (Redis key prefix): one per portal sharing a Redis
     "UPLOAD_FOLDER": None,  # default: <instance>/uploads (outside the web root)
     # Where uploaded files live (crm_portal.storage): "local" (UPLOAD_FOLDER) or "s3" (an S3-compatible
     # bucket; credentials: S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY or boto3's AWS_* environment/role chain).

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
     not PG_URL, reason="several nodes need one shared database server: PostgreSQL only "
                        "(CRM_PORTAL_TEST_DATABASE_URL; CI's PostgreSQL pass runs this)")
 
-REDIS_URL = "redis://127.0.0.1:6379/14"  # a database of its own; only the queue's keys are touched
+REDIS_URL = "redis://127.0.0.1:6379/14"  # a database of its own, and a queue name of the test's
 
 
 class Person:
@@ -97,7 +97,7 @@ def queue():
         redis.Redis.from_url(REDIS_URL).ping()
     except redis.exceptions.ConnectionError:
         pytest.skip(f"no Redis at {REDIS_URL}")
-    huey = RedisHuey("crm_portal", url=REDIS_URL, results=False)  # the name the portal's queue has
+    huey = RedisHuey(f"crm_portal_test_{secrets.token_hex(4)}", url=REDIS_URL, results=False)
     huey.flush()
     yield huey
     huey.flush()
@@ -108,7 +108,7 @@ def nodes(app, demo, s3, queue, tmp_path):  # noqa: F811
     """Two gunicorn nodes of one deployment; each keeps a local upload folder of its own, which
     must stay empty: files go to the shared bucket."""
     app.config.update(s3.settings)
-    app.config.update(HUEY_URL=REDIS_URL, HUEY_IMMEDIATE=False, LOGIN_THROTTLE_ACCOUNT_LIMIT=3)
+    app.config.update(HUEY_URL=REDIS_URL, HUEY_NAME=queue.name, HUEY_IMMEDIATE=False, LOGIN_THROTTLE_ACCOUNT_LIMIT=3)
     folders = [tmp_path / "node-a-uploads", tmp_path / "node-b-uploads"]
     app.config["UPLOAD_FOLDER"] = str(folders[0])
     with serve(app, tmp_path=tmp_path / "a") as node_a:
