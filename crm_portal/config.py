@@ -101,7 +101,17 @@ DEFAULTS: dict[str, Any] = {
     "HUEY_URL": None,  # default: sqlite <instance>/huey.db; "redis://…" for Redis
     "HUEY_IMMEDIATE": None,  # None: immediate (in-process) when TESTING
     "HUEY_WORKERS": 2,
+    "HUEY_NAME": "crm_portal",  # the queue's name (Redis key prefix): one per portal sharing a Redis
     "UPLOAD_FOLDER": None,  # default: <instance>/uploads (outside the web root)
+    # Where uploaded files live (crm_portal.storage): "local" (UPLOAD_FOLDER) or "s3" (an S3-compatible
+    # bucket; credentials: S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY or boto3's AWS_* environment/role chain).
+    "STORAGE_BACKEND": "local",
+    "S3_BUCKET": None,
+    "S3_ENDPOINT_URL": None,  # None: AWS; "https://minio.example.com" for another S3-compatible service
+    "S3_REGION": None,
+    "S3_PREFIX": "",  # prepended to every key ("portal/" → portal/tickets/<name>)
+    "S3_ACCESS_KEY_ID": None,
+    "S3_SECRET_ACCESS_KEY": None,
     "UPLOAD_MAX_BYTES": 20 * 1024 * 1024,
     "UPLOAD_ALLOWED_TYPES": ["pdf", "png", "jpg", "gif", "webp", "txt", "csv", "zip",
                              "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "rtf"],
@@ -154,6 +164,7 @@ def load(app: Flask, overrides: dict[str, Any] | None) -> None:
     _load_secret(app)
     _check_external_url(app)
     _check_trusted_hosts(app)
+    _check_storage(app)
 
 
 class ConfigurationError(RuntimeError):
@@ -208,6 +219,16 @@ def _no_external_url_message(app: Flask) -> str:
             "'crm-portal init --external-url https://portal.example.com' (the address users open), add "
             f"EXTERNAL_URL = \"https://portal.example.com\" to {Path(app.instance_path) / 'config.toml'} "
             "or set CRM_PORTAL_EXTERNAL_URL.")
+
+
+def _check_storage(app: Flask) -> None:
+    """A storage backend the portal cannot use would lose every upload: refuse to start instead."""
+    backend = str(app.config.get("STORAGE_BACKEND") or "local").lower()
+    if backend not in ("local", "s3"):
+        raise ConfigurationError(f"STORAGE_BACKEND {backend!r}: use \"local\" (UPLOAD_FOLDER) or \"s3\".")
+    if backend == "s3" and not app.config.get("S3_BUCKET"):
+        raise ConfigurationError("STORAGE_BACKEND \"s3\" needs S3_BUCKET (and S3_ENDPOINT_URL for a service "
+                                 "other than AWS).")
 
 
 def _check_trusted_hosts(app: Flask) -> None:

@@ -59,7 +59,7 @@ def parse_schedule(schedule: Any) -> Callable[[dt.datetime], bool]:
 
 def make_huey(app: Flask) -> Huey:
     config = app.config
-    name = "crm_portal"
+    name = config.get("HUEY_NAME") or "crm_portal"  # the queue's keys: several portals can share one Redis
     immediate = config.get("HUEY_IMMEDIATE")
     if immediate is None:
         immediate = bool(app.testing) and not config.get("HUEY_URL")

@@ -5,8 +5,9 @@ Every module that accepts files from users (documents, tickets …) goes through
 - :func:`save_upload` streams a ``werkzeug.datastructures.FileStorage`` to a temporary file while
   counting bytes (``Content-Length`` is not trusted), refuses anything over ``UPLOAD_MAX_BYTES``
   (HTTP 413) and anything whose *content* is not one of ``UPLOAD_ALLOWED_TYPES`` or does not agree
-  with the file name's extension (HTTP 415), then moves it to
-  ``UPLOAD_FOLDER/<area>/<random name>``. A refused file leaves nothing behind.
+  with the file name's extension (HTTP 415), then hands it to the storage backend
+  (:mod:`crm_portal.storage`: ``UPLOAD_FOLDER/<area>/<random name>`` by default, or an S3 bucket).
+  A refused file leaves nothing behind.
 - :func:`send_stored` serves a stored file as an attachment, with an RFC 5987 file name, a
   Content-Type from a fixed list and ``X-Content-Type-Options: nosniff``.
 
@@ -44,10 +45,11 @@ from urllib.parse import quote
 
 import filetype
 import peewee as pw
-from flask import Response, abort, current_app, send_file
+from flask import Response, abort, current_app, request, send_file
 from flask_babel import gettext as _
 
 from .db import db
+from .storage import LocalStorage, iter_chunks, storage
 
 __all__ = ["UploadRejected", "StoredFile", "save_upload", "send_stored", "delete_stored", "stored_path",
            "upload_folder", "clean_filename", "detect_kind", "MIMETYPES", "files_deleted_with",
@@ -106,7 +108,7 @@ class UploadRejected(Exception):
 class StoredFile:
     """A file accepted by :func:`save_upload`."""
 
-    stored_name: str     #: random name under ``UPLOAD_FOLDER/<area>/``
+    stored_name: str     #: random name under ``<area>/`` in the storage (crm_portal.storage)
     original_name: str   #: the user's file name, sanitised for display and download
     size: int            #: bytes
     mimetype: str        #: Content-Type to serve it with
@@ -227,8 +229,11 @@ def save_upload(file: Any, area: str) -> StoredFile:
         raise UploadRejected(_("This type of file is not accepted. Allowed types: %(types)s.",
                                types=", ".join(sorted(allowed))), 415)
     limit = int(current_app.config["UPLOAD_MAX_BYTES"])
-    folder = upload_folder(area)
-    fd, tmp_name = tempfile.mkstemp(prefix=".upload-", dir=folder)
+    if not AREA_RE.match(area or ""):
+        raise ValueError(f"invalid upload area {area!r}")
+    store = storage()
+    # Received and checked on local disk first: only an accepted file reaches the storage.
+    fd, tmp_name = tempfile.mkstemp(prefix=".upload-", dir=store.scratch_dir(area))
     tmp = Path(tmp_name)
     try:
         size = 0
@@ -246,7 +251,7 @@ def save_upload(file: Any, area: str) -> StoredFile:
             raise UploadRejected(_("The content of the file does not match its type (.%(ext)s) or is not "
                                    "an accepted format.", ext=extension), 415)
         stored_name = secrets.token_urlsafe(24)
-        os.replace(tmp, folder / stored_name)
+        store.put_file(tmp, area, stored_name)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -256,10 +261,8 @@ def save_upload(file: Any, area: str) -> StoredFile:
 
 def delete_stored(stored_name: str, area: str) -> None:
     """Remove a stored file (missing files are ignored)."""
-    try:
-        stored_path(stored_name, area).unlink(missing_ok=True)
-    except ValueError:
-        pass
+    if STORED_RE.match(stored_name or "") and AREA_RE.match(area or ""):
+        storage().delete(area, stored_name)
 
 
 #: How deep :func:`files_deleted_with` follows cascades (a contact → its tickets → their attachments).
@@ -333,12 +336,13 @@ def content_disposition(download_name: str, *, inline: bool = False) -> str:
 
 def send_stored(stored_name: str, area: str, download_name: str, mimetype: str | None = None) -> Response:
     """A download response for a stored file (404 if it is missing). The Content-Type is used only
-    when it is one of the known safe types, else ``application/octet-stream``."""
-    try:
-        path = stored_path(stored_name, area)
-    except ValueError:
+    when it is one of the known safe types, else ``application/octet-stream``. A file in object
+    storage is streamed through the portal, so the caller's visibility check stays the only gate."""
+    if not STORED_RE.match(stored_name or "") or not AREA_RE.match(area or ""):
         abort(404)
-    if not path.is_file():
+    store = storage()
+    path = stored_path(stored_name, area) if isinstance(store, LocalStorage) else None
+    if path is not None and not path.is_file():
         abort(404)
     base = (mimetype or "").split(";")[0].strip().lower()
     if base not in SAFE_MIMETYPES:
@@ -347,9 +351,28 @@ def send_stored(stored_name: str, area: str, download_name: str, mimetype: str |
         safe = f"{base}; charset=utf-8"
     else:
         safe = base
-    # send_file answers conditional and range requests (a resumed download) from the file itself.
-    response = send_file(path, mimetype=safe.split(";")[0], conditional=True, etag=True, max_age=0)
+    if path is not None:
+        # send_file answers conditional and range requests (a resumed download) from the file itself.
+        response = send_file(path, mimetype=safe.split(";")[0], conditional=True, etag=True, max_age=0)
+    else:
+        response = _stream_object(stored_name, area, safe.split(";")[0])
     response.headers["Content-Disposition"] = content_disposition(download_name)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _stream_object(stored_name: str, area: str, mimetype: str) -> Response:
+    """A stored object streamed in chunks, with its length and ETag; conditional (``If-None-Match``)
+    and single range requests are answered by werkzeug (a range skips the bytes before it)."""
+    obj = storage().open(area, stored_name)
+    if obj is None:
+        abort(404)
+    response = Response(iter_chunks(obj), mimetype=mimetype, direct_passthrough=True)
+    response.content_length = obj.size
+    if obj.etag:
+        response.set_etag(obj.etag)
+    response.make_conditional(request, accept_ranges=True, complete_length=obj.size)  # in place
+    if response.status_code == 304 or request.method == "HEAD":
+        obj.close()
     return response
