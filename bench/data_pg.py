@@ -35,10 +35,9 @@ def _connect(url: str, dbname: str | None = None):
     import psycopg2
 
     parts = urlsplit(url)
-    conn = psycopg2.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+    return psycopg2.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
                             user=parts.username or "postgres", password=parts.password,
                             dbname=dbname or parts.path.strip("/"))
-    return conn
 
 
 def _ticket_count(url: str) -> int | None:

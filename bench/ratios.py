@@ -132,8 +132,8 @@ def list_sql(args: ListArgs, company_id: int, mark: str, like: str) -> tuple[str
 TEMPLATES = {
     "list.html": """<!doctype html><title>Tickets</title><p>{{ total }} tickets, page {{ page }}</p>
 <table><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for r in rows %}<tr><td><a href="/ticket/{{ r[0] }}">{{ r[1] }}</a></td>{% for v in r[2:] %}<td>{{ v }}</td>{% endfor %}</tr>
-{% endfor %}</table>""",
+{% for r in rows %}<tr><td><a href="/ticket/{{ r[0] }}">{{ r[1] }}</a></td>
+{% for v in r[2:] %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>""",
     "ticket.html": """<!doctype html><title>{{ t[1] }}</title><h1>{{ t[1] }} {{ t[2] }}</h1>
 <dl>{% for c, v in fields %}<dt>{{ c }}</dt><dd>{{ v }}</dd>{% endfor %}</dl>
 {% for c in comments %}<article><b>{{ c[1] }}</b> {{ c[2] }}<p>{{ c[0] }}</p></article>{% endfor %}""",
@@ -196,7 +196,8 @@ def make_limit_app(url: str, company_id: int, contact_id: int):
         comments = run(f"SELECT body, author_name, created_at FROM tickets_comment WHERE ticket_id = {mark} "
                        f"AND kind = 'public' ORDER BY created_at DESC, id DESC LIMIT {COMMENTS}", [ticket_id])
         t = found[0]
-        return render_template("ticket.html", t=t, fields=list(zip(TICKET_COLUMNS[3:], t[3:])), comments=comments)
+        fields = list(zip(TICKET_COLUMNS[3:], t[3:], strict=True))
+        return render_template("ticket.html", t=t, fields=fields, comments=comments)
 
     @app.route("/dashboard")
     def dashboard():
@@ -260,7 +261,8 @@ def make_peewee_app(url: str, company_id: int, contact_id: int):
         comments = list(Comment.select(Comment.body, Comment.author_name, Comment.created_at)
                         .where((Comment.ticket_id == ticket_id) & (Comment.kind == "public"))
                         .order_by(Comment.created_at.desc(), Comment.id.desc()).limit(COMMENTS).tuples())
-        return render_template("ticket.html", t=t, fields=list(zip(TICKET_COLUMNS[3:], t[3:])), comments=comments)
+        fields = list(zip(TICKET_COLUMNS[3:], t[3:], strict=True))
+        return render_template("ticket.html", t=t, fields=fields, comments=comments)
 
     @app.route("/dashboard")
     def dashboard():
@@ -321,7 +323,8 @@ ADMIN_PAGES = ("list p1", "list p200", "list sort", "search")
 def targets_for(ticket_id: int, company_tickets: int) -> list[Target]:
     """Every target; the deep page is page 200, or the last page of a smaller company."""
     deep = min(DEEP_PAGE, max(1, -(-company_tickets // PER_PAGE)))
-    bare = {"list p1": "/list", "list p200": f"/list?page={deep}", "list status": f"/list?status={FILTER_STATUS}",
+    bare = {"list p1": "/list", "list p200": f"/list?page={deep}",
+            "list status": f"/list?status={FILTER_STATUS}",
             "list sort": "/list?dir=asc", "search": f"/list?q={SEARCH_WORD}", "ticket": f"/ticket/{ticket_id}",
             "dashboard": "/dashboard"}
     portal = {"list p1": "/tickets/", "list p200": f"/tickets/?page={deep}",
@@ -329,7 +332,8 @@ def targets_for(ticket_id: int, company_tickets: int) -> list[Target]:
               "search": f"/tickets/?q={SEARCH_WORD}", "ticket": f"/tickets/{ticket_id}", "dashboard": "/"}
     # Flask-Admin: 0-based pages, sort by the column's index in column_list (ascending unless desc=1).
     admin = {"list p1": "/admin/tickets/", "list p200": f"/admin/tickets/?page={deep - 1}",
-             "list sort": f"/admin/tickets/?sort={LIST_COLUMNS[1:].index('updated_at')}", "search": f"/admin/tickets/?search={SEARCH_WORD}"}
+             "list sort": f"/admin/tickets/?sort={LIST_COLUMNS[1:].index('updated_at')}",
+             "search": f"/admin/tickets/?search={SEARCH_WORD}"}
     out = [Target(f"limit {p}", "limit", p, bare[p]) for p in PAGES]
     out += [Target(f"peewee {p}", "peewee", p, bare[p]) for p in PAGES]
     out += [Target(f"admin {p}", "admin", p, admin[p]) for p in ADMIN_PAGES]
@@ -370,7 +374,7 @@ def measured_company(url: str) -> tuple[int, int, int, int]:
         contact_id, company_id = database.execute_sql(
             "SELECT id, company_id FROM core_contact WHERE email = 'c0000.00@bench.example'").fetchone()
         total, ticket_id = database.execute_sql(
-            "SELECT COUNT(*), MAX(id) FROM tickets_ticket WHERE company_id = %s" % int(company_id)).fetchone()
+            f"SELECT COUNT(*), MAX(id) FROM tickets_ticket WHERE company_id = {int(company_id)}").fetchone()
     return company_id, contact_id, total, ticket_id
 
 
@@ -484,7 +488,8 @@ def ratios(results: dict[str, dict], small: dict[str, dict] | None = None, judge
 def absolute_checks(results: dict[str, dict]) -> list[tuple[str, str, bool]]:
     """The targets that are not ratios: search p95 and statements per page."""
     search = results["portal search"]["wall_p95"]
-    out = [(f"portal search p95 wall {search:.1f} ms", "< 50 ms", search < 50)]
+    cpu = results["portal search"]["cpu_p95"]
+    out = [(f"portal search p95 wall {search:.1f} ms (CPU {cpu:.1f} ms)", "< 50 ms", search < 50)]
     for p in PAGES:
         n = results[f"portal {p}"]["queries"]
         out.append((f"portal {p}: {n} queries", "<= 8", n <= 8))
