@@ -568,7 +568,8 @@ def main(argv: list[str] | None = None) -> None:
     load_after = os.getloadavg()
     out(f"\nload average before {' '.join(f'{x:.2f}' for x in load_before)}, "
         f"after {' '.join(f'{x:.2f}' for x in load_after)} (1, 5, 15 min; {os.cpu_count()} CPUs)")
-    out(f"peak RSS of the process (every app, both databases, the login's password hash): {peak_rss_mb():.0f} MB")
+    out(f"peak RSS of the process (every app, both databases, the login's password hash and any database "
+        f"built in this run, whose page cache is 400 MB): {peak_rss_mb():.0f} MB")
     out(f"run time {time.perf_counter() - started:.0f} s")
     name = f"ratios_{'pg' if args.pg else 'sqlite'}.json"
     (ticket_data.DATA / name).write_text(json.dumps(
