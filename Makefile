@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 CATALOGS := crm_portal/translations crm_portal/account/translations $(wildcard modules/*/translations)
 
-.PHONY: run test lint venv translations extract-messages bench clean
+.PHONY: run test lint venv translations extract-messages bench bench-quick clean
 
 venv: $(VENV)/.installed
 
@@ -57,9 +57,18 @@ extract-messages: venv
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -o crm_portal/translations/messages.pot crm_portal
 	$(VENV)/bin/pybabel update -i crm_portal/translations/messages.pot -d crm_portal/translations --no-fuzzy-matching
 
+# The benchmarks (bench/): page ratios against the bare-SQL limit and Flask-Admin (in one process),
+# the list's throughput under gunicorn and wrk, and the older absolute timings. On PostgreSQL too
+# when CRM_PORTAL_BENCH_PG names a server (e.g. postgresql://127.0.0.1:5432/bench_ratio).
 bench: translations
+	$(PY) bench/ratios.py $(BENCH_ARGS)
+	$(PY) bench/throughput.py
 	$(PY) bench/tickets.py
 	$(PY) bench/outbox.py
+
+# A quick run of the ratios benchmark (20,000 and 2,000 tickets) to see that it works.
+bench-quick: translations
+	$(PY) bench/ratios.py --quick
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -112,8 +112,8 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
         ticket_sql = ("INSERT INTO tickets_ticket (id, seq, number, title, description, type, category_id, priority, "
                       "severity, status, contact_id, company_id, requester_name, service_id, service_name, "
                       "assignee_name, hours_spent, created_at, updated_at, response_due_at, taken_at, resolved_at, "
-                      "closed_at, public_comments, search_text) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                      "closed_at, public_comments, news_seq, search_text) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
         comment_sql = ("INSERT INTO tickets_comment "
                        "(ticket_id, kind, body, author_contact_id, author_name, created_at) "
                        "VALUES (?,?,?,?,?,?)")
@@ -146,6 +146,7 @@ def build(db_path: Path, total: int, seed: int = 7) -> None:
                     None if status == "open" else (created + dt.timedelta(hours=2)).strftime(fmt),
                     updated.strftime(fmt) if status == "resolved" else None,
                     updated.strftime(fmt) if status in final else None, ticket_comments,
+                    0,  # news_seq: nothing new for the reader (no read rows needed)
                     " ".join(p for p in (f"tt{seq}", title, name, service) if p).lower(),
                 ))
                 for c in range(ticket_comments):
