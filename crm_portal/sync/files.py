@@ -24,6 +24,7 @@ from typing import Any
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
+from ..storage import storage
 from ..uploads import (
     CHUNK,
     UploadRejected,
@@ -31,7 +32,6 @@ from ..uploads import (
     delete_stored,
     remove_after_commit,
     save_upload,
-    stored_path,
 )
 
 
@@ -108,16 +108,24 @@ class PushFiles:
 
 
 def _same_content(stored_name: str, area: str, content: bytes) -> bool:
+    """Whether the stored file (local folder or bucket: :func:`crm_portal.storage.storage`) holds
+    exactly ``content``: its size first, then its digest."""
     try:
-        path = stored_path(stored_name, area)
-        if not path.is_file() or path.stat().st_size != len(content):
-            return False
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
+        stored = storage().open(area, stored_name)
     except (OSError, ValueError):
         return False
+    if stored is None:
+        return False
+    try:
+        if stored.size != len(content):
+            return False
+        digest = hashlib.sha256()
+        while chunk := stored.read(CHUNK):
+            digest.update(chunk)
+    except (OSError, ValueError):
+        return False
+    finally:
+        stored.close()
     return digest.digest() == hashlib.sha256(content).digest()
 
 
