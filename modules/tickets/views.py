@@ -126,8 +126,12 @@ def list_rows(query: pw.ModelSelect, user: Any) -> pw.ModelSelect:
 
 
 def list_context(page: Any, user: PortalUser) -> dict[str, Any]:
-    """What the list draws besides its rows: the workflow states (badge label and colour)."""
-    return {"states": workflow.states()}
+    """What the list draws besides its rows: the workflow states (badge colour), and the labels of
+    states and priorities in the reader's language, resolved once for the page rather than on
+    each row."""
+    states = workflow.states()
+    return {"states": states, "state_labels": {key: found.label for key, found in states.items()},
+            "priority_labels": {key: str(label) for key, label in PRIORITIES.items()}}
 
 
 # --- ticket page -------------------------------------------------------------------------------
