@@ -33,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_FIX": 0,  # number of reverse proxies in front (X-Forwarded-For/-Proto/-Host trusted from them)
     "DATABASE_URL": None,  # default: sqlite:///<instance>/crm_portal.db
     "DATABASE_LOCK_RETRIES": 2,  # SQLite: a request still locked out after the busy timeout runs again
+    # Connection pool (crm_portal.db.POOL_DEFAULTS when unset): most connections per process, seconds
+    # before an idle connection is replaced, seconds a request waits for a free one.
+    "DATABASE_POOL_SIZE": None,
+    "DATABASE_POOL_STALE_TIMEOUT": None,
+    "DATABASE_POOL_TIMEOUT": None,
     # Every link in an email is built from this base URL, never from the request's Host.
     "EXTERNAL_URL": None,  # e.g. "https://portal.example.com"; required in production
     "TRUSTED_HOSTS": None,  # e.g. ["portal.example.com"]: requests for any other Host get 400

@@ -3,20 +3,29 @@
 SQLite is the embedded default and PostgreSQL the scale-out database; both are reached through
 ``DATABASE_URL`` (``playhouse.db_url``). The proxy is bound in :func:`init_app`, so models can be
 declared at import time, before any configuration exists.
+
+Connections are pooled (``playhouse.pool``) on both databases: a request takes one from the pool
+and gives it back at the end, so a connection and its settings (SQLite's pragmas) are set up once,
+not on every request. A forked child (gunicorn's ``--preload``, huey's process workers) forgets the
+connections it inherited without closing them: they belong to the parent.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import peewee
 from flask import Flask, g, request
 from playhouse.db_url import connect, register_database
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 log = logging.getLogger("crm_portal.db")
 T = TypeVar("T")
@@ -57,8 +66,12 @@ def utcnow() -> dt.datetime:
     return clock()
 
 
-class PortalSqliteDatabase(peewee.SqliteDatabase):
-    """SQLite tuned for a web server: WAL, foreign keys, a busy timeout, IMMEDIATE writes.
+class PortalSqliteDatabase(PooledSqliteDatabase):
+    """SQLite tuned for a web server: WAL, foreign keys, a busy timeout, IMMEDIATE writes, and a
+    pool of connections whose pragmas are set once, when each connection opens.
+
+    A pooled connection serves one thread at a time but not always the same thread, hence
+    ``check_same_thread=False``.
 
     A transaction that starts DEFERRED and writes after reading fails at once with "database is
     locked" when another writer got there first (SQLite cannot wait without risking a deadlock).
@@ -73,8 +86,11 @@ class PortalSqliteDatabase(peewee.SqliteDatabase):
         pragmas.setdefault("foreign_keys", 1)
         pragmas.setdefault("synchronous", "normal")
         pragmas.setdefault("busy_timeout", 10000)
-        kwargs.setdefault("timeout", 10)
+        busy = kwargs.pop("timeout", 10)
+        kwargs["timeout"] = kwargs.pop("pool_wait", 10)  # the pool's "timeout": waiting for a connection
+        kwargs.setdefault("check_same_thread", False)
         super().__init__(database, pragmas=pragmas, **kwargs)
+        self._timeout = busy  # sqlite3's busy timeout (the pool took the keyword)
 
     def begin(self, lock_type: str | None = None) -> None:  # type: ignore[override]
         super().begin(lock_type or "IMMEDIATE")
@@ -86,6 +102,46 @@ class PortalSqliteDatabase(peewee.SqliteDatabase):
 
 
 register_database(PortalSqliteDatabase, "sqlite")
+
+
+class PortalPostgresqlDatabase(PooledPostgresqlDatabase):
+    """PostgreSQL through a pool of connections (``DATABASE_POOL_*`` settings)."""
+
+
+register_database(PortalPostgresqlDatabase, "postgres", "postgresql")
+
+#: Every database built by :func:`database_for` in this process (closed all at once by
+#: :func:`close_all`, forgotten by a forked child).
+_databases: weakref.WeakSet[peewee.Database] = weakref.WeakSet()
+#: Connections a forked child inherited: kept referenced, never closed (closing a PostgreSQL
+#: connection sends the server a goodbye on the socket the parent still uses).
+_inherited: list[Any] = []
+
+
+def close_all() -> None:
+    """Close every connection of every database of this process, idle or in use, outside any
+    transaction. For tests and tools that replace a database file or change how connections are
+    opened; never while other threads use them."""
+    for database in list(_databases):
+        database.close_all()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: drop the parent's connections (and locks another thread may have held)."""
+    for database in list(_databases):
+        _inherited.extend(conn for _, _, conn in database._connections)
+        _inherited.extend(p.connection for p in database._in_use.values())
+        if not database._state.closed:
+            _inherited.append(database._state.conn)
+        database._state.reset()
+        database._connections = []
+        database._in_use = {}
+        database._lock = threading.RLock()
+        database._pool_lock = threading.RLock()
+        database._pool_available = threading.Condition(database._pool_lock)
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class BaseModel(peewee.Model):
@@ -111,18 +167,35 @@ class BaseModel(peewee.Model):
         return f"{type(self).__name__} #{self.get_id()}"
 
 
-def database_for(url: str) -> peewee.Database:
-    """Build (without connecting) the database for a ``DATABASE_URL``."""
-    database = connect(url)
+#: The pool's defaults: (max connections, seconds before an idle connection is replaced, seconds
+#: a request waits for a free connection). No limit by default: a process holds as many
+#: connections as it has threads working at once, as it did before the pool. SQLite needs no renewal.
+POOL_DEFAULTS = {"postgres": (None, 300, 10), "sqlite": (None, None, 10)}
+
+
+def database_for(url: str, *, max_connections: int | None = None, stale_timeout: int | None = None,
+                 pool_timeout: int | None = None) -> peewee.Database:
+    """Build (without connecting) the database for a ``DATABASE_URL``, with its pool's limits
+    (``None``: the defaults of :data:`POOL_DEFAULTS`; ``0``: no limit)."""
+    kind = "sqlite" if url.startswith("sqlite") else "postgres"
+    default_max, default_stale, default_wait = POOL_DEFAULTS[kind]
+    options = {"max_connections": default_max if max_connections is None else (max_connections or None),
+               "stale_timeout": default_stale if stale_timeout is None else (stale_timeout or None),
+               "timeout": default_wait if pool_timeout is None else pool_timeout}
+    if kind == "sqlite":
+        options["pool_wait"] = options.pop("timeout")  # "timeout" is SQLite's busy timeout
+    database = connect(url, **options)
     if isinstance(database, peewee.PostgresqlDatabase):
         # Server-side autorollback keeps a failed statement from poisoning the pooled connection.
         database.autorollback = True
+    _databases.add(database)
     return database
 
 
-def bind(url: str) -> peewee.Database:
-    """Point the shared proxy at ``url`` and return the concrete database."""
-    database = database_for(url)
+def bind(url: str, **pool: Any) -> peewee.Database:
+    """Point the shared proxy at ``url`` (pool limits as :func:`database_for`) and return the
+    concrete database."""
+    database = database_for(url, **pool)
     db.initialize(database)
     return database
 
@@ -148,12 +221,18 @@ def _rewind_uploads() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind the database from configuration and open/close a connection around each request.
+    """Bind the database from configuration and take a pooled connection around each request
+(``DATABASE_POOL_SIZE``, ``DATABASE_POOL_STALE_TIMEOUT``, ``DATABASE_POOL_TIMEOUT``).
 
     A request whose transaction still finds the database locked after the busy timeout is run
     again (``DATABASE_LOCK_RETRIES`` times): its transaction rolled back, so nothing is doubled.
     """
-    bind(app.config["DATABASE_URL"])
+    def setting(name: str) -> int | None:
+        value = app.config.get(name)
+        return None if value in (None, "") else int(value)
+
+    bind(app.config["DATABASE_URL"], max_connections=setting("DATABASE_POOL_SIZE"),
+         stale_timeout=setting("DATABASE_POOL_STALE_TIMEOUT"), pool_timeout=setting("DATABASE_POOL_TIMEOUT"))
     dispatch = app.dispatch_request
     retries = int(app.config.get("DATABASE_LOCK_RETRIES", 2))
 

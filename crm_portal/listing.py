@@ -318,21 +318,56 @@ def cell_value(col: Column, row: Any) -> Any:
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class _DateFormats:
+    """What flask-babel looks up for every date it formats, looked up once per request: the
+    locale, the time zone and the formats (a list page formats a date on each of its rows)."""
+
+    locale: Any
+    tzinfo: Any
+    datetime: str
+    date: str
+
+
+def _date_formats() -> _DateFormats:
+    """The current request's :class:`_DateFormats`, kept beside flask-babel's own per-request
+    cache and renewed when its locale or zone changes (``force_locale``)."""
+    from flask import g
+    from flask_babel import _get_format, get_locale, get_timezone
+
+    babel = g.get("_flask_babel")
+    cached = getattr(babel, "crm_date_formats", None)
+    if (cached is not None and cached.locale is getattr(babel, "babel_locale", None)
+            and cached.tzinfo is getattr(babel, "babel_tzinfo", None)):
+        return cached
+    formats = _DateFormats(get_locale(), get_timezone(), _get_format("datetime", "short"),
+                           _get_format("date", "medium"))
+    babel = g.get("_flask_babel")
+    if babel is not None:
+        babel.crm_date_formats = formats
+    return formats
+
+
 def display(value: Any) -> Any:
-    """Human rendering of a value in the user's language (dates, booleans, decimals)."""
+    """Human rendering of a value in the user's language (dates, booleans, decimals): what
+    flask-babel's ``format_datetime(value, "short")`` and ``format_date(value, "medium")`` give,
+    with the locale and time zone looked up once per request."""
     import datetime as dt
     from decimal import Decimal
 
-    from flask_babel import format_date, format_datetime, format_decimal, gettext
+    from babel import dates
+    from flask_babel import format_decimal, gettext
 
     if value is None or value == "":
         return Markup('<span class="text-body-secondary">—</span>')
     if isinstance(value, bool):
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, dt.datetime):
-        return format_datetime(value, "short")
+        formats = _date_formats()
+        return dates.format_datetime(value, formats.datetime, tzinfo=formats.tzinfo, locale=formats.locale)
     if isinstance(value, dt.date):
-        return format_date(value, "medium")
+        formats = _date_formats()
+        return dates.format_date(value, formats.date, locale=formats.locale)
     if isinstance(value, Decimal):
         return format_decimal(value, format="#,##0.00")
     return value if isinstance(value, Markup) else escape(value)

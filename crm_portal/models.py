@@ -157,7 +157,14 @@ class ProfileModule(BaseModel):
 
     @property
     def action_set(self) -> frozenset[str]:
-        return frozenset(a.strip() for a in (self.actions or "").split(",") if a.strip())
+        # Read dozens of times a page (navigation, buttons, permission checks): parsed once per
+        # value of ``actions``, again whenever it changes.
+        raw = self.actions
+        cached = self.__dict__.get("_action_set")
+        if cached is None or cached[0] != raw:
+            cached = self.__dict__["_action_set"] = (raw, frozenset(a.strip() for a in (raw or "").split(",")
+                                                                     if a.strip()))
+        return cached[1]
 
     def __str__(self) -> str:
         return f"{self.module} ({self.scope}: {self.actions})"

@@ -422,3 +422,15 @@ def test_a_save_over_someone_else_s_change_is_refused(app, demo, client):
     response = client.post(EDIT.format(pid), data=editor_form(modules=VALID, raw=(("fingerprint", fresh),)))
     assert response.status_code == 302
     assert snapshot(app, pid)[0][1] == "Portal user"
+
+
+def test_a_grants_actions_follow_its_actions_column():
+    """``action_set`` is parsed once per value, and again when the actions change."""
+    from crm_portal.models import ProfileModule
+
+    grant = ProfileModule(module="tickets", actions="view, create,")
+    assert grant.action_set == {"view", "create"} and grant.action_set is grant.action_set
+    grant.actions = "view"
+    assert grant.action_set == {"view"}
+    grant.actions = None
+    assert grant.action_set == frozenset()

@@ -11,7 +11,7 @@ import peewee as pw
 import pytest
 from conftest import PG_URL, login, staff_login
 
-from crm_portal.db import PortalSqliteDatabase, db, is_lock_contention, retry_on_lock
+from crm_portal.db import PortalSqliteDatabase, close_all, db, is_lock_contention, retry_on_lock
 from crm_portal.models import Company
 
 sqlite_only = pytest.mark.skipif(bool(PG_URL), reason="SQLite's locking: the PostgreSQL run has no BEGIN IMMEDIATE")
@@ -28,8 +28,7 @@ def sql(monkeypatch) -> Iterator[list[str]]:
         conn.set_trace_callback(statements.append)
 
     monkeypatch.setattr(PortalSqliteDatabase, "_add_conn_hooks", traced)
-    if not db.is_closed():
-        db.close()
+    close_all()  # pooled connections were opened before the trace
     yield statements
 
 

@@ -192,3 +192,26 @@ def test_a_column_sorts_on_its_sort_by_expression(app, demo):
         later = emails("last_name")
         assert later.index("ZED@acme.example") < later.index("anna@acme.example") and len(calls) == 2
         assert "LOWER" not in str(listing.ordered(acme, ListRequest(sort="first_name")).sql())
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_dates_are_shown_as_flask_babel_formats_them(app, language):
+    """The list's ``display`` looks the locale and zone up once per request: same text as
+    flask-babel's own formatting, also when a block of the request switches language."""
+    import datetime as dt
+
+    from flask_babel import force_locale, format_date, format_datetime
+
+    from crm_portal.listing import display
+
+    values = [dt.datetime(2026, 3, 29, 0, 30) + dt.timedelta(hours=7 * i) for i in range(40)]  # DST change
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=37 * i) for i in range(10)]
+    with app.test_request_context("/", headers={"Accept-Language": language}):
+        assert [display(v) for v in values] == [format_datetime(v, "short") for v in values]
+        assert [display(d) for d in days] == [format_date(d, "medium") for d in days]
+        other = "en" if language == "it" else "it"
+        with force_locale(other):
+            assert [display(v) for v in values[:3]] == [format_datetime(v, "short") for v in values[:3]]
+            assert display(days[1]) == format_date(days[1], "medium")
+        assert display(values[0]) == format_datetime(values[0], "short")
+        assert display(values[0]) != display(values[0].replace(hour=5))

@@ -584,6 +584,19 @@ def test_list_query_count_is_constant(app, demo, client, queries):
     assert queries.count <= 8, queries.queries
 
 
+def test_the_list_reads_only_the_columns_it_shows(app, demo, client, queries):
+    from crm_portal.modules.tickets import TicketsModule
+    from crm_portal.modules.tickets.views import LIST_FIELDS
+
+    assert [f.name for f in LIST_FIELDS] == ["id"] + [c.field.name for c in TicketsModule.columns]
+    login(client, "anna@acme.example")
+    with queries:
+        page = client.get("/tickets/").text
+    select = next(q for q in queries.queries if 'FROM "tickets_ticket"' in q and '"unread"' in q)  # the page's
+    assert '"description"' not in select and '"search_text"' not in select, select
+    assert "TT" in page
+
+
 def test_dashboard_charts(app, demo, client):
     login(client, "anna@acme.example")
     page = client.get("/").text

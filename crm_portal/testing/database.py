@@ -138,10 +138,11 @@ def _sqlite_path(app: Flask) -> Path | None:
 
 
 def _close() -> None:
-    from crm_portal.db import db
+    """Close every pooled connection, of this application and of earlier ones: none may stay
+    open on a file about to be replaced."""
+    from crm_portal.db import close_all
 
-    if not db.is_closed():
-        db.close()
+    close_all()
 
 
 def _checkpoint_and_close() -> None:
@@ -322,6 +323,7 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     from crm_portal.migrations import upgrade
 
     Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    _close()  # earlier applications' pooled connections: none outlives its test
     _create_pg_database()
     config = {**TEST_CONFIG, "DATABASE_URL": database_url(tmp_path), "INSTANCE_PATH": str(tmp_path / "instance")}
     config.update(overrides)
@@ -332,7 +334,6 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     key = _schema_key(app)
     template = _store.schemas.get(key)
     if path is not None and template is not None:
-        _close()
         _put_file(template.path, path)
     with db.connection_context():
         if path is None:

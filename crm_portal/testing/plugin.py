@@ -32,14 +32,13 @@ if TYPE_CHECKING:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     """An application on a fresh database: every table, no rows (``make_app(tmp_path)``)."""
-    from crm_portal.db import db
+    from crm_portal.db import close_all
 
     from .database import make_app
 
     application = make_app(tmp_path)
     yield application
-    if not db.is_closed():
-        db.close()
+    close_all()  # the pooled connections too: the test's database goes away
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ class QueryCounter(logging.Handler):
         return len(self.queries)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name != "peewee":  # "peewee.pool" and the like log no statement
+            return
         msg = record.msg
         self.queries.append(msg[0] if isinstance(msg, tuple) else str(msg))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import peewee
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
 from ..db import is_lock_contention
@@ -28,8 +29,8 @@ def is_outage(exc: Exception) -> bool:
     the outage page."""
     if is_lock_contention(exc):
         return False
-    if isinstance(exc, peewee.InterfaceError):
-        return True
+    if isinstance(exc, (peewee.InterfaceError, MaxConnectionsExceeded)):
+        return True  # (every pooled connection busy for DATABASE_POOL_TIMEOUT: overloaded)
     text = str(exc).lower()
     return any(marker in text for marker in OUTAGE_MARKERS)
 
@@ -72,6 +73,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
+    @app.errorhandler(MaxConnectionsExceeded)
     def _database_down(exc: Exception):
         if not is_outage(exc):
             raise exc  # a bug, not an outage: the 500 handler logs it with its traceback

@@ -111,17 +111,27 @@ def filter_list(query: pw.ModelSelect, params: Mapping[str, Any], user: Any) -> 
     return query
 
 
+#: What the list (tickets/list.html) and its exports read of a ticket: its id and the columns of
+#: ``TicketsModule.columns`` (keep the three in step), not the other two dozen columns.
+LIST_FIELDS = (Ticket.id, Ticket.number, Ticket.title, Ticket.requester_name, Ticket.service_name, Ticket.status,
+               Ticket.priority, Ticket.assignee_name, Ticket.updated_at)
+
+
 def list_rows(query: pw.ModelSelect, user: Any) -> pw.ModelSelect:
-    """The rows of the page joined with the reader's read state (at most one row per ticket), each
-    with ``unread`` (1 or 0): the list marks news in its one page query, not a query per row; the
-    count (every matching ticket) never reads the read state."""
-    query = workflow.join_reads(query, getattr(user, "contact_id", None))
+    """The rows of the page (:data:`LIST_FIELDS` only) joined with the reader's read state (at
+    most one row per ticket), each with ``unread`` (1 or 0): the list marks news in its one page
+    query, not a query per row; the count (every matching ticket) never reads the read state."""
+    query = workflow.join_reads(query.select(*LIST_FIELDS), getattr(user, "contact_id", None))
     return query.select_extend(pw.Case(None, [(workflow.unread_condition(), 1)], 0).alias("unread"))
 
 
 def list_context(page: Any, user: PortalUser) -> dict[str, Any]:
-    """What the list draws besides its rows: the workflow states (badge label and colour)."""
-    return {"states": workflow.states()}
+    """What the list draws besides its rows: the workflow states (badge colour), and the labels of
+    states and priorities in the reader's language, resolved once for the page rather than on
+    each row."""
+    states = workflow.states()
+    return {"states": states, "state_labels": {key: found.label for key, found in states.items()},
+            "priority_labels": {key: str(label) for key, label in PRIORITIES.items()}}
 
 
 # --- ticket page -------------------------------------------------------------------------------

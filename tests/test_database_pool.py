@@ -1,0 +1,106 @@
+"""Pooled connections: requests reuse one connection (its settings applied once), a forked child
+never uses its parent's, a test database file is never replaced under an open connection, and a
+request that finds every connection busy is a 503."""
+from __future__ import annotations
+
+import os
+import threading
+
+import peewee as pw
+import pytest
+from conftest import login
+
+from crm_portal.db import close_all, db
+from crm_portal.models import Company
+from crm_portal.testing import make_app
+
+
+def _count_opened(monkeypatch) -> list[object]:
+    """Every connection the driver opens from now on (SQLite's pragmas are set as it opens)."""
+    driver = pw.PostgresqlDatabase if isinstance(db.obj, pw.PostgresqlDatabase) else pw.SqliteDatabase
+    opened: list[object] = []
+    original = driver._connect
+
+    def counted(self):
+        conn = original(self)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(driver, "_connect", counted)
+    return opened
+
+
+def test_requests_reuse_one_connection_with_its_settings_applied_once(app, demo, client, monkeypatch):
+    login(client, "anna@acme.example")
+    close_all()
+    opened = _count_opened(monkeypatch)
+    for _ in range(3):
+        assert client.get("/tickets/").status_code == 200
+        assert db.is_closed()  # given back to the pool at the end of each request
+    assert len(opened) == 1
+
+
+def test_a_forked_child_opens_its_own_connection(app):
+    with app.app_context():
+        db.connect()
+        try:
+            parent_conn = db.connection()
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: report, and leave without running the parent's cleanup
+                try:
+                    ok = db.is_closed()
+                    db.connect()
+                    ok = ok and db.connection() is not parent_conn and Company.select().count() >= 0
+                    os.write(write, b"1" if ok else b"0")
+                finally:
+                    os._exit(0)
+            os.close(write)
+            answer = os.read(read, 1)
+            os.waitpid(pid, 0)
+            os.close(read)
+            assert answer == b"1"
+            assert Company.select().count() >= 0  # the parent's connection still works
+            assert db.connection() is parent_conn
+        finally:
+            db.close()
+
+
+def test_a_test_database_is_never_replaced_under_an_open_connection(tmp_path):
+    first = make_app(tmp_path)
+    with first.app_context(), db.connection_context():
+        Company.create(name="Written by the first app")
+    first_database = db.obj
+    assert first_database._connections  # kept open in the first app's pool
+    make_app(tmp_path)  # the same file again: the first app's connections are closed first
+    assert not first_database._connections and not first_database._in_use
+    with db.connection_context():
+        assert Company.select().count() == 0
+
+
+def test_every_connection_busy_is_a_503(tmp_path):
+    app = make_app(tmp_path, DATABASE_POOL_SIZE=1, DATABASE_POOL_TIMEOUT=1)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.connection_context():
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        response = app.test_client().get("/login", headers={"Accept-Language": "en"})
+    finally:
+        release.set()
+        holder.join()
+    assert response.status_code == 503
+    assert app.test_client().get("/login").status_code == 200  # free again
+
+
+@pytest.mark.parametrize("size", [None, 3])
+def test_the_pool_size_follows_the_setting(tmp_path, size):
+    make_app(tmp_path, DATABASE_POOL_SIZE=size)
+    assert db.obj._max_connections == size  # unset: no limit
