@@ -114,18 +114,18 @@ class ListRequest:
     def parse(cls, module: Module, args: Mapping[str, Any]) -> ListRequest:
         cfg = current_app.config
         req = cls(per_page=cfg["PER_PAGE"])
-        req.q = (args.get("q") or "").strip()[:MAX_TERM]
+        req.q = _term(args.get("q"))
         for col in module.columns:
             if col.search:
-                term = (args.get(f"s_{col.name}") or "").strip()[:MAX_TERM]
+                term = _term(args.get(f"s_{col.name}"))
                 if term:
                     req.searches[col.name] = term
             if col.filter:
-                values = [v for v in args.getlist(f"f_{col.name}") if v != ""]
+                values = [term for v in args.getlist(f"f_{col.name}") if (term := _term(v))]
                 if values:
                     req.filters[col.name] = values
         for name in module.list_params:
-            value = (args.get(name) or "").strip()[:MAX_TERM]
+            value = _term(args.get(name))
             if value:
                 req.extra[name] = value
         sortable = {c.name for c in module.columns if c.sort}
@@ -162,6 +162,12 @@ class ListRequest:
     @property
     def active(self) -> bool:
         return bool(self.q or self.searches or self.filters)
+
+
+def _term(value: Any) -> str:
+    """A search or filter value as typed, trimmed and bounded; NUL characters dropped (PostgreSQL
+    refuses them in a query, and no record holds one)."""
+    return (value or "").replace("\x00", "").strip()[:MAX_TERM]
 
 
 def _positive_int(value: Any, default: int) -> int:

@@ -68,6 +68,12 @@ def test_global_and_column_search(app, demo, anna):
     underscore = anna.get("/contacts/?s_office=o_A").text
     assert "Showing 1 to 3 of 3" in underscore
     assert "No records match." in anna.get("/contacts/?q=%27%22%3B--").text
+    # A NUL character (refused by PostgreSQL in a query) is dropped from what was typed.
+    for query, found in (("q=bian%00chi", "bruno@acme"), ("s_office=Mon%00za", "chiara@acme"),
+                         ("f_portal_access=%00true", "bruno@acme")):
+        response = anna.get(f"/contacts/?{query}")
+        assert response.status_code == 200 and found in response.text, query
+    assert anna.get("/tickets/?state=%00&created_from=%00").status_code == 200
 
 
 def test_filter_by_choice(app, demo, anna):
