@@ -155,10 +155,14 @@ def ensure(server_url: str, sqlite_path: Path, total: int) -> str:
 
 
 def drop(server_url: str, total: int) -> None:
-    """Remove the database of ``total`` tickets (the smoke test's tiny one)."""
+    """Remove the database of ``total`` tickets (the smoke test's tiny one), ending the sessions
+    the measured applications still hold on it (their connection pools; PostgreSQL 13 or later)."""
+    from crm_portal.db import close_all
+
+    close_all()
     name = urlsplit(database_url(server_url, total)).path.strip("/")
     admin = _connect(server_url, dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
