@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from api_helpers import bearer, make_key
+from peewee import fn
 
 from crm_portal import changes, signals
 from crm_portal.db import db, is_postgres
@@ -37,9 +39,27 @@ def _log(app) -> list[tuple[str, int, str]]:
                 ChangeEntry.select().order_by(ChangeEntry.txid, ChangeEntry.id)]
 
 
-def _walk(client, headers, since: str | None = None, limit: int = 3, between=None):
+def _settle(app, timeout: float = 30.0) -> None:
+    """On PostgreSQL the feed holds back what a transaction older than its newest entry may still
+    add, anywhere in the cluster: with the suite in parallel processes, another process's test.
+    Wait (a while at most) until no such transaction runs, so a walk sees what this test wrote."""
+    with app.app_context(), db.connection_context():
+        if not is_postgres():
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            newest = ChangeEntry.select(fn.MAX(ChangeEntry.txid)).scalar() or 0
+            xmin = db.execute_sql("SELECT txid_snapshot_xmin(txid_current_snapshot())").fetchone()[0]
+            if newest < xmin:
+                return
+            time.sleep(0.05)
+
+
+def _walk(client, headers, since: str | None = None, limit: int = 3, between=None, settle: bool = True):
     seen, cursor, pages = [], since, 0
     while True:
+        if settle:
+            _settle(client.application)
         url = f"/api/v1/changes?limit={limit}" + (f"&since={cursor}" if cursor else "")
         response = client.get(url, headers=headers)
         assert response.status_code == 200, response.text
@@ -195,7 +215,7 @@ def test_a_transaction_still_running_holds_later_changes_back(app, key, client):
     thread.start()
     assert started.wait(10)
     ticket = _new_ticket(app)  # ... while this one commits first
-    seen, cursor_after = _walk(client, key, since=cursor)
+    seen, cursor_after = _walk(client, key, since=cursor, settle=False)
     assert seen == []  # held back behind the running transaction
     release.set()
     thread.join(10)
