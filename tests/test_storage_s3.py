@@ -10,6 +10,7 @@ import os
 import pytest
 from conftest import login
 from s3_server import s3, s3_endpoint  # noqa: F401  (fixtures)
+from test_sync_documents import token  # noqa: F401  (fixture: a CRM key, Acme and Bruno linked)
 from test_tickets import PNG, form_data, wizard_url
 from werkzeug.datastructures import FileStorage
 
@@ -168,21 +169,14 @@ def test_a_bad_storage_setting_stops_the_start(tmp_path):
         make_app(tmp_path / "b", STORAGE_BACKEND="s3")
 
 
-def test_a_document_pushed_by_the_crm_is_compared_in_the_bucket(app, demo, client, s3):  # noqa: F811
+def test_a_document_pushed_by_the_crm_is_compared_in_the_bucket(app, token, client, s3):  # noqa: F811
     """The sync tells an unchanged file from a new one by reading the stored one, wherever it is."""
-    from api_helpers import bearer, make_key
     from test_sync_documents import PDF_2, _doc, _file, put
 
     app.config.update(s3.settings)
-    key = make_key(app, "sync:write").token
-    acme, bruno = demo["companies"]["acme"], demo["contacts"]["bruno"]
-    assert client.put("/api/v1/sync/company/ACME", json={"name": acme.name, "vat_number": acme.vat_number},
-                      headers=bearer(key)).status_code == 200
-    assert client.put("/api/v1/sync/contact/BRUNO", json={"email": bruno.email, "company_external_id": "ACME"},
-                      headers=bearer(key)).status_code == 200
-    assert put(client, key, "D-1", _doc()).json["status"] == "created"
-    assert put(client, key, "D-1", _doc()).json["status"] == "unchanged"
-    changed = put(client, key, "D-1", _doc(file=_file("offerta.pdf", PDF_2)))
+    assert put(client, token, "D-1", _doc()).json["status"] == "created"
+    assert put(client, token, "D-1", _doc()).json["status"] == "unchanged"
+    changed = put(client, token, "D-1", _doc(file=_file("offerta.pdf", PDF_2)))
     assert changed.json["status"] == "updated" and changed.json["changes"] == ["file"]
     with app.app_context(), db.connection_context():
         doc = Document.get_by_id(changed.json["id"])
