@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from api_helpers import bearer, make_key
+from test_sync import _count
 from test_webhook_events import Hooks
 
 from crm_portal import signals
@@ -55,12 +56,6 @@ def _stored(app) -> set[str]:
 def _get(app, record_id) -> Document:
     with app.app_context(), db.connection_context():
         return Document.get_by_id(record_id)
-
-
-def _count(app, model, *where) -> int:
-    with app.app_context(), db.connection_context():
-        query = model.select()
-        return (query.where(*where) if where else query).count()
 
 
 class Seen:
