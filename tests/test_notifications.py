@@ -158,6 +158,21 @@ def test_no_email_about_ones_own_comment_reopening_or_close(ctx):
     assert len(_mail_to("supporto@example.com", start) + _mail_to("operatore@example.com", start)) == 2
 
 
+def test_no_email_about_ones_own_withdrawal_colleagues_who_follow_hear_of_it(ctx):
+    Contact.update(notification_events='{"tickets.colleagues": true}').where(
+        Contact.email == "anna@acme.example").execute()
+    ticket = _ticket_for("bruno@acme.example", "Toner")
+    with db.atomic():
+        workflow.take_charge(ticket, _operator().staff)
+    start = _last()
+    with db.atomic():
+        workflow.withdraw(ticket, workflow.Actor.customer(_contact("bruno@acme.example")), "The toner was empty.")
+    assert Ticket.get_by_id(ticket.id).status == "closed"
+    assert _mail_to("bruno@acme.example", start) == []
+    [mail] = _mail_to("anna@acme.example", start)  # anna follows the requests she can see
+    assert mail.subject.startswith(f"[{ticket.number}]") and '"Chiuso"' in mail.body_text, mail.body_text
+
+
 # --- choices in "My data" --------------------------------------------------------------------------
 def _checkboxes(html: str) -> dict[str, str]:
     """The notification checkboxes of a page: field name → the whole tag."""
