@@ -84,7 +84,8 @@ def _chunks(rows: Iterable[tuple], size: int = CHUNK) -> Iterator[io.StringIO]:
 
 
 def create_schema(url: str) -> None:
-    """The portal's tables and indexes, through its own migrations (as ``crm-portal init`` does)."""
+    """The portal's tables and indexes, through its own migrations (as ``crm-portal init`` does;
+    on an existing database, the steps it lacks, as ``crm-portal migrate`` does)."""
     from crm_portal import create_app
     from crm_portal.db import db
     from crm_portal.migrations import upgrade

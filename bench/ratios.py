@@ -518,11 +518,11 @@ def database_url(total: int, pg: str | None) -> str:
         print(f"building {db_path} …", flush=True)
         ticket_data.DATA.mkdir(parents=True, exist_ok=True)
         ticket_data.build(db_path, total)
-    if not pg:
-        return f"sqlite:///{db_path}"
     import data_pg
 
-    return data_pg.ensure(pg, db_path, total)
+    url = f"sqlite:///{db_path}" if not pg else data_pg.ensure(pg, db_path, total)
+    data_pg.create_schema(url)  # a database built by older code gets the newer schema steps
+    return url
 
 
 def peak_rss_mb() -> float:

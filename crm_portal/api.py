@@ -40,12 +40,12 @@ __all__ = [
     "Profile", "send_invitation", "portal_access_granted", "revoke_access", "reserve_mail_request",
     "DueItem",
     "NotificationEvent", "notify_contact", "wants_notification", "format_money",
-    "email_that_opened", "is_answering_mail", "SyncFile",
+    "email_that_opened", "is_answering_mail", "SyncFile", "ProcessCache",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
 #: it loads when the major numbers match and its minor is not newer than the host's.
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 
 Formatter = Callable[[Any, Any], Any]
@@ -464,6 +464,7 @@ from .account.service import portal_access_granted, revoke_access, send_invitati
 from .admin.views import AdminModelView, WriteRefused  # noqa: E402
 from .audit import audit  # noqa: E402
 from .auth import PortalUser, current_portal_user  # noqa: E402
+from .cache import ProcessCache  # noqa: E402
 from .notifications import notify_contact, wants_notification  # noqa: E402
 from .outbox import external_url, is_answering_mail, queue_email  # noqa: E402
 from .ratelimit import reserve_mail_request  # noqa: E402

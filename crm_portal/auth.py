@@ -5,7 +5,9 @@ logout everywhere, access revoked) kills every session and remember-me cookie is
 """
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from functools import cached_property
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -15,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
 from peewee import JOIN
 
+from .cache import ProcessCache
 from .models import Company, Contact, Profile, ProfileModule, StaffUser
 
 login_manager = LoginManager()
@@ -40,8 +43,21 @@ def needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
 
 
+def _load_grants(profile_id: Hashable) -> Mapping[str, ProfileModule]:
+    rows = (ProfileModule.select()
+            .where(ProfileModule.profile == profile_id)
+            .order_by(ProfileModule.position, ProfileModule.id))
+    return MappingProxyType({row.module: row for row in rows})
+
+
+#: A profile's grants by profile id, kept in the process until a profile's modules change.
+profile_grants: ProcessCache[Mapping[str, ProfileModule]] = ProcessCache(
+    "profiles.grants", (ProfileModule._meta.table_name,), _load_grants)
+
+
 class PortalUser(UserMixin):
-    """A logged-in contact. ``grants`` (module name → ProfileModule) is loaded once per request."""
+    """A logged-in contact. ``grants`` (module name → ProfileModule) comes from the process's
+    cache of profiles (:data:`profile_grants`); treat it as read-only."""
 
     is_staff = False
 
@@ -72,13 +88,10 @@ class PortalUser(UserMixin):
         return self.contact.language
 
     @cached_property
-    def grants(self) -> dict[str, ProfileModule]:
+    def grants(self) -> Mapping[str, ProfileModule]:
         if self.contact.profile_id is None:
-            return {}
-        rows = (ProfileModule.select()
-                .where(ProfileModule.profile == self.contact.profile_id)
-                .order_by(ProfileModule.position, ProfileModule.id))
-        return {row.module: row for row in rows}
+            return MappingProxyType({})
+        return profile_grants.get(self.contact.profile_id)
 
     def grant(self, module: str) -> ProfileModule | None:
         return self.grants.get(module)

@@ -361,8 +361,9 @@ def display(value: Any) -> Any:
     import datetime as dt
     from decimal import Decimal
 
-    from babel import dates
     from flask_babel import format_decimal, gettext
+
+    from . import dateformat
 
     if value is None or value == "":
         return Markup('<span class="text-body-secondary">—</span>')
@@ -370,10 +371,10 @@ def display(value: Any) -> Any:
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, dt.datetime):
         formats = _date_formats()
-        return dates.format_datetime(value, formats.datetime, tzinfo=formats.tzinfo, locale=formats.locale)
+        return dateformat.format_datetime(value, formats.datetime, formats.tzinfo, formats.locale)
     if isinstance(value, dt.date):
         formats = _date_formats()
-        return dates.format_date(value, formats.date, locale=formats.locale)
+        return dateformat.format_date(value, formats.date, formats.locale)
     if isinstance(value, Decimal):
         return format_decimal(value, format="#,##0.00")
     return value if isinstance(value, Markup) else escape(value)

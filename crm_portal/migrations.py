@@ -11,6 +11,7 @@ import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
 from .api import Migration
+from .cache import install_triggers
 from .db import db
 from .models import CORE_MODELS, MigrationHistory
 
@@ -129,4 +130,5 @@ def upgrade(registry) -> list[str]:
                 MigrationHistory.create(module=owner, name=mig.name)
             applied.add((owner, mig.name))
             done_lines.append(f"{owner}: applied {mig.name}")
+    done_lines += install_triggers(database)
     return done_lines

@@ -160,6 +160,7 @@ def test_periodic_task_and_cli(app, demo):
 
 def test_list_query_count_is_constant(app, demo, client, queries):
     login(client, "anna@acme.example")
+    client.get("/deadlines/?per_page=100")  # the first request fills the process's caches (profiles)
     with queries:
         client.get("/deadlines/?per_page=100")
     few = queries.count

@@ -164,6 +164,7 @@ def test_upload_needs_the_action(app, demo, client):
 
 def test_list_query_count_is_constant(app, demo, client, queries):
     login(client, "anna@acme.example")
+    client.get("/documents/?per_page=100")  # the first request fills the process's caches (profiles)
     with queries:
         client.get("/documents/?per_page=100")
     few = queries.count

@@ -191,6 +191,7 @@ def test_browse_by_category(app, demo, client):
 
 def test_list_query_count_is_constant(app, demo, client, queries):
     login(client, "anna@acme.example")
+    client.get("/faq/?per_page=100")  # the first request fills the process's caches (profiles)
     with queries:
         client.get("/faq/?per_page=100")
     few = queries.count
@@ -279,6 +280,7 @@ def test_detail_data_comes_from_the_view(app, demo, client, queries):
         article = Article.get(Article.title == "Connettersi alla VPN aziendale")
         doc = Document.get(Document.title == "Come configurare la VPN")
     login(client, "bruno@acme.example")
+    client.get(f"/faq/{article.id}")  # the first request fills the process's caches (profiles, workflow)
     with queries:
         page = client.get(f"/faq/{article.id}")
     few = queries.count

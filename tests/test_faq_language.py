@@ -145,6 +145,7 @@ def test_visibility_is_unchanged_across_languages(app, demo, client):
 
 def test_search_runs_a_constant_number_of_queries(app, demo, client, queries):
     login(client, "anna@acme.example")
+    client.get("/faq/search", query_string={"q": "password"})  # fills the process's caches
     with queries:
         client.get("/faq/search", query_string={"q": "password"})
     few = queries.count

@@ -115,13 +115,14 @@ def test_list_runs_constant_queries(app, demo, anna, queries):
             assert anna.get(url).status_code == 200
         return queries.count
 
+    count("/contacts/")  # the process's caches (profiles) are filled by the first request
     few = count("/contacts/?per_page=100")
     with app.app_context(), db.connection_context():
         _add_colleagues(demo["companies"]["acme"].id, 150)
     many = count("/contacts/?per_page=100")
     searched = count("/contacts/?per_page=100&q=worker&sort=office")
     assert few == many == searched
-    assert many <= 6, queries.queries
+    assert many <= 5, queries.queries
 
 
 def test_other_company_rows_never_counted(app, demo, client):

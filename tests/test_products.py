@@ -94,6 +94,7 @@ def test_own_scope_list(app, demo, client):
 
 def test_list_query_count_is_constant(app, demo, client, queries):
     login(client, "anna@acme.example")
+    client.get("/products/?per_page=100")  # the first request fills the process's caches (profiles)
     with queries:
         client.get("/products/?per_page=100")
     few = queries.count

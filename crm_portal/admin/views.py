@@ -23,14 +23,14 @@ from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.contrib.peewee.form import save_inline
 from flask_admin.model import typefmt
-from flask_babel import LazyString, format_date, format_datetime, get_timezone
+from flask_babel import LazyString, format_datetime, get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
 from .. import signals
 from ..db import db, is_lock_contention
-from ..listing import MAX_PAGE, csv_safe, fits_column
+from ..listing import MAX_PAGE, csv_safe, display, fits_column
 from ..models import Localized
 from ..uploads import delete_stored, delete_with_files
 from .labels import choice_label, field_label
@@ -69,7 +69,8 @@ class StaffAccessMixin:
 # --- how values read in the admin: the staff member's zone and language ---------------------
 
 def _list_datetime(view: Any, value: dt.datetime, name: str) -> str:
-    return format_datetime(value, "short")  # stored as naive UTC: shown in the staff member's zone
+    # Stored as naive UTC: shown in the staff member's zone, formatted as the portal's lists are.
+    return display(value)
 
 
 def _detail_datetime(view: Any, value: dt.datetime, name: str) -> str:
@@ -77,7 +78,7 @@ def _detail_datetime(view: Any, value: dt.datetime, name: str) -> str:
 
 
 def _list_date(view: Any, value: dt.date, name: str) -> str:
-    return format_date(value, "medium")
+    return display(value)
 
 
 def _export_datetime(view: Any, value: dt.datetime, name: str) -> str:

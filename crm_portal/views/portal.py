@@ -12,6 +12,7 @@ from markupsafe import Markup
 from werkzeug.routing import BuildError
 
 from ..api import DueItem
+from ..cache import ProcessCache
 from ..models import Button, ProfileButton
 
 bp = Blueprint("portal", __name__)
@@ -36,13 +37,22 @@ def button_url(button: Button) -> str | None:
         return None  # the module behind it is not installed
 
 
+def _load_buttons(profile_id: Any) -> tuple[Button, ...]:
+    return tuple(Button.select().join(ProfileButton)
+                 .where(ProfileButton.profile == profile_id)
+                 .order_by(ProfileButton.position, ProfileButton.id))
+
+
+#: A profile's dashboard buttons by profile id, kept in the process until buttons change.
+profile_buttons: ProcessCache[tuple[Button, ...]] = ProcessCache(
+    "profiles.buttons", (Button._meta.table_name, ProfileButton._meta.table_name), _load_buttons)
+
+
 def dashboard_buttons() -> list[tuple[Button, str]]:
     profile_id = current_user.contact.profile_id
     if profile_id is None:
         return []
-    rows = (Button.select().join(ProfileButton)
-            .where(ProfileButton.profile == profile_id)
-            .order_by(ProfileButton.position, ProfileButton.id))
+    rows = profile_buttons.get(profile_id)
     shown = {m.name for m in visible_modules()}
     out = []
     for button in rows:

@@ -17,10 +17,10 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from flask import current_app, g, has_app_context
+from flask import current_app, g, has_app_context, has_request_context
 from peewee import JOIN, Case, fn
 
-from crm_portal.api import Contact, StaffUser, WorkingHours, db, utcnow
+from crm_portal.api import Contact, ProcessCache, StaffUser, WorkingHours, db, utcnow
 
 from . import signals
 from .models import (
@@ -212,21 +212,48 @@ def install_defaults() -> list[str]:
     return lines
 
 
-def _forget_cache() -> None:
-    if has_app_context():
-        g.pop("_tickets_states", None)
-        g.pop("_tickets_transitions", None)
-
-
 # --- states and transitions --------------------------------------------------------------------
-def states() -> dict[str, TicketState]:
-    """Every state by key, in order (one query per request)."""
-    if has_app_context() and "_tickets_states" in g:
-        return g._tickets_states
+def _load_workflow(key: Any) -> tuple[dict[str, TicketState], list[tuple[str, str, str, frozenset[str]]]]:
     found = {s.key: s for s in TicketState.select().order_by(TicketState.position, TicketState.id)}
+    from_alias = TicketState.alias("f")
+    to_alias = TicketState.alias("t")
+    rows = (TicketTransition.select(TicketTransition.actor, TicketTransition.types,
+                                    from_alias.key.alias("from_key"), to_alias.key.alias("to_key"))
+            .join_from(TicketTransition, from_alias, on=(TicketTransition.from_state == from_alias.id))
+            .join_from(TicketTransition, to_alias, on=(TicketTransition.to_state == to_alias.id))
+            .order_by(to_alias.position).dicts())
+    moves = [(r["from_key"], r["to_key"], r["actor"],
+              frozenset(t.strip() for t in (r["types"] or "").split(",") if t.strip())) for r in rows]
+    return found, moves
+
+
+#: The states and transitions, kept in the process until staff change either table.
+workflow_cache = ProcessCache("tickets.workflow", (TicketState._meta.table_name,
+                                                   TicketTransition._meta.table_name), _load_workflow)
+
+
+def _workflow() -> tuple[dict[str, TicketState], list[tuple[str, str, str, frozenset[str]]]]:
+    """From the process's cache in a request; outside one, read once per application context
+    (a job or a command sees its own changes)."""
+    if has_request_context():
+        return workflow_cache.get()
     if has_app_context():
-        g._tickets_states = found
-    return found
+        if "_tickets_workflow" not in g:
+            g._tickets_workflow = _load_workflow(None)
+        return g._tickets_workflow
+    return _load_workflow(None)
+
+
+def _forget_cache() -> None:
+    """Read the workflow again at its next use (after changing it in this request or context)."""
+    workflow_cache.clear()
+    if has_app_context():
+        g.pop("_tickets_workflow", None)
+
+
+def states() -> dict[str, TicketState]:
+    """Every state by key, in order (kept in the process: read-only)."""
+    return _workflow()[0]
 
 
 def state(key: str) -> TicketState | None:
@@ -263,20 +290,7 @@ def final_keys() -> list[str]:
 
 
 def _transitions() -> list[tuple[str, str, str, frozenset[str]]]:
-    if has_app_context() and "_tickets_transitions" in g:
-        return g._tickets_transitions
-    from_alias = TicketState.alias("f")
-    to_alias = TicketState.alias("t")
-    rows = (TicketTransition.select(TicketTransition.actor, TicketTransition.types,
-                                    from_alias.key.alias("from_key"), to_alias.key.alias("to_key"))
-            .join_from(TicketTransition, from_alias, on=(TicketTransition.from_state == from_alias.id))
-            .join_from(TicketTransition, to_alias, on=(TicketTransition.to_state == to_alias.id))
-            .order_by(to_alias.position).dicts())
-    found = [(r["from_key"], r["to_key"], r["actor"],
-              frozenset(t.strip() for t in (r["types"] or "").split(",") if t.strip())) for r in rows]
-    if has_app_context():
-        g._tickets_transitions = found
-    return found
+    return _workflow()[1]
 
 
 def allowed_targets(ticket: Ticket, actor_kind: str) -> list[str]:
