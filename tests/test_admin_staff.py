@@ -161,6 +161,22 @@ def test_search_box_names_its_fields(app, demo, client):
     assert 'placeholder="None"' not in page
 
 
+def test_an_empty_choice_reads_empty_not_none(app, demo, client):
+    """A language left empty (the portal's default) is an empty cell, never Python's "None"."""
+    with app.app_context(), db.connection_context():
+        Contact.update(language=None).where(Contact.email == "anna@acme.example").execute()
+        operator_id = staff("operatore@example.com").id
+    set_staff(app, "operatore@example.com", language=None)
+    set_staff(app, language="it")
+    staff_login(client)
+    anna = demo["contacts"]["anna"]
+    for url in (f"/admin/core_contact/details/?id={anna.id}", f"/admin/core_staff/details/?id={operator_id}",
+                "/admin/core_contact/?search=anna", "/admin/core_staff/"):
+        page = client.get(url)
+        assert page.status_code == 200 and "Lingua" in page.text, url
+        assert not re.search(r">\s*None\s*<", page.text), url
+
+
 # --- the admin's own 403 page ------------------------------------------------------------------------
 
 def test_operator_gets_the_admin_403_page(app, demo, client):
