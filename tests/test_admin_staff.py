@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 from conftest import staff_login
 
+import crm_portal
 from crm_portal.account import tokens
 from crm_portal.auth import verify_password
 from crm_portal.db import db
@@ -153,12 +155,70 @@ def test_audit_actions_read_by_name(app, demo, client):
     assert "Accesso del personale" in page and ">staff-login<" not in page
 
 
+AUDIT_CALL = re.compile(r"\b(?:audit|audit_integration)\(\s*[\"']([a-z][a-z0-9_.-]*)[\"']")
+
+
+def _audit_actions_written() -> set[str]:
+    """Every audit action the portal and its shipped modules write under a literal name."""
+    root = Path(crm_portal.__file__).resolve().parent.parent
+    found: set[str] = set()
+    for folder in ("crm_portal", "modules"):
+        for path in (root / folder).rglob("*.py"):
+            found.update(AUDIT_CALL.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_audit_action_written_reads_by_name(app, demo, client):
+    """The audit log names each action staff may find there, in their language: those of viewing
+    as a contact, of customers' administrators, of tickets opened for customers or by the API …"""
+    from flask_babel import force_locale
+
+    from crm_portal.admin.labels import audit_action_labels
+
+    written = _audit_actions_written()
+    assert {"staff-login", "view-as-started", "colleague-invited", "ticket-opened-for-contact",
+            "webhook.created"} <= written  # the search works
+    labels = audit_action_labels(app.extensions["admin"][0])
+    assert sorted(written - set(labels)) == []
+    with app.test_request_context():
+        for action in written:
+            with force_locale("en"):
+                english = str(labels[action])
+            with force_locale("it"):
+                italian = str(labels[action])
+            assert english != italian, (action, italian)
+    with app.app_context(), db.connection_context():
+        anna = Contact.get(Contact.email == "anna@acme.example")
+        AuditEntry.create(action="colleague-access-revoked", actor_type="contact", actor_id=anna.id,
+                          actor_label=anna.email, object_type="core_contact", object_id=str(anna.id))
+    set_staff(app, language="it")
+    staff_login(client)
+    page = client.get("/admin/core_audit/").text
+    assert "Accesso al portale disattivato da un collega" in page and ">colleague-access-revoked<" not in page
+
+
 def test_search_box_names_its_fields(app, demo, client):
     set_staff(app, language="it")
     staff_login(client)
     page = client.get("/admin/core_contact/").text
     assert 'placeholder="Cerca per Nome, Cognome, Email, Ruolo"' in page
     assert 'placeholder="None"' not in page
+
+
+def test_an_empty_choice_reads_empty_not_none(app, demo, client):
+    """A language left empty (the portal's default) is an empty cell, never Python's "None"."""
+    with app.app_context(), db.connection_context():
+        Contact.update(language=None).where(Contact.email == "anna@acme.example").execute()
+        operator_id = staff("operatore@example.com").id
+    set_staff(app, "operatore@example.com", language=None)
+    set_staff(app, language="it")
+    staff_login(client)
+    anna = demo["contacts"]["anna"]
+    for url in (f"/admin/core_contact/details/?id={anna.id}", f"/admin/core_staff/details/?id={operator_id}",
+                "/admin/core_contact/?search=anna", "/admin/core_staff/"):
+        page = client.get(url)
+        assert page.status_code == 200 and "Lingua" in page.text, url
+        assert not re.search(r">\s*None\s*<", page.text), url
 
 
 # --- the admin's own 403 page ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from conftest import login, staff_login
 
 from crm_portal import signals
 from crm_portal.db import db
-from crm_portal.models import AuditEntry, Contact, OutboxMessage, Profile, ProfileModule
+from crm_portal.models import AuditEntry, Contact, OutboxMessage, Profile, ProfileModule, StaffUser
 from crm_portal.testing import CsrfClient
 
 
@@ -352,11 +352,13 @@ def test_csrf_required(app, ids, anna):
 
 def test_changes_are_in_the_staff_audit_log(app, ids, anna):
     assert anna.post(f"/contacts/{ids['bruno']}/revoke").status_code == 302
+    with app.app_context(), db.connection_context():
+        StaffUser.update(language="en").where(StaffUser.email == "admin@example.com").execute()
     staff = app.test_client()
     staff_login(staff)
     page = staff.get("/admin/core_audit/?search=colleague")
     assert page.status_code == 200
-    assert "colleague-access-revoked" in page.text and "anna@acme.example" in page.text
+    assert "Portal access switched off by a colleague" in page.text and "anna@acme.example" in page.text
 
 
 def test_activity_of_a_colleague(app, ids, anna):

@@ -139,6 +139,14 @@ AUDIT_LABELS: dict[str, Any] = {
     "staff-password-reset": _l("Staff password reset"),
     "staff-language-changed": _l("Admin language changed"),
     "staff-preferences-changed": _l("Admin preferences changed"),
+    "notifications-updated": _l("Email notifications changed"),
+    "view-as-started": _l("Portal viewed as the contact"),
+    "view-as-ended": _l("View as the contact ended"),
+    # Written by the contacts module: a customer's administrator (the actor) acting on a colleague.
+    "colleague-invited": _l("Invited by a colleague"),
+    "colleague-access-revoked": _l("Portal access switched off by a colleague"),
+    "colleague-access-enabled": _l("Portal access switched on by a colleague"),
+    "colleague-profile-changed": _l("Profile changed by a colleague"),
 }
 
 

@@ -265,6 +265,13 @@ class AdminModelView(StaffAccessMixin, ModelView):
                                     on=(field == getattr(target, field.rel_field.name)), attr=field.name))
         return query.switch(self.model)
 
+    def _get_list_value(self, context: Any, model: Any, name: str, column_formatters: Any,
+                        column_type_formatters: Any) -> Any:
+        # Flask-Admin returns an empty value of a column with choices (a language left to the
+        # portal's default) as it is, which reads "None": shown empty, like any other empty value.
+        value = super()._get_list_value(context, model, name, column_formatters, column_type_formatters)
+        return "" if value is None else value
+
     # --- reading: unknown ids are 404, parameters no column can hold are 400 -----------------
     def get_one(self, id: Any) -> Any:
         # Flask-Admin answers an unknown id with a redirect and a flash; we want a plain 404.

@@ -31,6 +31,14 @@ LABELS = {
     "delivered_at": _l("Delivered"),
 }
 SECRET_COLUMNS = ("secret", "previous_secret", "previous_until")
+#: The API's webhook changes, as the audit log names them.
+AUDIT_LABELS = {
+    "webhook.created": _l("Webhook created"),
+    "webhook.updated": _l("Webhook changed"),
+    "webhook.deleted": _l("Webhook deleted"),
+    "webhook.secret_rotated": _l("Webhook secret replaced"),
+    "webhook.redelivered": _l("Webhook delivery sent again"),
+}
 
 
 class WebhookEndpointView(AdminModelView):
@@ -39,6 +47,7 @@ class WebhookEndpointView(AdminModelView):
 
     can_create = can_delete = False
     can_view_details = True
+    audit_labels = AUDIT_LABELS
     column_list = ("integration", "url", "events", "active", "disabled_reason", "failure_count", "created_at")
     column_details_list = column_list
     column_export_list = column_list

@@ -64,7 +64,12 @@ COLOR_LABELS = {"primary": _l("Blue"), "info": _l("Light blue"), "warning": _l("
 #: Who makes a move of the workflow.
 ACTOR_LABELS = {"staff": _l("Support"), "customer": _l("Customer"), "system": _l("Automatic (auto-close)")}
 AUDIT_LABELS = {"ticket-taken": _l("Ticket taken in charge"), "ticket-assigned": _l("Ticket assigned"),
-                "ticket-updated": _l("Ticket updated"), "ticket-opened": _l("Ticket opened")}
+                "ticket-updated": _l("Ticket updated"), "ticket-opened": _l("Ticket opened"),
+                "ticket-opened-for-contact": _l("Ticket opened for a customer"),
+                "ticket-opened-by-api": _l("Ticket opened through the API"),
+                "ticket-moved": _l("Ticket moved to another state"),
+                "ticket-commented": _l("Ticket commented"),
+                "ticket-attached": _l("Files attached to a ticket")}
 
 
 def _state_options():
