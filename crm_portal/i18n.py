@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, has_request_context, request, session
-from flask_babel import Babel
+from flask_babel import Babel, Domain
 from flask_login import current_user
 
 
@@ -83,6 +83,28 @@ def add_translation_directory(app: Flask, folder: Path) -> None:
             dirs.append(str(folder))
 
 
+class RequestDomain(Domain):
+    """flask-babel's catalogue lookup, done once per request and language.
+
+    flask-babel finds the catalogue again for every string it translates (the locale's name is
+    rebuilt for its cache key each time): a list page translates a hundred strings. The one found
+    is kept beside flask-babel's own per-request state, for the locale object it was found for,
+    so :func:`flask_babel.force_locale` (emails in the recipient's language) still switches it."""
+
+    def get_translations(self) -> Any:
+        from flask_babel import _get_current_context
+
+        state = _get_current_context()
+        if state is None:
+            return super().get_translations()
+        cached = getattr(state, "crm_translations", None)
+        if cached is not None and cached[0] is getattr(state, "babel_locale", None) and cached[1] is self:
+            return cached[2]
+        translations = super().get_translations()  # resolves and keeps the request's locale
+        state.crm_translations = (getattr(state, "babel_locale", None), self, translations)
+        return translations
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
     # One Babel per application: its translation cache then holds exactly this app's catalogues.
@@ -91,7 +113,9 @@ def init_app(app: Flask) -> None:
 
         raise ConfigurationError(f"DEFAULT_TIMEZONE {app.config.get('DEFAULT_TIMEZONE')!r} is not a time zone "
                                  "name such as \"Europe/Rome\".")
-    Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    babel = Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    with app.app_context():
+        babel.domain_instance = RequestDomain(domain=babel.domain)  # type: ignore[misc]
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale

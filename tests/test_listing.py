@@ -222,3 +222,28 @@ def test_dates_are_shown_as_flask_babel_formats_them(app, language):
             assert display(days[1]) == format_date(days[1], "medium")
         assert display(values[0]) == format_datetime(values[0], "short")
         assert display(values[0]) != display(values[0].replace(hour=5))
+
+
+@pytest.mark.parametrize("sort, descending", [(None, False), ("office", False), ("office", True),
+                                              ("last_name", True), ("email", False)])
+def test_deep_pages_are_the_slices_of_the_whole_list(app, demo, sort, descending):
+    """Pages after the first find their rows through the sort's keys first: page by page, the
+    list is exactly the whole sorted list, ties included (half the contacts share an office)."""
+    from flask import current_app
+
+    from crm_portal.listing import ListQuery, ListRequest
+
+    with app.test_request_context(), db.connection_context():
+        acme = demo["companies"]["acme"].id
+        _add_colleagues(acme, 130)
+        module = current_app.extensions["crm_portal"].modules["contacts"]
+        lists = ListQuery(module, Contact.select().where(Contact.company == acme))
+        whole = [row.id for row in lists.all(ListRequest(sort=sort, descending=descending))]
+        paged: list[int] = []
+        for number in range(1, 8):
+            page = lists.page(ListRequest(sort=sort, descending=descending, page=number, per_page=20))
+            paged += [row.id for row in page.rows]
+        assert len(whole) == 133 and paged == whole
+        searched = ListRequest(q="worker1", sort=sort, descending=descending, page=2, per_page=10)
+        expected = [row.id for row in lists.all(ListRequest(q="worker1", sort=sort, descending=descending))][10:20]
+        assert [row.id for row in lists.page(searched).rows] == expected and expected
