@@ -105,6 +105,43 @@ class RequestDomain(Domain):
         return translations
 
 
+def _install_template_gettext(app: Flask) -> None:
+    """Jinja's ``_``, ``gettext``, ``ngettext``, ``pgettext`` and ``npgettext``, as Jinja's
+    "newstyle" gettext behaves (escaped when autoescaping, always %-formatted), but given only
+    the evaluation context. Jinja's own take the whole context, which Jinja copies (every
+    variable) for each call made inside a loop or a block that sets variables: a list page made
+    hundreds of such copies."""
+    from flask_babel import get_translations
+    from jinja2 import pass_eval_context
+    from markupsafe import Markup
+
+    def finish(eval_ctx: Any, text: str, variables: dict[str, Any]) -> str:
+        return (Markup(text) if eval_ctx.autoescape else text) % variables
+
+    @pass_eval_context
+    def gettext(eval_ctx: Any, string: str, **variables: Any) -> str:
+        return finish(eval_ctx, get_translations().ugettext(string), variables)
+
+    @pass_eval_context
+    def ngettext(eval_ctx: Any, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        return finish(eval_ctx, get_translations().ungettext(singular, plural, num), variables)
+
+    @pass_eval_context
+    def pgettext(eval_ctx: Any, context: str, string: str, **variables: Any) -> str:
+        variables.setdefault("context", context)
+        return finish(eval_ctx, get_translations().upgettext(context, string), variables)
+
+    @pass_eval_context
+    def npgettext(eval_ctx: Any, context: str, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("context", context)
+        variables.setdefault("num", num)
+        return finish(eval_ctx, get_translations().unpgettext(context, singular, plural, num), variables)
+
+    app.jinja_env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext, pgettext=pgettext,
+                                 npgettext=npgettext)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
     # One Babel per application: its translation cache then holds exactly this app's catalogues.
@@ -116,6 +153,7 @@ def init_app(app: Flask) -> None:
     babel = Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     with app.app_context():
         babel.domain_instance = RequestDomain(domain=babel.domain)  # type: ignore[misc]
+    _install_template_gettext(app)
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
