@@ -6,14 +6,20 @@ of SQL queries (a count and a select) whatever its size.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import peewee as pw
-from flask import current_app
+from flask import current_app, g
+from flask_babel import _get_format, format_decimal, get_locale, get_timezone, gettext
 from markupsafe import Markup, escape
+
+from . import dateformat
+from .db import is_postgres
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Column, Module
@@ -196,8 +202,6 @@ def _contains(expr: Any, term: str, *, lower: bool = True) -> pw.Expression:
     """Case-insensitive substring match with LIKE wildcards in ``term`` taken literally. With
     ``lower=False`` the column is compared as it is (already lower-cased text), so an index on it
     can serve the match."""
-    from .db import is_postgres
-
     pattern = f"%{_like_escape(term)}%".lower()
     lhs = pw.fn.LOWER(pw.Cast(expr, "TEXT")) if lower else expr
     # "ILIKE" is peewee's portable case-insensitive LIKE (LIKE on SQLite, ILIKE on PostgreSQL).
@@ -352,9 +356,6 @@ class _DateFormats:
 def _date_formats() -> _DateFormats:
     """The current request's :class:`_DateFormats`, kept beside flask-babel's own per-request
     cache and renewed when its locale or zone changes (``force_locale``)."""
-    from flask import g
-    from flask_babel import _get_format, get_locale, get_timezone
-
     babel = g.get("_flask_babel")
     cached = getattr(babel, "crm_date_formats", None)
     if (cached is not None and cached.locale is getattr(babel, "babel_locale", None)
@@ -372,13 +373,6 @@ def display(value: Any) -> Any:
     """Human rendering of a value in the user's language (dates, booleans, decimals): what
     flask-babel's ``format_datetime(value, "short")`` and ``format_date(value, "medium")`` give,
     with the locale and time zone looked up once per request."""
-    import datetime as dt
-    from decimal import Decimal
-
-    from flask_babel import format_decimal, gettext
-
-    from . import dateformat
-
     if value is None or value == "":
         return Markup('<span class="text-body-secondary">—</span>')
     if isinstance(value, bool):
