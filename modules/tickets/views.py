@@ -50,7 +50,6 @@ from .models import (
     TYPES,
     Ticket,
     TicketAttachment,
-    TicketCategory,
     TicketComment,
     TicketHistory,
     is_valid_id,
@@ -193,8 +192,7 @@ def detail_context(ticket: Ticket, user: PortalUser) -> dict[str, Any]:
                    .order_by(TicketHistory.created_at, TicketHistory.id))
     attachments = list(TicketAttachment.select().where(TicketAttachment.ticket == ticket.id)
                        .order_by(TicketAttachment.created_at, TicketAttachment.id))
-    category = (TicketCategory.get_or_none(TicketCategory.id == ticket.category_id)
-                if ticket.category_id else None)
+    category = workflow.category(ticket.category_id)
     states = workflow.states()
     current = states.get(ticket.status)
     final = bool(current and current.final)
@@ -203,17 +201,20 @@ def detail_context(ticket: Ticket, user: PortalUser) -> dict[str, Any]:
     # Staff viewing the portal as the contact change nothing of theirs, their read state included.
     if user.contact_id is not None and not getattr(user, "viewing_as", False):
         workflow.mark_read(ticket, user.contact_id)
+    can_close = resolved and may_act and "close" in actions
+    can_reopen = resolved and may_act and "comment" in actions
+    can_withdraw = (not final and not resolved and may_act and "close" in actions
+                    and workflow.CLOSED in workflow.allowed_targets(ticket, "customer"))
     return {
         **conversation_context(ticket, user, page),
         "public_count": ticket.public_comments, "history": history, "attachments": attachments,
         "category": category, "states": states, "state": current, "final": final,
         "can_comment": not final and may_act and "comment" in actions,
-        "can_close": resolved and may_act and "close" in actions,
-        "can_reopen": resolved and may_act and "comment" in actions,
-        "can_withdraw": (not final and not resolved and may_act and "close" in actions
-                         and workflow.CLOSED in workflow.allowed_targets(ticket, "customer")),
-        "close_form": CloseForm(formdata=None), "reopen_form": ReopenForm(formdata=None),
-        "withdraw_form": WithdrawForm(formdata=None),
+        "can_close": can_close, "can_reopen": can_reopen, "can_withdraw": can_withdraw,
+        # Only the forms the page offers (each costs its fields and a CSRF token).
+        "close_form": CloseForm(formdata=None) if can_close else None,
+        "reopen_form": ReopenForm(formdata=None) if can_reopen else None,
+        "withdraw_form": WithdrawForm(formdata=None) if can_withdraw else None,
         "max_upload_mb": _max_upload_mb(),
     }
 

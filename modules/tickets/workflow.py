@@ -251,6 +251,19 @@ def _forget_cache() -> None:
         g.pop("_tickets_workflow", None)
 
 
+def _load_categories(key: Any) -> dict[int, TicketCategory]:
+    return {c.id: c for c in TicketCategory.select().order_by(TicketCategory.position, TicketCategory.id)}
+
+
+#: The categories by id (active or not), kept in the process until staff change them.
+category_cache = ProcessCache("tickets.categories", (TicketCategory._meta.table_name,), _load_categories)
+
+
+def category(category_id: int | None) -> TicketCategory | None:
+    """The category of that id (read-only; from the process's cache in a request)."""
+    return category_cache.get().get(category_id) if category_id else None
+
+
 def states() -> dict[str, TicketState]:
     """Every state by key, in order (kept in the process: read-only)."""
     return _workflow()[0]
