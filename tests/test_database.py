@@ -124,6 +124,7 @@ def _busy_timeout(monkeypatch, milliseconds: int) -> None:
     pragmas = [(k, milliseconds if k == "busy_timeout" else v) for k, v in db.obj._pragmas]
     monkeypatch.setattr(db.obj, "_pragmas", pragmas)
     monkeypatch.setattr(db.obj, "_timeout", milliseconds / 1000)
+    close_all()  # pooled connections were opened with the longer timeout
 
 
 CHANGE = {"req-field": "office", "req-message": "Sede di Bologna"}
