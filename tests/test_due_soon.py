@@ -158,3 +158,36 @@ def test_partner_modules_contribute_through_the_hook(app, demo, client, partner_
     client.post("/logout")
     login(client, "anna@acme.example")  # her profile does not show the partner module
     assert "Partner renewal" not in _widget(client.get("/").text)
+
+
+class Broken(Module):
+    """A partner's module whose due dates fail in the database."""
+
+    name = "broken"
+    label = "Broken"
+
+    def due_items(self, user, today, until, limit):
+        db.execute_sql("SELECT due FROM broken_table_that_does_not_exist")
+        return []
+
+
+def test_a_module_failing_in_the_database_leaves_the_others_standing(app, demo, client, caplog):
+    """A module whose query fails in the database is logged and left out. Reading pages run
+    outside a transaction, so on PostgreSQL too the failed statement spoils nothing: the modules
+    asked after it still answer and the page is drawn."""
+    registry = app.extensions["crm_portal"]
+    installed = dict(registry.modules)
+    registry.modules.clear()  # the broken module asked first, before those whose items are shown
+    registry.modules.update({"broken": Broken(), **installed})
+    try:
+        with app.app_context(), db.connection_context():
+            bruno = Contact.get(Contact.email == "bruno@acme.example")
+            ProfileModule.create(profile=bruno.profile_id, module="broken", scope="own", actions="view")
+        login(client, "bruno@acme.example")
+        page = client.get("/")
+        assert page.status_code == 200
+        assert _titles(_widget(page.text)), "the other modules' items are still shown"
+        assert any("due_items of broken failed" in r.getMessage() for r in caplog.records)
+    finally:
+        registry.modules.clear()
+        registry.modules.update(installed)
