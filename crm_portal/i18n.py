@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, has_request_context, request, session
-from flask_babel import Babel, Domain
+from flask_babel import Babel, Domain, _get_current_context
 from flask_login import current_user
 
 
@@ -92,8 +92,6 @@ class RequestDomain(Domain):
     so :func:`flask_babel.force_locale` (emails in the recipient's language) still switches it."""
 
     def get_translations(self) -> Any:
-        from flask_babel import _get_current_context
-
         state = _get_current_context()
         if state is None:
             return super().get_translations()
