@@ -72,11 +72,8 @@ class Seen:
 @pytest.fixture
 def seen():
     found = Seen()
-    signals.record_created.connect(found.created)
-    signals.record_updated.connect(found.updated)
-    yield found
-    signals.record_created.disconnect(found.created)
-    signals.record_updated.disconnect(found.updated)
+    with signals.record_created.connected_to(found.created), signals.record_updated.connected_to(found.updated):
+        yield found
 
 
 def test_create_with_file_then_unchanged(app, token, client, seen):
