@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import peewee
-from flask import Flask, g, request
+from flask import Flask, g, has_app_context, request
 from playhouse.db_url import connect, register_database
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
@@ -94,6 +94,10 @@ class PortalSqliteDatabase(PooledSqliteDatabase):
 
     def begin(self, lock_type: str | None = None) -> None:  # type: ignore[override]
         super().begin(lock_type or "IMMEDIATE")
+
+    def commit(self) -> None:
+        super().commit()
+        _note_commit()
 
     def savepoint(self):  # type: ignore[override]
         if self.transaction_depth() == 0:
@@ -200,14 +204,23 @@ def bind(url: str, **pool: Any) -> peewee.Database:
     return database
 
 
-def retry_on_lock(func: Callable[[], T], *, attempts: int = 3, delay: float = 0.05) -> T:
+def _note_commit() -> None:
+    """Count a commit made while handling the current request (see :func:`init_app`)."""
+    if has_app_context():
+        g._crm_commits = g.get("_crm_commits", 0) + 1
+
+
+def retry_on_lock(func: Callable[[], T], *, attempts: int = 3, delay: float = 0.05,
+                  retry_if: Callable[[], bool] | None = None) -> T:
     """Run ``func`` (which opens its own transaction) again when SQLite still reports lock
-    contention after its busy timeout; any other error, or the last attempt's, propagates."""
+    contention after its busy timeout; any other error, or the last attempt's, propagates, and so
+    does contention when ``retry_if`` says running ``func`` again is not safe."""
     for attempt in range(attempts):
         try:
             return func()
         except peewee.OperationalError as exc:
-            if attempt + 1 >= attempts or not is_lock_contention(exc) or db.in_transaction():
+            if (attempt + 1 >= attempts or not is_lock_contention(exc) or db.in_transaction()
+                    or (retry_if is not None and not retry_if())):
                 raise
             log.warning("database busy, attempt %d of %d: %s", attempt + 1, attempts, exc)
             time.sleep(delay * (2 ** attempt) * (1 + random.random()))
@@ -225,7 +238,10 @@ def init_app(app: Flask) -> None:
 (``DATABASE_POOL_SIZE``, ``DATABASE_POOL_STALE_TIMEOUT``, ``DATABASE_POOL_TIMEOUT``).
 
     A request whose transaction still finds the database locked after the busy timeout is run
-    again (``DATABASE_LOCK_RETRIES`` times): its transaction rolled back, so nothing is doubled.
+    again (``DATABASE_LOCK_RETRIES`` times) when it has committed nothing yet: its transaction
+    rolled back, so nothing is doubled. A request that already committed a transaction is not run
+    again (it would repeat what that transaction did); code with several transactions retries
+    each one itself (:func:`retry_on_lock`).
     """
     def setting(name: str) -> int | None:
         value = app.config.get(name)
@@ -238,10 +254,11 @@ def init_app(app: Flask) -> None:
 
     def dispatch_with_retry() -> Any:
         def attempt() -> Any:
+            g._crm_commits = 0
             _rewind_uploads()
             return dispatch()
 
-        return retry_on_lock(attempt, attempts=retries + 1)
+        return retry_on_lock(attempt, attempts=retries + 1, retry_if=lambda: not g.get("_crm_commits"))
 
     app.dispatch_request = dispatch_with_retry  # type: ignore[method-assign]
 

@@ -17,8 +17,8 @@ once the delay has started, one attempt at a time is checked): an attempt beyond
 passwords sent at once therefore get at most the limit's worth of password checks, while fifty
 colleagues logging in at once from one office address all get in. A failed attempt becomes a
 failure (:func:`confirm_failure`); a successful one clears the account's counter and leaves the
-address's failures alone (:func:`record_success`). A place held by a worker that died lapses after
-``PENDING_SECONDS``.
+address's failures alone (:func:`record_success`); one that ends in an error gives its places back
+(:func:`release`). A place held by a worker that died lapses after ``PENDING_SECONDS``.
 """
 from __future__ import annotations
 
@@ -186,6 +186,16 @@ def record_success(account: str, ip: str, at: dt.datetime | None = None) -> None
             .where(LoginThrottle.id == rows[ip].id).execute()
 
 
+def release(account: str, ip: str, at: dt.datetime | None = None) -> None:
+    """Give back a reserved attempt's places without counting anything: the attempt ended before
+    its outcome could be stored (an error), so it is neither a failure nor a success."""
+    at = at or now()
+    with db.atomic():
+        rows = _locked_rows([account, ip], at)
+        for row in rows.values():
+            LoginThrottle.update(pending=max(_pending(row, at) - 1, 0)).where(LoginThrottle.id == row.id).execute()
+
+
 def mail_request_key(ip: str | None) -> str:
     """The key of the forms that send email to an address typed by anyone (password reset,
     registration): limited per IP address so the portal cannot be used to flood mailboxes."""
@@ -211,4 +221,4 @@ def clear(keys: Iterable[str]) -> None:
 
 
 __all__ = ["account_key", "ip_key", "retry_after", "reserve_login", "login_limits", "confirm_failure",
-           "record_success", "clear", "now", "mail_request_key", "reserve_mail_request"]
+           "record_success", "release", "clear", "now", "mail_request_key", "reserve_mail_request"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import peewee as pw
 import pytest
 from conftest import csrf_token, login, make_app, staff_login
 from test_account import same_page
@@ -162,6 +163,55 @@ def test_account_throttle_then_owner_gets_back_in(app, demo, clock):
     with app.app_context(), db.connection_context():
         row = LoginThrottle.get(LoginThrottle.key == ratelimit.account_key("carla@globex.example"))
         assert (row.failures, row.pending, row.blocked_until) == (0, 0, None)  # a success clears the counter
+
+
+def _busy_audit(monkeypatch, times: int | None) -> list[str]:
+    """Make the login's audit find the database busy ``times`` times (``None``: always)."""
+    from crm_portal.views import auth as auth_views
+
+    real, calls = auth_views.audit, []
+
+    def audit(action, *args, **kwargs):
+        calls.append(action)
+        if times is None or len(calls) <= times:
+            raise pw.OperationalError("database is locked")
+        return real(action, *args, **kwargs)
+
+    monkeypatch.setattr(auth_views, "audit", audit)
+    return calls
+
+
+def _counters(app, email: str) -> list[tuple[int, int]]:
+    keys = [ratelimit.account_key(email), ratelimit.ip_key("127.0.0.1")]
+    with app.app_context(), db.connection_context():
+        return [(row.failures, row.pending) for row in
+                LoginThrottle.select().where(LoginThrottle.key.in_(keys)).order_by(LoginThrottle.key)]
+
+
+def _audited(app, action: str) -> int:
+    with app.app_context(), db.connection_context():
+        return AuditEntry.select().where(AuditEntry.action == action).count()
+
+
+def test_a_busy_database_while_storing_a_login_neither_leaks_a_place_nor_audits_twice(app, demo, monkeypatch):
+    """The outcome of a failed login meets a busy database once: it is stored once (one failure, one
+    audit entry) and the places the attempt reserved are given back."""
+    calls = _busy_audit(monkeypatch, 1)
+    response = app.test_client().post("/login", data={"email": "carla@globex.example", "password": "guess"})
+    assert response.status_code == 200 and calls == ["login-failed", "login-failed"]
+    assert _counters(app, "carla@globex.example") == [(1, 0), (1, 0)]
+    assert _audited(app, "login-failed") == 1
+
+
+def test_a_login_whose_outcome_cannot_be_stored_gives_its_places_back(app, demo, monkeypatch):
+    _busy_audit(monkeypatch, None)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = app.test_client().post("/login", data={"email": "carla@globex.example", "password": "demo"})
+    assert response.status_code == 500
+    assert _counters(app, "carla@globex.example") == [(0, 0), (0, 0)]  # reserved, then released
+    assert _audited(app, "login") == 0
+    monkeypatch.undo()
+    login(app.test_client(), "carla@globex.example")
 
 
 def test_delay_grows_and_is_capped(app, demo, clock):

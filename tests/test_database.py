@@ -189,3 +189,30 @@ def test_an_outage_is_logged_with_its_traceback(tmp_path, caplog):
     assert response.status_code == 503
     outage = [r for r in caplog.records if "database unavailable" in r.getMessage()]
     assert outage and outage[0].exc_info is not None
+
+
+def test_a_request_that_committed_is_not_run_again_on_contention(app, demo):
+    """Retrying a whole request would repeat what its first transactions committed: only a request
+    that has committed nothing yet is run again."""
+    calls = []
+
+    def two_transactions():
+        calls.append(1)
+        with db.atomic():
+            Company.update(city="Bologna").where(Company.name == "Acme S.p.A.").execute()
+        if len(calls) == 1:
+            raise pw.OperationalError("database is locked")  # the second transaction finds it busy
+        return "done"
+
+    def read_then_busy():
+        calls.append(2)
+        if calls.count(2) == 1:
+            raise pw.OperationalError("database is locked")
+        return "done"
+
+    app.add_url_rule("/_two", view_func=two_transactions)
+    app.add_url_rule("/_busy", view_func=read_then_busy)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/_two").status_code == 500 and calls == [1]
+    assert client.get("/_busy").status_code == 200 and calls == [1, 2, 2]

@@ -6,6 +6,8 @@ rotates the account's session token, so a copied session or remember-me cookie d
 """
 from __future__ import annotations
 
+import contextlib
+
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
@@ -13,7 +15,7 @@ from flask_login import current_user, login_user, logout_user
 from .. import ratelimit, signals
 from ..audit import audit
 from ..auth import PortalUser, StaffPrincipal, client_ip, hash_password, needs_rehash, safe_next, verify_password
-from ..db import db, utcnow
+from ..db import db, retry_on_lock, utcnow
 from ..forms import EmptyForm, LoginForm
 from ..models import Contact, StaffUser, new_token
 
@@ -66,30 +68,46 @@ def attempt_login(email: str, password: str, *, staff: bool) -> tuple[PortalUser
     ``(None, seconds)`` when the account or the address must wait first (answer 429).
 
     The attempt takes its place in the throttle before the password is checked, so parallel
-    guesses cannot all slip under the limit while the first ones are still being verified."""
+    guesses cannot all slip under the limit while the first ones are still being verified. Its
+    outcome (audit entry, login time, counters) is stored in one transaction, retried alone when
+    SQLite is busy; if it cannot be stored the places are given back, so an error never leaves a
+    place taken nor writes the audit entry twice."""
     keys = (ratelimit.account_key(email, staff=staff), ratelimit.ip_key(client_ip()))
     wait = ratelimit.reserve_login(*keys)
     if wait:
         return None, wait
+    try:
+        principal = retry_on_lock(lambda: _store_outcome(email, password, keys, staff=staff))
+    except BaseException:
+        with contextlib.suppress(Exception):  # else the places lapse after ratelimit.PENDING_SECONDS
+            ratelimit.release(*keys)
+        raise
+    if principal is None:
+        signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=staff)
+    return principal, 0
+
+
+def _store_outcome(email: str, password: str, keys: tuple[str, str], *,
+                   staff: bool) -> PortalUser | StaffPrincipal | None:
+    """Check the password of a reserved attempt and store the outcome in one transaction: the
+    principal on success, ``None`` on a wrong password or a closed account."""
     model = StaffUser if staff else Contact
     account = model.get_or_none(model.email == email)
     verified = verify_password(account.password_hash if account else None, password)
-    if verified and account is not None and (account.active if staff else account.portal_access):
-        principal: PortalUser | StaffPrincipal = StaffPrincipal(account) if staff else PortalUser(account)
-        with db.atomic():
+    with db.atomic():
+        if verified and account is not None and (account.active if staff else account.portal_access):
+            principal: PortalUser | StaffPrincipal = StaffPrincipal(account) if staff else PortalUser(account)
             account.last_login = utcnow()
             if needs_rehash(account.password_hash):
                 account.password_hash = hash_password(password)
             account.save()
             audit("staff-login" if staff else "login", account, user=principal)
-        ratelimit.record_success(*keys)
-        return principal, 0
-    with db.atomic():
+            ratelimit.record_success(*keys)
+            return principal
         audit("staff-login-failed" if staff else "login-failed", object_type=model._meta.table_name,
               object_id=account.id if account else None, details={"email": email[:254]})
-    ratelimit.confirm_failure(*keys)
-    signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=staff)
-    return None, 0
+        ratelimit.confirm_failure(*keys)
+    return None
 
 
 def rotate_session_token(user) -> None:
