@@ -6,7 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-__version__ = "0.1.0"
+#: The release (semantic versioning: a schema step or an incompatible change of the plugin API
+#: raises the minor number while the major is 0). CHANGELOG.md says what each release changed.
+__version__ = "0.2.0"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -45,7 +45,7 @@ __all__ = [
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;
 #: it loads when the major numbers match and its minor is not newer than the host's.
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 
 Formatter = Callable[[Any, Any], Any]
@@ -270,6 +270,9 @@ class Module:
     """
 
     api_version: ClassVar[str] = API_VERSION
+    #: The module's own release, shown by ``crm-portal --version`` and ``crm-portal modules``;
+    #: ``None``: the version of the distribution whose entry point registers it.
+    version: ClassVar[str | None] = None
     name: ClassVar[str] = ""
     label: ClassVar[Any] = ""
     icon: ClassVar[str] = "grid"

@@ -147,9 +147,9 @@ def modules_command() -> None:
     if not registry.states:
         click.echo("no modules found")
     for state in registry.states:
-        line = f"{state.name:<16} {state.status:<9} {state.source}"
+        line = f"{state.name:<16} {state.version or '-':<10} {state.status:<9} {state.source}"
         if state.error:
-            line += f"\n{'':<27}{state.error}"
+            line += f"\n{'':<38}{state.error}"
         click.echo(line)
 
 
@@ -325,7 +325,27 @@ def _create_app(*_args):
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app)
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the portal's release, the libraries it runs on, and every module with its
+    version (what a support request or an upgrade note needs to know)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .versions import describe
+
+    try:
+        app = ctx.ensure_object(ScriptInfo).load_app()
+    except Exception as exc:  # an instance not set up yet still answers with the release
+        click.echo("\n".join(describe(None)))
+        click.echo(f"modules: not listed, the application does not load here ({exc})")
+    else:
+        with app.app_context():
+            click.echo("\n".join(describe(_registry())))
+    ctx.exit()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the portal's version, its libraries' and every module's, and exit.")
 def main() -> None:
     """CRM Portal management commands."""
 

@@ -45,6 +45,9 @@ class ModuleState:
     module: Module | None = None
     error: str | None = None
     enabled: bool = False
+    #: The version of the distribution that registers it (entry points), unless the module
+    #: declares its own (``Module.version``); ``None`` when neither says.
+    version: str | None = None
 
     @property
     def status(self) -> str:
@@ -117,10 +120,10 @@ def validate(cls: Any) -> Module:
     return cls()
 
 
-def _entry_point_candidates() -> list[tuple[str, str, Any]]:
+def _entry_point_candidates() -> list[tuple[str, str, Any, str | None]]:
     found = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found.append((ep.name, f"entry point {ep.value}", ep.load))
+        found.append((ep.name, f"entry point {ep.value}", ep.load, ep.dist.version if ep.dist else None))
     return found
 
 
@@ -204,29 +207,29 @@ class Registry:
                  disabled: list[str] | None = None, strict: bool = False,
                  extra: list[type[Module]] | None = None) -> Registry:
         seen: set[str] = set()
-        candidates: list[tuple[str, str, Any]] = []
-        for name, source, loader in _entry_point_candidates():
-            candidates.append((name, source, loader))
+        candidates: list[tuple[str, str, Any, str | None]] = list(_entry_point_candidates())
         for folder in folders:
             if not folder.is_dir():
                 continue
             for sub in sorted(folder.iterdir()):
                 if sub.is_dir() and (sub / "__init__.py").exists() and not sub.name.startswith(("_", ".")):
                     candidates.append((sub.name, f"folder {sub}",
-                                       lambda f=folder, s=sub: _module_class_in(_import_folder_package(f, s))))
+                                       lambda f=folder, s=sub: _module_class_in(_import_folder_package(f, s)),
+                                       None))
         for cls in extra or ():
-            candidates.append((cls.name, f"class {cls.__module__}.{cls.__qualname__}", lambda c=cls: c))
+            candidates.append((cls.name, f"class {cls.__module__}.{cls.__qualname__}", lambda c=cls: c, None))
 
-        for name, source, loader in candidates:
+        for name, source, loader, dist_version in candidates:
             if name in seen:
                 continue  # a built-in is both in modules/ and an entry point: first one wins
             seen.add(name)
-            state = ModuleState(name=name, source=source)
+            state = ModuleState(name=name, source=source, version=dist_version)
             try:
                 module = validate(loader())
                 if module.name != name:
                     raise ModuleError(f"declares name {module.name!r} but is registered as {name!r}")
                 state.module = module
+                state.version = module.version or dist_version
             except Exception as exc:  # a broken plugin must not take the portal down
                 state.error = f"{type(exc).__name__}: {exc}"
                 log.debug("".join(traceback.format_exception(exc)))
