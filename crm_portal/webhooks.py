@@ -100,12 +100,38 @@ def signing_secrets(endpoint: WebhookEndpoint, now: dt.datetime) -> list[str]:
 
 
 # --- targets ------------------------------------------------------------------------------------
+#: Special-purpose ranges that some Python releases' ``is_global`` still counts as global (IANA's
+#: registries: IETF protocol assignments, the 6to4 relay anycast, NAT64's local-use prefix).
+NOT_GLOBAL = tuple(ipaddress.ip_network(net) for net in ("192.0.0.0/24", "192.88.99.0/24", "64:ff9b:1::/48"))
+#: NAT64's well-known prefix: the last 32 bits are an IPv4 address the gateway connects to.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: mapped (``::ffff:a.b.c.d``), compatible
+    (``::a.b.c.d``), NAT64, 6to4 (``2002::/16``) and both ends of a Teredo address."""
+    found = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip in NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return found
+
+
 def _allowed_address(address: str) -> bool:
+    """Whether a webhook may connect to ``address``: only globally routable addresses, IPv4
+    addresses carried inside IPv6 ones included."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-                                 or ip.is_multicast or ip.is_unspecified)
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates += _embedded_ipv4(ip)
+    return all(c.is_global and not c.is_multicast and not any(c in net for net in NOT_GLOBAL
+                                                              if net.version == c.version)
+               for c in candidates)
 
 
 def check_url(url: str) -> None:

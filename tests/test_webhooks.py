@@ -183,6 +183,23 @@ def test_private_addresses_are_refused_at_creation_and_at_send_time(ctx, receive
     assert receiver.requests == []
 
 
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.0.0.1", "100.64.0.1", "169.254.169.254", "192.0.0.8", "192.0.2.1", "198.18.0.1",
+    "224.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "ff02::1",
+    "::ffff:127.0.0.1", "::127.0.0.1", "2002:7f00:1::", "2002:a00:1::1", "64:ff9b::7f00:1", "64:ff9b::a00:1",
+    "64:ff9b:1::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:db8::1"])
+def test_only_globally_routable_addresses_are_allowed(address):
+    """IPv4 addresses carried inside IPv6 forms (mapped, compatible, 6to4, NAT64, Teredo) are
+    checked too: 2002:7f00:1:: is 127.0.0.1 through a 6to4 relay."""
+    assert not webhooks._allowed_address(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2a00:1450:4001:80b::200e",
+                                     "2002:5db8:d70e::1", "64:ff9b::808:808"])
+def test_public_addresses_are_allowed(address):
+    assert webhooks._allowed_address(address)
+
+
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "http://user:pw@example.com/", "not a url",
                                  "http:///nohost", "http://example.com:99999/"])
 def test_bad_urls_are_refused(ctx, url):
