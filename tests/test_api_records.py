@@ -376,3 +376,32 @@ def test_text_with_a_nul_character_is_refused_before_any_write(app, demo, client
     assert where in response.get_json()["errors"]
     with app.app_context(), db.connection_context():
         assert (Company.select().count(), Contact.select().count()) == before
+
+
+@pytest.mark.parametrize(("depth", "where"), [(100_000, "body"), (900, ".".join(["0"] * 32)),
+                                              (33, "a." * 31 + "a")])
+def test_a_deeply_nested_body_is_refused_for_any_key(app, demo, client, depth, where):
+    """Deeper than the parser's stack (100,000 levels) or than any payload needs: 422, in the key's
+    language, before the endpoint or its scope check reads it — for a read-only key too."""
+    token = make_key(app, "tickets:read").token
+    if depth == 33:
+        body = "1"
+        for _ in range(depth):
+            body = '{"a": ' + body + "}"
+    else:
+        body = "[" * depth + "]" * depth
+    for url in ("/api/v1/tickets", "/api/v1/companies"):
+        response = client.post(url, data=body, content_type="application/json",
+                               headers=bearer(token, **{"Accept-Language": "it"}))
+        assert response.status_code == 422, response.get_data(as_text=True)[:300]
+        errors = response.get_json()["errors"]
+        assert list(errors) == [where] and "annidamento" in errors[where][0]
+
+
+def test_a_body_nested_as_deep_as_allowed_reaches_the_endpoint(app, demo, client):
+    token = make_key(app, "companies:write").token
+    notes: object = "deep"
+    for _ in range(30):
+        notes = [notes]
+    response = client.post("/api/v1/companies", json={"name": "Nested", "notes": notes}, headers=bearer(token))
+    assert response.status_code == 422 and "notes" in response.get_json()["errors"]  # the form's own refusal
