@@ -221,3 +221,48 @@ def test_every_post_documents_the_header(app, client):
         assert names.count("Idempotency-Key") == 1, path
     assert all("Idempotency-Key" not in [p.get("name") for p in ops["get"].get("parameters", [])]
                for ops in spec["paths"].values() if "get" in ops)
+
+
+def test_the_same_key_acting_as_another_contact_is_another_request(app, demo, client, headers):
+    """Contact A's answer is never replayed to a request acting as contact B: the acting contact is
+    part of what the key stands for."""
+    from crm_portal.models import Contact
+
+    with app.app_context(), db.connection_context():
+        anna = Contact.get(Contact.email == "anna@acme.example")
+        ticket = Ticket.select().where(Ticket.contact == anna).first()
+        comments = ticket.comments.count()
+    url = f"/api/v1/tickets/{ticket.id}/comments"
+    key = {**headers, "Idempotency-Key": "comment-1"}
+    first = client.post(url, json={"body": "Grazie"}, headers={**key, "X-Act-As-Contact": "anna@acme.example"})
+    assert first.status_code == 201
+    same = client.post(url, json={"body": "Grazie"}, headers={**key, "X-Act-As-Contact": " Anna@Acme.example"})
+    assert same.status_code == 201 and same.headers["Idempotent-Replayed"] == "true"
+    other = client.post(url, json={"body": "Grazie"}, headers={**key, "X-Act-As-Contact": "carla@globex.example"})
+    assert other.status_code == 422 and "Idempotent-Replayed" not in other.headers
+    assert "Idempotency-Key" in other.get_json()["message"]
+    with app.app_context(), db.connection_context():
+        assert ticket.comments.count() == comments + 1
+
+
+def test_a_server_error_is_never_kept_or_replayed(app, demo, client, headers, monkeypatch):
+    """A 5xx may be retried with the same key: the retry runs the request again."""
+    from crm_portal.rest import tickets as rest_tickets
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    body = _body(app, demo)
+    real, calls = rest_tickets._create, []
+
+    def broken_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the disk went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rest_tickets, "_create", broken_once)
+    before = _count(app)
+    key = {**headers, "Idempotency-Key": "after-500"}
+    assert client.post("/api/v1/tickets", json=body, headers=key).status_code == 500
+    retry = client.post("/api/v1/tickets", json=body, headers=key)
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry.headers and len(calls) == 2
+    assert _count(app) == before + 1

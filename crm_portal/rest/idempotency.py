@@ -1,7 +1,7 @@
 """``Idempotency-Key`` on every POST under ``/api/v1``: a retried request is answered, not repeated.
 
 The first POST with a key (per integration) records the request's fingerprint (method, path and
-query, body) before its view runs, then the answer it got. A retry with the same key and the same
+query, the contact it acts as, body) before its view runs, then the answer it got. A retry with the same key and the same
 request gets that answer again (status, body, ``Location``/``ETag``), with ``Idempotent-Replayed:
 true``, and writes nothing. The same key with another request is refused (422); a retry arriving
 while the first request still runs is refused (409): the first one's answer is not known yet.
@@ -26,6 +26,7 @@ from peewee import IntegrityError
 
 from ..db import db, utcnow
 from ..models import IdempotencyRecord
+from .auth import ACT_AS_HEADER
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -41,11 +42,15 @@ NOT_KEPT = (401, 403, 429)
 
 
 def _fingerprint() -> str:
-    """A digest of what the request asks: method, path and query, and its body. A JSON body is
-    compared by value (key order and spacing do not matter), a form or multipart body by its fields
-    and files' names and contents (the multipart boundary changes on every send)."""
+    """A digest of what the request asks and for whom: method, path and query, the contact it acts
+    as (``X-Act-As-Contact``: the same request for another contact is another request, whose answer
+    must never be the first contact's), and its body. A JSON body is compared by value (key order
+    and spacing do not matter), a form or multipart body by its fields and files' names and
+    contents (the multipart boundary changes on every send)."""
     digest = hashlib.sha256()
     digest.update(f"{request.method} {request.path}?{request.query_string.decode('latin-1')}\n".encode())
+    acting = (request.headers.get(ACT_AS_HEADER) or "").strip().lower()
+    digest.update(f"as {acting}\n".encode())
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         items = sorted((k, v) for k, values in request.form.lists() for v in values)
         digest.update(json.dumps(items).encode())
