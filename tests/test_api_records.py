@@ -120,6 +120,26 @@ def test_act_as_refuses_contacts_without_portal_access(app, demo, client):
         assert "X-Act-As-Contact" in response.get_json()["message"]
 
 
+def test_act_as_refuses_a_contact_whose_access_was_revoked(app, demo, client):
+    """Anna keeps her profile and her records after staff revoke her access: acting as her is refused
+    all the same, for reads and writes."""
+    from crm_portal.account.service import revoke_access
+    from crm_portal.modules.tickets.models import Ticket
+
+    token = make_key(app, "tickets:read tickets:write").token
+    as_anna = bearer(token, **{"X-Act-As-Contact": "anna@acme.example"})
+    with app.app_context(), db.connection_context():
+        anna = Contact.get(Contact.email == "anna@acme.example")
+        ticket = Ticket.select().where(Ticket.contact == anna).first()
+    assert client.get("/api/v1/tickets", headers=as_anna).status_code == 200
+    with app.test_request_context(), db.connection_context(), db.atomic():
+        revoke_access(anna)
+    assert anna.profile_id is not None
+    assert client.get("/api/v1/tickets", headers=as_anna).status_code == 403
+    assert client.get(f"/api/v1/tickets/{ticket.id}", headers=as_anna).status_code == 403
+    assert client.post(f"/api/v1/tickets/{ticket.id}/comments", json={"body": "x"}, headers=as_anna).status_code == 403
+
+
 def test_cursor_walk_loses_and_repeats_nothing_under_concurrent_writes(app, demo, client, frozen_clock):
     """Pages in (updated_at, id) order: a record changed during the walk moves past the cursor
     and is read again in its new state; nothing else repeats and nothing is missed."""
