@@ -330,13 +330,44 @@ def test_an_unknown_sender_may_be_ignored_or_held_as_a_pending_contact(app, demo
     assert (again.status, again.contact_id) == ("held", row.contact_id)
     with app.app_context(), db.connection_context():
         contact = Contact.get(Contact.email == "mario@nuovocliente.example")
-        # Staff approve: a profile, then the retry opens the ticket.
+        # Staff approve: a profile and portal access, then the retry opens the ticket (a profile
+        # alone is not enough: writing by email takes portal access, as logging in does).
         from crm_portal.models import Profile
 
         contact.profile = Profile.get(Profile.name == "user")
         contact.save()
+        held = pipeline.reprocess(InboundMessage.get_by_id(row.id))
+        assert (held.status, held.reason) == ("held", "no_access")
+        contact.portal_access = True
+        contact.save()
         done = pipeline.reprocess(InboundMessage.get_by_id(row.id))
     assert done.status == "ticket_created"
+
+
+@pytest.mark.parametrize("message", ["new_request_plain.eml", "reply_by_tag"])
+def test_a_contact_whose_access_was_revoked_cannot_write_by_email(app, demo, message):
+    """After staff revoke anna's access (she keeps her profile), her mail is held for staff: no
+    ticket, no comment, no answer to the sender; giving access back and retrying posts it."""
+    from crm_portal.account.service import revoke_access
+
+    raw = fixture("new_request_plain.eml")
+    if message == "reply_by_tag":
+        ticket, _ = open_ticket(app)
+        raw = raw.replace(b"Subject: ", f"Subject: [{ticket.number}] ".encode(), 1)
+    with app.test_request_context(), db.connection_context(), db.atomic():
+        anna = Contact.get(Contact.email == "anna@acme.example")
+        revoke_access(anna)
+        tickets, comments = Ticket.select().count(), TicketComment.select().count()
+    since = last_outbox(app)
+    row = ingest(app, raw)
+    assert (row.status, row.reason, row.contact_id) == ("held", "no_access", anna.id)
+    with app.app_context(), db.connection_context():
+        assert (Ticket.select().count(), TicketComment.select().count()) == (tickets, comments)
+    assert [m for m in outbox_after(app, since) if m.to_address == "anna@acme.example"] == []
+    with app.app_context(), db.connection_context():
+        Contact.update(portal_access=True).where(Contact.id == anna.id).execute()
+        done = pipeline.reprocess(InboundMessage.get_by_id(row.id))
+    assert done.status == ("comment_added" if message == "reply_by_tag" else "ticket_created")
 
 
 def test_a_contact_without_the_create_grant_is_refused(app, demo):

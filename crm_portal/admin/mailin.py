@@ -56,6 +56,7 @@ REASON_LABELS = {
     "automatic": _l("Automatic mail"), "own_mail": _l("Our own email"), "bounce": _l("Delivery failure report"),
     "loop": _l("Mail loop: too many requests from this sender"), "unknown_sender": _l("Unknown sender"),
     "not_allowed": _l("The contact may not do this by email"), "pending_contact": _l("New contact to approve"),
+    "no_access": _l("The contact has no portal access"),
     "too_large": _l("Too large"), "malformed": _l("Not a readable email"), "no_sender": _l("No sender"),
     "no_tickets": _l("Support requests are switched off"), "error": _l("Processing error"),
 }

@@ -22,7 +22,7 @@ from .attachments import discard, store_attachments
 from .body import full_text, reply_text
 from .classify import automatic_reason, bounced_references, is_bounce, own_mail
 from .models import InboundMessage, Mailbox
-from .senders import find_contact, may_create, pending_contact
+from .senders import find_contact, may_create, may_write, pending_contact
 from .signing import outbox_ids
 from .store import parse, sender_name, store
 from .threads import find_ticket
@@ -101,6 +101,10 @@ def _process(row: InboundMessage, message: EmailMessage) -> None:
     contact = find_contact(row.sender)
     if contact is None or (contact.profile_id is None and _policy(row) == "pending"):
         return _unknown_sender(row, message, contact)
+    if not may_write(contact):
+        # Revoked (or never given) access ends writing by email too: held for staff, never posted.
+        return effects.record(row, "held", reason="no_access", contact=contact,
+                              detail="the contact has no portal access: give it (and a profile), then retry")
     text = full_text(message)
     ticket, how = find_ticket(message, contact)
     if ticket is not None and effects.may_reopen(ticket):
@@ -174,7 +178,7 @@ def _unknown_sender(row: InboundMessage, message: EmailMessage, pending: Contact
         with db.atomic():
             contact = pending or pending_contact(row.sender, sender_name(message))
             effects.record(row, "held", reason="pending_contact", contact=contact,
-                           detail="a new contact awaits approval: give them a profile, then retry")
+                           detail="a new contact awaits approval: give them a profile and portal access, then retry")
         return None
     return _reject(row, row.sender, "unknown_sender", None)
 

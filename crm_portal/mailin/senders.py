@@ -1,7 +1,8 @@
 """Step 4: who wrote. The sender's address names a contact; an unknown sender follows the policy
 (``reject`` with an explanatory reply, ``ignore``, or ``pending``: a contact without portal access,
-in the company whose email domain matches, for staff to approve by giving them a profile). A known
-contact needs their profile's ``create`` grant to open a ticket and ``comment`` to reply."""
+in the company whose email domain matches, for staff to approve by giving them a profile and portal
+access). A known contact needs portal access (:func:`may_write`), and their profile's ``create``
+grant to open a ticket and ``comment`` to reply."""
 from __future__ import annotations
 
 from typing import Any
@@ -30,11 +31,18 @@ def company_for_domain(address: str) -> Company | None:
 
 def pending_contact(address: str, display_name: str) -> Contact:
     """A contact for an unknown sender, without portal access or profile: staff approve them (give
-    them a profile) and retry the message. Run inside a transaction."""
+    them a profile and portal access) and retry the message. Run inside a transaction."""
     first, _, last = (display_name or address.partition("@")[0]).strip().partition(" ")
     company = company_for_domain(address)
     return Contact.create(first_name=(first or address)[:100], last_name=last[:100], email=address,
                           company=company.id if company else None, portal_access=False)
+
+
+def may_write(contact: Contact) -> bool:
+    """Whether email from ``contact`` may act for them at all: they have portal access and a
+    profile, as for logging in. Revoking access (``revoke_access``) ends writing by email too, and
+    a pending contact writes once staff give them a profile and access."""
+    return bool(contact.portal_access) and contact.profile_id is not None
 
 
 def may_create(contact: Contact) -> bool:
