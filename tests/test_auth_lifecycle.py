@@ -9,7 +9,7 @@ import pytest
 from conftest import csrf_token, login, make_app, staff_login
 from test_account import same_page
 
-from crm_portal import ratelimit
+from crm_portal import device_cookies, ratelimit
 from crm_portal.db import db, utcnow
 from crm_portal.models import AuditEntry, Contact, LoginThrottle
 
@@ -212,6 +212,63 @@ def test_a_login_whose_outcome_cannot_be_stored_gives_its_places_back(app, demo,
     assert _audited(app, "login") == 0
     monkeypatch.undo()
     login(app.test_client(), "carla@globex.example")
+
+
+def _client(app, ip: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip
+    return client
+
+
+def _attempt(client, password: str, email: str = "bruno@acme.example"):
+    return client.post("/login", data={"email": email, "password": password})
+
+
+def test_an_attack_from_elsewhere_never_locks_out_a_device_that_logged_in_before(app, demo, clock):
+    """OWASP's device cookies: bruno's own browser, known from an earlier login, gets in while an
+    attacker elsewhere has the account throttled; a new browser waits like the attacker."""
+    owner = _client(app, "192.0.2.10")
+    login(owner, "bruno@acme.example")
+    assert owner.post("/logout").status_code == 302
+    attacker = _client(app, "198.51.100.7")
+    for _ in range(app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"] + 3):
+        _attempt(attacker, "guess")
+    assert _attempt(attacker, "demo").status_code == 429  # the right password from the attacker's side
+    new_device = _client(app, "192.0.2.11")
+    assert _attempt(new_device, "demo").status_code == 429  # an unknown browser is an untrusted client
+    response = _attempt(owner, "demo")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/")
+
+
+def test_a_device_is_throttled_on_its_own_and_its_cookie_is_bound_to_its_account(app, demo, clock):
+    owner = _client(app, "192.0.2.10")
+    login(owner, "bruno@acme.example")
+    assert owner.post("/logout").status_code == 302
+    for _ in range(app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"]):
+        assert _attempt(owner, "guess").status_code == 200
+    assert _attempt(owner, "demo").status_code == 429  # the device's own failures delay it
+    # ... and only it: the account is not locked for a client that never failed.
+    assert _attempt(_client(app, "192.0.2.12"), "demo").status_code == 302
+    # Bruno's device cookie does nothing for anna's account, nor a forged one for anyone.
+    attacker = _client(app, "198.51.100.7")
+    for _ in range(app.config["LOGIN_THROTTLE_ACCOUNT_LIMIT"]):
+        _attempt(attacker, "guess", "anna@acme.example")
+    domain = app.config["SERVER_NAME"] or "localhost"
+    cookie = owner.get_cookie(device_cookies.COOKIE_NAME, domain=domain)
+    assert cookie is not None
+    borrowed = _client(app, "192.0.2.13")
+    borrowed.set_cookie(device_cookies.COOKIE_NAME, cookie.value, domain=domain)
+    assert _attempt(borrowed, "demo", "anna@acme.example").status_code == 429
+    forged = _client(app, "192.0.2.14")
+    forged.set_cookie(device_cookies.COOKIE_NAME, cookie.value[:-2] + "xx", domain=domain)
+    assert _attempt(forged, "demo", "anna@acme.example").status_code == 429
+
+
+def test_the_device_cookie_names_no_email_and_is_http_only(app, demo):
+    client = app.test_client()
+    response = client.post("/login", data={"email": "anna@acme.example", "password": "demo"})
+    header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith(device_cookies.COOKIE_NAME))
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "anna" not in header
 
 
 def test_delay_grows_and_is_capped(app, demo, clock):

@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import contextlib
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
 
-from .. import ratelimit, signals
+from .. import device_cookies, ratelimit, signals
 from ..audit import audit
 from ..auth import PortalUser, StaffPrincipal, client_ip, hash_password, needs_rehash, safe_next, verify_password
 from ..db import db, retry_on_lock, utcnow
@@ -68,11 +81,14 @@ def attempt_login(email: str, password: str, *, staff: bool) -> tuple[PortalUser
     ``(None, seconds)`` when the account or the address must wait first (answer 429).
 
     The attempt takes its place in the throttle before the password is checked, so parallel
-    guesses cannot all slip under the limit while the first ones are still being verified. Its
+    guesses cannot all slip under the limit while the first ones are still being verified. A
+    browser that logged in to the account before is throttled as its own device
+    (:mod:`crm_portal.device_cookies`): an attack from elsewhere never locks the owner out. Its
     outcome (audit entry, login time, counters) is stored in one transaction, retried alone when
     SQLite is busy; if it cannot be stored the places are given back, so an error never leaves a
     place taken nor writes the audit entry twice."""
-    keys = (ratelimit.account_key(email, staff=staff), ratelimit.ip_key(client_ip()))
+    account = ratelimit.account_key(email, staff=staff)
+    keys = (device_cookies.throttle_key(account), ratelimit.ip_key(client_ip()))
     wait = ratelimit.reserve_login(*keys)
     if wait:
         return None, wait
@@ -84,6 +100,11 @@ def attempt_login(email: str, password: str, *, staff: bool) -> tuple[PortalUser
         raise
     if principal is None:
         signals.login_failed.send(current_app._get_current_object(), email=email, ip=client_ip(), staff=staff)
+    else:
+        @after_this_request
+        def _remember_device(response: Response) -> Response:
+            device_cookies.remember(response, account)
+            return response
     return principal, 0
 
 
