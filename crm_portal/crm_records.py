@@ -230,8 +230,9 @@ def create_contact(values: dict[str, Any], *, user: Any, details: Any = None) ->
 def update_contact(contact: Contact, values: dict[str, Any], *, user: Any,
                    details: Any = None) -> dict[str, tuple[Any, Any]]:
     """Write the validated ``values`` that differ (checked as for :func:`create_contact`); portal
-    access switched off ends the contact's sessions and links, switched on sends the invitation."""
-    from .account.service import portal_access_granted, revoke_access
+    access switched off ends the contact's sessions and links, switched on sends the invitation; a
+    new email address ends them too and warns the old address (``login_email_changed``)."""
+    from .account.service import login_email_changed, portal_access_granted, revoke_access
 
     _check_contact(values, contact)
     changes = _changes(contact, _contact_columns(values))
@@ -242,6 +243,8 @@ def update_contact(contact: Contact, values: dict[str, Any], *, user: Any,
         setattr(contact, name, new)
     if changes:
         contact.save(only=[getattr(Contact, name) for name in changes])
+    if "email" in changes:
+        login_email_changed(contact, changes["email"][0])
     if access is not None:
         if access[1]:
             Contact.update(portal_access=True).where(Contact.id == contact.id).execute()

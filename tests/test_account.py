@@ -539,3 +539,18 @@ def test_password_reset_requests_are_limited_per_address(app, demo, client):
     assert other.post("/forgot-password", data={"email": "bruno@acme.example"},
                       environ_base={"REMOTE_ADDR": "10.9.8.7"}).status_code == 200
     assert len(outbox(app, "password-reset")) == 1
+
+
+def test_staff_changing_a_login_email_logs_the_account_out_and_warns_the_old_address(app, demo):
+    anna = demo["contacts"]["anna"]
+    browser = app.test_client()
+    login(browser, anna.email)
+    admin = app.test_client()
+    staff_login(admin)
+    assert _admin_edit_contact(admin, anna.id, email="Anna.Rossi@acme.example").status_code == 302
+    assert browser.get("/tickets/").status_code == 302
+    [warning] = outbox(app, "email-changed")
+    assert warning.to_address == "anna@acme.example" and "anna.rossi@acme.example" in warning.body_text
+    # Another change that leaves the address alone warns nobody.
+    assert _admin_edit_contact(admin, anna.id, phone="+39 02 1234").status_code == 302
+    assert len(outbox(app, "email-changed")) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from api_helpers import bearer, make_key
+from conftest import login
 
 from crm_portal import signals
 from crm_portal.db import db
@@ -167,3 +168,37 @@ def test_acting_as_a_contact(app, demo, client):
     assert client.post(f"/api/v1/contacts/{bruno.id}/invite", headers=as_bruno).status_code == 403  # no manage
     with app.app_context(), db.connection_context():
         assert Contact.get_by_id(bruno.id).role == bruno.role
+
+
+def test_changing_a_login_email_ends_the_account_s_sessions_and_links_and_warns_the_old_address(app, demo, client):
+    """A key with contacts:write moves anna's account to an address it controls: her sessions and
+    emailed links die, a reset link sent before the change is void, and anna's own address is told."""
+    from crm_portal.account import service
+    from crm_portal.models import AccountToken
+
+    anna = demo["contacts"]["anna"]
+    browser = app.test_client()
+    login(browser, anna.email)
+    assert browser.get("/tickets/").status_code == 200
+    with app.test_request_context(), db.connection_context(), db.atomic():
+        service.send_password_reset(Contact.get_by_id(anna.id))
+    token = make_key(app, "contacts:write").token
+    response = client.patch(f"/api/v1/contacts/{anna.id}", json={"email": "taken@evil.example"},
+                            headers=bearer(token))
+    assert response.status_code == 200
+    assert browser.get("/tickets/").status_code == 302  # logged out
+    with app.app_context(), db.connection_context():
+        assert AccountToken.select().where((AccountToken.contact == anna.id) & AccountToken.used_at.is_null()
+                                           & AccountToken.revoked_at.is_null()).count() == 0
+        (warning,) = OutboxMessage.select().where(OutboxMessage.template == "email-changed")
+        assert warning.to_address == "anna@acme.example" and "taken@evil.example" in warning.body_text
+        assert warning.subject.startswith("L'indirizzo email del tuo account")
+        assert AuditEntry.select().where(AuditEntry.action == "login-email-changed").count() == 1
+
+
+def test_the_key_form_says_what_contacts_write_allows(app, demo, client):
+    from conftest import staff_login
+
+    staff_login(client)
+    page = client.get("/admin/core_api_key/new/", headers={"Accept-Language": "en"})
+    assert page.status_code == 200 and "who receives their password resets" in page.text

@@ -94,6 +94,21 @@ def set_temporary_password(contact: Contact, password: str) -> None:
         signals.password_changed.send(current_app._get_current_object(), contact=contact)
 
 
+def login_email_changed(contact: Contact, old_email: str) -> OutboxMessage | None:
+    """The address ``contact`` logs in with changed (staff, the API or the CRM sync changed it).
+    Whoever holds the new address can now reset the password, so the change ends every session,
+    remember-me cookie and emailed link of the account, and the old address — the owner's, if the
+    change was not theirs — is told, with the new one. Call inside the change's transaction."""
+    contact.session_token = new_token()
+    Contact.update(session_token=contact.session_token).where(Contact.id == contact.id).execute()
+    tokens.revoke_all(contact)
+    audit("login-email-changed", contact, details={"from": old_email, "to": contact.email})
+    if not old_email or not (contact.password_hash or contact.portal_access):
+        return None  # no account to take over: nobody to warn
+    return queue_email(old_email, "email-changed", language=contact.language, contact=contact,
+                       old_email=old_email, support=current_app.config["SUPPORT_EMAIL"])
+
+
 def revoke_access(contact: Contact) -> None:
     """Switch off ``contact``'s portal access, and everything that would let them back in: their
     invitation and reset links, every session and remember-me cookie (the session token rotates)

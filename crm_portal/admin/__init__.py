@@ -91,8 +91,11 @@ class ContactView(CrmOwnedFieldsMixin, AdminModelView):
         from ..account import service
 
         model.email = (model.email or "").strip().lower()
-        was_enabled = False if is_created else bool(
-            Contact.select(Contact.portal_access).where(Contact.id == model.id).scalar())
+        before = None if is_created else Contact.select(Contact.portal_access, Contact.email).where(
+            Contact.id == model.id).first()
+        was_enabled = bool(before and before.portal_access)
+        if before is not None and before.email != model.email:
+            service.login_email_changed(model, before.email)
         model._portal_access_granted = bool(model.portal_access) and not was_enabled
         if was_enabled and not model.portal_access:
             service.revoke_access(model)  # links, sessions, remember-me cookies and feed die with it

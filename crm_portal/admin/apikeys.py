@@ -56,8 +56,11 @@ def scope_label(scope: str) -> str:
 class NewKeyForm(FlaskForm):
     integration = StringField(_l("Integration"), validators=[DataRequired(), Length(max=100)],
                               description=_l("The system using the key; a new name creates the integration."))
-    scopes = SelectMultipleField(_l("Scopes"), validators=[DataRequired()], option_widget=CheckboxInput(),
-                                 widget=ListWidget(prefix_label=False))
+    scopes = SelectMultipleField(
+        _l("Scopes"), validators=[DataRequired()], option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False),
+        description=_l("Writing contacts (contacts:write) or synchronising with the CRM (sync:write) can change a "
+                       "contact's email address, and so who receives their password resets: give these scopes only "
+                       "to systems you trust as you trust your staff. The old address is told of every change."))
     expires_days = IntegerField(_l("Expires after (days)"), validators=[Optional(), NumberRange(min=1, max=3650)],
                                 description=_l("Empty: the key does not expire."))
     allowed_ips = TextAreaField(_l("Allowed IP ranges"), validators=[Optional(), Length(max=2000)],

@@ -134,6 +134,7 @@ AUDIT_LABELS: dict[str, Any] = {
     "password-reset-requested": _l("Password reset requested"),
     "password-reset": _l("Password reset"),
     "password-changed": _l("Password changed"),
+    "login-email-changed": _l("Login email address changed"),
     "temporary-password-set": _l("Temporary password set"),
     "staff-password-reset-requested": _l("Staff password reset requested"),
     "staff-password-reset": _l("Staff password reset"),
