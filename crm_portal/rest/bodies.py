@@ -10,7 +10,6 @@ from flask_babel import gettext as _
 
 from .writes import invalid
 
-
 #: How deeply a JSON body may nest objects and arrays. No payload of the API nests more than a few
 #: levels; a deeper one is refused before anything recurses into it.
 MAX_DEPTH = 32

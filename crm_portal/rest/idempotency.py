@@ -1,10 +1,11 @@
 """``Idempotency-Key`` on every POST under ``/api/v1``: a retried request is answered, not repeated.
 
 The first POST with a key (per integration) records the request's fingerprint (method, path and
-query, the contact it acts as, body) before its view runs, then the answer it got. A retry with the same key and the same
-request gets that answer again (status, body, ``Location``/``ETag``), with ``Idempotent-Replayed:
-true``, and writes nothing. The same key with another request is refused (422); a retry arriving
-while the first request still runs is refused (409): the first one's answer is not known yet.
+query, the contact it acts as, body) before its view runs, then the answer it got. A retry with
+the same key and the same request gets that answer again (status, body, ``Location``/``ETag``),
+with ``Idempotent-Replayed: true``, and writes nothing. The same key with another request is
+refused (422); a retry arriving while the first request still runs is refused (409): the first
+one's answer is not known yet.
 
 Answers of 500 and above, and refusals of the key itself (401, 403, 429), are not kept (the row
 is removed): the client may retry with the same key. Records are pruned 24 hours after the first
