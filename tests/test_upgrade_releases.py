@@ -247,8 +247,8 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Instanc
     name = urlsplit(url).path.strip("/")
     _admin_sql(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     try:
-        restore = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(stored / "dump.sql")],
-                                 capture_output=True, text=True, timeout=120)
+        restore = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url,
+                                  "-f", str(stored / "dump.sql")], capture_output=True, text=True, timeout=120)
         assert restore.returncode == 0, f"restoring {release}'s dump failed:\n{restore.stderr}"
         # The database an installation names in its configuration.
         with open(folder / "config.toml", "a") as config:
@@ -338,7 +338,8 @@ def _check_served(instance: Instance, old: dict[str, Table]) -> None:
     by_id = {int(_column(tickets, row, "id")): row for row in theirs}
     attachment = next(row for row in attachments.rows.values()
                       if int(_column(attachments, row, "ticket_id")) in by_id)
-    ticket_id, attachment_id = int(_column(attachments, attachment, "ticket_id")), int(_column(attachments, attachment, "id"))
+    ticket_id = int(_column(attachments, attachment, "ticket_id"))
+    attachment_id = int(_column(attachments, attachment, "id"))
     stored_name = _column(attachments, attachment, "stored_name")
 
     app = _serve(instance)
