@@ -7,7 +7,8 @@ For each release folder, on SQLite and (with ``CRM_PORTAL_TEST_DATABASE_URL``) o
 1. the stored instance is copied to a temporary folder (the PostgreSQL dump restored into a database
    of the test's own, dropped afterwards);
 2. every table and column of the old schema is read: rows by primary key, a content hash per column;
-3. ``crm-portal migrate`` runs in a subprocess with ``CRM_PORTAL_INSTANCE_PATH`` set;
+3. ``crm-portal migrate`` runs in a subprocess with ``CRM_PORTAL_INSTANCE_PATH`` set, then
+   ``crm-portal modules``: every module the old instance had is enabled, none in error;
 4. every old table, column and row must still be there with the same value (new tables and columns
    may appear), and every uploaded file has the same checksum;
 5. a second ``migrate`` has nothing to do and changes nothing;
@@ -326,6 +327,13 @@ def test_upgrade_keeps_every_value_and_serves(instance: Instance) -> None:
         f"schema steps recorded by this migrate: {', '.join(steps) or 'none'}",
         "--- stdout", first.stdout, "--- stderr (end)", *first.stderr.strip().splitlines()[-3:]])
     assert_files_kept(instance.path / "uploads", stored_files)
+
+    modules = crm_portal(instance, "modules")
+    states = dict(line.split()[:2] for line in modules.stdout.splitlines() if line and not line[0].isspace())
+    history = old["core_migration_history"]
+    owners = {_column(history, row, "module") for row in history.rows.values()} - {"core"}
+    assert modules.returncode == 0 and all(states.get(owner) == "enabled" for owner in owners), modules.stdout
+    assert all(state == "enabled" for state in states.values()), modules.stdout
 
     upgraded = instance.read()
     second = crm_portal(instance, "migrate")
