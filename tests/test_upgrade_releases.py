@@ -270,7 +270,7 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Instanc
         _admin_sql(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def crm_portal(instance: Instance, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(instance: Instance, *args: str) -> subprocess.CompletedProcess[str]:
     """``crm-portal <args>`` of the installed package, on the instance, as an operator runs it."""
     command = Path(sys.executable).with_name("crm-portal")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_PORTAL_") and k != "PYTEST_XDIST_WORKER"}
@@ -314,7 +314,7 @@ def test_upgrade_keeps_every_value_and_serves(instance: Instance) -> None:
     old = instance.read()
     assert old["tickets_ticket"].rows and old["tickets_attachment"].rows, "the stored instance has no tickets"
 
-    first = crm_portal(instance, "migrate")
+    first = run_cli(instance, "migrate")
     after = instance.read()
     lost = differences(old, after)
     history = after["core_migration_history"]
@@ -328,7 +328,7 @@ def test_upgrade_keeps_every_value_and_serves(instance: Instance) -> None:
         "--- stdout", first.stdout, "--- stderr (end)", *first.stderr.strip().splitlines()[-3:]])
     assert_files_kept(instance.path / "uploads", stored_files)
 
-    modules = crm_portal(instance, "modules")
+    modules = run_cli(instance, "modules")
     states = dict(line.split()[:2] for line in modules.stdout.splitlines() if line and not line[0].isspace())
     history = old["core_migration_history"]
     owners = {_column(history, row, "module") for row in history.rows.values()} - {"core"}
@@ -336,7 +336,7 @@ def test_upgrade_keeps_every_value_and_serves(instance: Instance) -> None:
     assert all(state == "enabled" for state in states.values()), modules.stdout
 
     upgraded = instance.read()
-    second = crm_portal(instance, "migrate")
+    second = run_cli(instance, "migrate")
     assert second.returncode == 0 and second.stdout.strip() == "schema up to date", second.stdout + second.stderr
     assert differences(upgraded, instance.read()) == []
     assert set(instance.read()) == set(upgraded), "the second migrate created or dropped tables"
