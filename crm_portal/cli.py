@@ -140,8 +140,8 @@ def migrate_command(check: bool, dry_run: bool, no_backup: bool) -> None:
     with db.connection_context():
         if check or dry_run:
             todo = plan(_registry())
-            for owner, table in todo.create if dry_run else ():
-                click.echo(f"{owner}: would create {table}")
+            for owner, table in todo.create:
+                click.echo(f"{owner}: {'would create' if dry_run else 'pending table'} {table}")
             for owner, name in todo.run:
                 click.echo(f"{owner}: {'would apply' if dry_run else 'pending'} {name}")
             for owner, name in todo.record:
@@ -149,13 +149,18 @@ def migrate_command(check: bool, dry_run: bool, no_backup: bool) -> None:
                            "in their final shape)")
             if check:
                 click.echo(f"{'schema changes pending' if todo.pending else 'schema up to date'}")
-                raise SystemExit(1 if todo.pending else 0)
+                click.get_current_context().exit(1 if todo.pending else 0)
             if not todo.pending:
                 click.echo("schema up to date")
             return
 
         def backup() -> None:
-            path = backup_before_migration(Path(current_app.instance_path) / "backups")
+            folder = Path(current_app.instance_path) / "backups"
+            try:
+                path = backup_before_migration(folder)
+            except (OSError, peewee.DatabaseError) as exc:
+                raise click.ClickException(f"could not back up the database into {folder} ({exc}); no step "
+                                           "was run. Free space or fix the folder, or give --no-backup.") from exc
             click.echo(f"backup of the database before migrating: {path}")
 
         sqlite = isinstance(db.obj, peewee.SqliteDatabase)

@@ -326,6 +326,17 @@ def test_migrate_backs_up_before_the_first_pending_step_only(parent_app):
 
 
 @sqlite_only
+def test_no_step_runs_when_the_backup_cannot_be_taken(parent_app):
+    _with_steps(parent_app, Migration("0001_code", _code_column))
+    Path(parent_app.instance_path).mkdir(parents=True, exist_ok=True)
+    (Path(parent_app.instance_path) / "backups").write_text("not a folder")
+    result = parent_app.test_cli_runner().invoke(args=["migrate"])
+    assert result.exit_code == 1 and "could not back up the database" in result.output
+    with parent_app.app_context(), db.connection_context():
+        assert [name for _o, name in plan(parent_app.extensions["crm_portal"]).run] == ["0001_code"]
+
+
+@sqlite_only
 def test_a_fresh_install_is_not_backed_up_and_records_its_steps(tmp_path):
     from crm_portal import create_app
     from crm_portal.testing import TEST_CONFIG
