@@ -7,6 +7,11 @@ A reader must never skip a row that commits after it read past it. Rows are ther
 still running (``txid < xmin`` of the reader's snapshot): no row can ever appear before the last
 one handed out. SQLite commits one writer at a time (``BEGIN IMMEDIATE``), so its ids already
 follow the commits (``txid`` stays 0).
+
+Ids are never given twice (``AUTOINCREMENT`` on SQLite, a sequence on PostgreSQL), and a cursor
+past the last id ever given (or, on PostgreSQL, past the transactions started so far) is refused
+as expired: it comes from another database or one restored from an older copy, and following it
+would silently skip the changes written under the ids it claims to have seen.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from peewee import SQL
+from peewee import SQL, OperationalError
 
 from .db import db, is_postgres, utcnow
 from .models import ChangeEntry
@@ -61,6 +66,23 @@ def prune(now: dt.datetime | None = None) -> int:
     cutoff = (now or utcnow()) - keep_for() - PRUNE_MARGIN
     with db.atomic():
         return ChangeEntry.delete().where(ChangeEntry.at < cutoff).execute()
+
+
+def _last_given() -> tuple[int, int | None]:
+    """(the largest id ever given, the first txid not started yet: None on SQLite)."""
+    table = ChangeEntry._meta.table_name
+    if is_postgres():
+        row = db.execute_sql(
+            f"SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass), 0), "
+            "txid_snapshot_xmax(txid_current_snapshot())").fetchone()
+        return int(row[0]), int(row[1])
+    biggest = f'SELECT COALESCE(MAX(id), 0) FROM "{table}"'
+    try:  # the counter outlives the rows; a table not rebuilt with AUTOINCREMENT yet has none
+        row = db.execute_sql(f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), "
+                             f"({biggest}))").fetchone()
+    except OperationalError:  # no sqlite_sequence at all
+        row = db.execute_sql(biggest).fetchone()
+    return int(row[0]), None
 
 
 # --- cursors ------------------------------------------------------------------------------------
@@ -108,6 +130,10 @@ def page(types: Iterable[str], since: str | None, limit: int, now: dt.datetime |
     cursor = Cursor.decode(since) if since else None
     if cursor is not None and cursor.at < now - keep_for():
         raise CursorExpired(since)
+    if cursor is not None:
+        last_id, next_txid = _last_given()
+        if cursor.id > last_id or (next_txid is not None and cursor.txid >= next_txid):
+            raise CursorExpired(since)
     wanted = sorted(set(types))
     rows: list[ChangeEntry] = []
     if wanted:

@@ -114,13 +114,61 @@ def _initialise(admin_email: str | None, admin_password: str | None, no_admin: b
 
 
 @click.command("migrate")
+@click.option("--check", is_flag=True,
+              help="Change nothing; list the pending schema steps and exit with status 1 when some are "
+                   "pending, 0 when the schema is up to date (for deploy scripts).")
+@click.option("--dry-run", is_flag=True,
+              help="Change nothing; list the tables that would be created and the steps that would run.")
+@click.option("--no-backup", is_flag=True,
+              help="On SQLite, skip the online backup taken into the instance's backups/ folder before the "
+                   "first pending step.")
 @with_appcontext
-def migrate_command() -> None:
-    """Create new tables and apply pending schema steps of the core and every enabled module."""
-    from .migrations import upgrade
+def migrate_command(check: bool, dry_run: bool, no_backup: bool) -> None:
+    """Create new tables and apply pending schema steps of the core and every enabled module.
 
+    Each step runs in one transaction with its record: a step that fails changes nothing and
+    migrate can simply be run again. On SQLite an online backup of the database is taken first
+    (unless --no-backup), when a step is pending."""
+    from pathlib import Path
+
+    import peewee
+
+    from .migrations import StepFailed, backup_before_migration, plan, upgrade
+
+    if check and dry_run:
+        raise click.UsageError("--check and --dry-run are alternatives: give one.")
     with db.connection_context():
-        lines = upgrade(_registry())
+        if check or dry_run:
+            todo = plan(_registry())
+            for owner, table in todo.create:
+                click.echo(f"{owner}: {'would create' if dry_run else 'pending table'} {table}")
+            for owner, name in todo.run:
+                click.echo(f"{owner}: {'would apply' if dry_run else 'pending'} {name}")
+            for owner, name in todo.record:
+                click.echo(f"{owner}: {'would record' if dry_run else 'pending'} {name} (its tables are created "
+                           "in their final shape)")
+            if check:
+                click.echo(f"{'schema changes pending' if todo.pending else 'schema up to date'}")
+                click.get_current_context().exit(1 if todo.pending else 0)
+            if not todo.pending:
+                click.echo("schema up to date")
+            return
+
+        def backup() -> None:
+            folder = Path(current_app.instance_path) / "backups"
+            try:
+                path = backup_before_migration(folder)
+            except (OSError, peewee.DatabaseError) as exc:
+                raise click.ClickException(f"could not back up the database into {folder} ({exc}); no step "
+                                           "was run. Free space or fix the folder, or give --no-backup.") from exc
+            click.echo(f"backup of the database before migrating: {path}")
+
+        sqlite = isinstance(db.obj, peewee.SqliteDatabase)
+        try:
+            lines = upgrade(_registry(), before_first_step=backup if sqlite and not no_backup else None)
+        except StepFailed as exc:
+            raise click.ClickException(f"{exc}. The steps before it are applied; fix the cause and run "
+                                       "migrate again.") from exc
     click.echo("\n".join(lines) if lines else "schema up to date")
 
 

@@ -2,18 +2,29 @@
 
 The core and each module own their tables and their steps. A fresh install creates the current
 tables and records every step as applied; an upgrade runs, in order, the steps not yet recorded.
+
+Each step runs with its history row in one transaction: a step that fails leaves the database as
+it was and ``migrate`` can simply run again. On SQLite a step follows SQLite's procedure for
+schema changes (:mod:`crm_portal.sqlite_schema`: foreign keys off, triggers and views set aside
+and recreated, ``foreign_key_check`` before the commit), so that rebuilding a table never
+deletes or empties the rows of the tables that refer to it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
+from . import sqlite_schema
 from .api import Migration
 from .cache import install_triggers
 from .db import db
-from .models import CORE_MODELS, MigrationHistory
+from .models import CORE_MODELS, ChangeEntry, MigrationHistory
 
 
 def _contact_notify_by_email(migrator: SchemaMigrator) -> list:
@@ -22,7 +33,7 @@ def _contact_notify_by_email(migrator: SchemaMigrator) -> list:
     return [migrator.add_column(Contact._meta.table_name, "notify_by_email", Contact.notify_by_email)]
 
 
-def _contact_sort_indexes(migrator: SchemaMigrator):
+def _contact_sort_indexes(migrator: SchemaMigrator) -> list:
     """Index the contact columns the contacts list sorts on."""
     return [migrator.add_index("core_contact", (column,), False)
             for column in ("first_name", "office", "role")] + [migrator.add_index("core_company", ("city",), False)]
@@ -74,6 +85,19 @@ def _outbox_threading(migrator: SchemaMigrator) -> list:
             migrator.add_column(table, "auto_submitted", OutboxMessage.auto_submitted)]
 
 
+def _change_ids_never_reused(migrator: SchemaMigrator) -> list:
+    """The change feed's ids are never given twice: on SQLite ``core_change`` is rebuilt with
+    ``AUTOINCREMENT``, keeping its rows (PostgreSQL's sequence never goes back: nothing to do)."""
+    database = migrator.database
+    if not isinstance(database, pw.SqliteDatabase):
+        return []
+    table = ChangeEntry._meta.table_name
+    row = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    if row is None or "AUTOINCREMENT" in row[0].upper():
+        return []
+    return [sqlite_schema.rebuild_as_model(database, ChangeEntry)]
+
+
 #: Schema steps of the core tables, in order. New core tables need no step (they are created).
 CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0001_contact_notify_by_email", _contact_notify_by_email),
@@ -85,25 +109,84 @@ CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0007_staff_timezone", _staff_timezone),
     Migration("0008_contact_notification_events", _contact_notification_events),
     Migration("0013_outbox_threading", _outbox_threading),
+    Migration("0014_change_ids_never_reused", _change_ids_never_reused),
 )
 
 
-def _owners(registry) -> list[tuple[str, Sequence[type[pw.Model]], Sequence[Migration]]]:
-    owners = [("core", CORE_MODELS, CORE_MIGRATIONS)]
+def _owners(registry: Any) -> list[tuple[str, Sequence[type[pw.Model]], Sequence[Migration]]]:
+    owners: list[tuple[str, Sequence[type[pw.Model]], Sequence[Migration]]] = [("core", CORE_MODELS, CORE_MIGRATIONS)]
     owners += [(m.name, list(m.models), list(m.migrations)) for m in registry.modules.values()]
     return owners
 
 
-def pending(registry) -> list[tuple[str, str]]:
-    """(owner, step name) of every step not applied yet."""
-    db.create_tables([MigrationHistory], safe=True)
-    done = {(h.module, h.name) for h in MigrationHistory.select()}
-    return [(owner, mig.name) for owner, _, migs in _owners(registry) for mig in migs
-            if (owner, mig.name) not in done]
+@dataclasses.dataclass
+class Plan:
+    """What :func:`upgrade` would do now, read without changing anything."""
+
+    #: (owner, table) of every table to create.
+    create: list[tuple[str, str]]
+    #: (owner, step) of every step to run, in order.
+    run: list[tuple[str, str]]
+    #: (owner, step) of the steps recorded as applied without running: their tables are created
+    #: in their final shape.
+    record: list[tuple[str, str]]
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.create or self.run or self.record)
 
 
-def upgrade(registry) -> list[str]:
-    """Create missing tables and run pending steps; return a line per thing done."""
+def plan(registry: Any) -> Plan:
+    """What :func:`upgrade` would create, run and record (reads only; creates nothing)."""
+    database = db.obj
+    existing = set(database.get_tables())
+    applied: set[tuple[str, str]] = set()
+    if MigrationHistory._meta.table_name in existing:
+        applied = {(h.module, h.name) for h in MigrationHistory.select(MigrationHistory.module, MigrationHistory.name)}
+    result = Plan([], [], [])
+    for owner, models, migrations in _owners(registry):
+        missing = [m for m in models if m._meta.table_name not in existing]
+        fresh = bool(missing) and len(missing) == len(models)
+        result.create += [(owner, m._meta.table_name) for m in missing]
+        todo = [(owner, mig.name) for mig in migrations if (owner, mig.name) not in applied]
+        (result.record if fresh else result.run).extend(todo)
+    return result
+
+
+def pending(registry: Any) -> list[tuple[str, str]]:
+    """(owner, step name) of every step not applied yet (reads only)."""
+    steps = plan(registry)
+    return steps.record + steps.run
+
+
+class StepFailed(RuntimeError):
+    """A schema step failed; it changed nothing (the steps before it are applied and recorded)."""
+
+
+def _run_step(database: pw.Database, owner: str, mig: Migration) -> None:
+    """One step and its history row: all of it or nothing."""
+    def body() -> None:
+        migrator = SchemaMigrator.from_database(database)
+        operations: Iterable = mig.apply(migrator) or ()
+        if sqlite:
+            operations = sqlite_schema.retire_dropped_indexes(database, operations)
+        migrate(*operations)
+        MigrationHistory.create(module=owner, name=mig.name)
+
+    sqlite = isinstance(database, pw.SqliteDatabase)
+    if isinstance(database, pw.SqliteDatabase):
+        with sqlite_schema.schema_change(database):
+            body()
+    else:
+        with database.atomic():  # PostgreSQL's DDL is transactional
+            body()
+
+
+def upgrade(registry: Any, before_first_step: Callable[[], None] | None = None) -> list[str]:
+    """Create missing tables and run pending steps; return a line per thing done.
+
+    ``before_first_step`` is called once, just before the first step that runs (not when nothing
+    is pending, nor on a fresh install, whose steps are only recorded): ``migrate`` backs up there."""
     done_lines: list[str] = []
     database = db.obj
     existing = set(database.get_tables())  # before the history table exists on a fresh database
@@ -124,11 +207,27 @@ def upgrade(registry) -> list[str]:
         for mig in migrations:
             if (owner, mig.name) in applied:
                 continue
-            operations: Iterable = mig.apply(SchemaMigrator.from_database(database)) or ()
-            with db.atomic():
-                migrate(*operations)
-                MigrationHistory.create(module=owner, name=mig.name)
+            if before_first_step is not None:
+                before_first_step()
+                before_first_step = None
+            try:
+                _run_step(database, owner, mig)
+            except Exception as exc:
+                raise StepFailed(f"{owner}: step {mig.name} failed and changed nothing: {exc}") from exc
             applied.add((owner, mig.name))
             done_lines.append(f"{owner}: applied {mig.name}")
     done_lines += install_triggers(database)
     return done_lines
+
+
+def backup_before_migration(folder: Path) -> Path:
+    """An online copy of the SQLite database in ``folder``, named after the time (UTC) and the
+    migration it precedes; nothing on other databases (PostgreSQL has its own tools)."""
+    database = db.obj
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = folder / f"{stamp}-before-migrate.sqlite3"
+    number = 1
+    while target.exists():
+        number += 1
+        target = folder / f"{stamp}-{number}-before-migrate.sqlite3"
+    return sqlite_schema.online_backup(database, target)

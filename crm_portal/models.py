@@ -7,6 +7,7 @@ import peewee as pw
 from flask_babel import get_locale
 
 from .db import BaseModel, utcnow
+from .sqlite_schema import SqliteAutoIncrementField
 
 SCOPES = ("own", "company")
 #: Actions every module understands; a module may declare more (``accept``, ``close`` …).
@@ -470,8 +471,10 @@ class SyncConflict(BaseModel):
 class ChangeEntry(BaseModel):
     """One change of a module's record for ``GET /api/v1/changes`` (see crm_portal.changes),
     written in the change's transaction. ``txid`` is the writing transaction's id on PostgreSQL
-    (0 on SQLite, whose writers commit one at a time): the feed follows (txid, id)."""
+    (0 on SQLite, whose writers commit one at a time): the feed follows (txid, id). Ids are never
+    given twice, even after pruning empties the table (a reader's cursor names the last id it saw)."""
 
+    id = SqliteAutoIncrementField()
     type = pw.CharField(max_length=60)  # the module's name
     record_id = pw.BigIntegerField()
     change = pw.CharField(max_length=6, choices=[("upsert", "upsert"), ("delete", "delete")])

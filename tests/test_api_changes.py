@@ -228,3 +228,38 @@ def test_feed_time_is_utc(app, key, client, frozen_clock):
     _touch(app)
     item = client.get("/api/v1/changes?limit=100", headers=key).get_json()["items"][-1]
     assert dt.datetime.fromisoformat(item["at"].replace("Z", "+00:00")).tzinfo is not None
+
+
+def test_ids_are_never_given_again_when_pruning_empties_the_log(app, key, client, frozen_clock):
+    """A reader polling every 20 days keeps its cursor while pruning empties the log: the next
+    change gets an id above every earlier one, so the cursor still sees it."""
+    _touch(app)
+    _, cursor = _walk(client, key, limit=100)
+    with app.app_context(), db.connection_context():
+        earlier = ChangeEntry.select(fn.MAX(ChangeEntry.id)).scalar()
+    for _ in range(2):
+        frozen_clock.advance(days=20)
+        cursor = client.get(f"/api/v1/changes?since={cursor}", headers=key).get_json()["next_cursor"]
+    with app.app_context(), db.connection_context():
+        assert changes.prune() > 0
+        assert ChangeEntry.select().count() == 0
+    bruno = _touch(app)
+    with app.app_context(), db.connection_context():
+        assert ChangeEntry.get().id > earlier
+    seen, _ = _walk(client, key, since=cursor)
+    assert seen == [("contacts", bruno, "upsert")]
+
+
+def test_a_cursor_past_the_last_id_ever_given_is_410(app, key, client):
+    """A cursor of another database, or of this one before it was restored from an older copy:
+    following it would skip the changes written under the ids it claims to have read."""
+    _touch(app)
+    _, cursor = _walk(client, key, limit=100)
+    held = changes.Cursor.decode(cursor)
+    assert client.get(f"/api/v1/changes?since={cursor}", headers=key).status_code == 200
+    beyond = changes.Cursor(held.txid, held.id + 1, held.at).encode()
+    response = client.get(f"/api/v1/changes?since={beyond}", headers=key)
+    assert response.status_code == 410 and response.get_json()["code"] == "gone"
+    if held.txid:  # PostgreSQL: a transaction that has not started yet
+        later = changes.Cursor(held.txid + 10**9, held.id, held.at).encode()
+        assert client.get(f"/api/v1/changes?since={later}", headers=key).status_code == 410
