@@ -329,7 +329,9 @@ def test_upgrade_keeps_every_value_and_serves(instance: Instance) -> None:
     assert_files_kept(instance.path / "uploads", stored_files)
 
     modules = run_cli(instance, "modules")
-    states = dict(line.split()[:2] for line in modules.stdout.splitlines() if line and not line[0].isspace())
+    # name, version, state, source
+    states = {words[0]: words[2] for words in (line.split() for line in modules.stdout.splitlines()
+                                                if line and not line[0].isspace())}
     history = old["core_migration_history"]
     owners = {_column(history, row, "module") for row in history.rows.values()} - {"core"}
     assert modules.returncode == 0 and all(states.get(owner) == "enabled" for owner in owners), modules.stdout
