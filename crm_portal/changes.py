@@ -39,6 +39,11 @@ class CursorExpired(ValueError):
     """The cursor is older than the log keeps: the reader must resynchronise."""
 
 
+class CursorAhead(CursorExpired):
+    """The cursor points past the last change ever recorded: the database was restored from a
+    backup or replaced since it was handed out, so the reader must resynchronise too."""
+
+
 class CursorInvalid(ValueError):
     """Not a cursor this API handed out."""
 
@@ -133,7 +138,7 @@ def page(types: Iterable[str], since: str | None, limit: int, now: dt.datetime |
     if cursor is not None:
         last_id, next_txid = _last_given()
         if cursor.id > last_id or (next_txid is not None and cursor.txid >= next_txid):
-            raise CursorExpired(since)
+            raise CursorAhead(since)
     wanted = sorted(set(types))
     rows: list[ChangeEntry] = []
     if wanted:

@@ -260,6 +260,7 @@ def test_a_cursor_past_the_last_id_ever_given_is_410(app, key, client):
     beyond = changes.Cursor(held.txid, held.id + 1, held.at).encode()
     response = client.get(f"/api/v1/changes?since={beyond}", headers=key)
     assert response.status_code == 410 and response.get_json()["code"] == "gone"
+    assert "restored or replaced" in response.get_json()["message"]
     if held.txid:  # PostgreSQL: a transaction that has not started yet
         later = changes.Cursor(held.txid + 10**9, held.id, held.at).encode()
         assert client.get(f"/api/v1/changes?since={later}", headers=key).status_code == 410

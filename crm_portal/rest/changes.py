@@ -67,6 +67,10 @@ def add_routes(bp: Blueprint, bearer: str, errors: Any, error_schema: Any) -> No
             found = changes.page(readable_types(), since, limit)
         except changes.CursorInvalid:
             abort(422, _("The cursor is not valid: give the next_cursor of a previous answer."))
+        except changes.CursorAhead:
+            abort(410, _("This cursor points past the last change recorded here (the portal's database was "
+                         "restored or replaced): read the records again from the start, then follow the changes "
+                         "from the new cursor."))
         except changes.CursorExpired:
             abort(410, _("This cursor is older than the %(days)s days of changes kept: read the records "
                          "again from the start, then follow the changes from the new cursor.",
