@@ -437,7 +437,7 @@ def test_the_documented_backup_and_restore_drill_works_as_written(tmp_path):
     assert archive.parent == source / "backups" and archive.name.startswith("crm-portal-")
     target = target_instance(tmp_path)
     for line in drill:
-        args = [str(archive) if a.endswith(".tar.gz") else a for a in shlex.split(line)[1:]]
+        args = [str(archive) if a.endswith(".tar.gz") else a for a in shlex.split(line, comments=True)[1:]]
         done = crm_portal(target, *args)
         assert done.returncode == 0, done.stderr
     new = restored_app(target)
