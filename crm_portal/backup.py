@@ -111,6 +111,13 @@ class _HashingReader:
         return data
 
 
+class _PlainReader:
+    """Only ``read`` of ``stream``: consumers that would seek (S3 uploads) read it in order."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.read = stream.read
+
+
 class _ArchiveWriter:
     """Adds members to a tar stream and records their size and checksum for the manifest."""
 
@@ -573,7 +580,8 @@ def restore_backup(app: Flask, archive: Path, *, echo: Callable[[str], None] = p
                 echo("database restored (PostgreSQL)")
             elif member.name.startswith("files/"):
                 _, area, name = member.name.split("/")
-                store.save(_open_member(tar, member), area, name)
+                # Offered as a plain stream: a streamed tar member cannot seek, and S3 uploads ask.
+                store.save(_PlainReader(_open_member(tar, member)), area, name)  # type: ignore[arg-type]
                 files += 1
             elif member.name == CONFIG_MEMBER:
                 text = _open_member(tar, member).read().decode("utf-8")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from conftest import PG_URL, CsrfClient, login, make_app, staff_login
+from s3_server import s3, s3_endpoint  # noqa: F401  (fixtures)
 
 from crm_portal import backup, create_app
 from crm_portal.db import close_all, db
@@ -289,6 +290,42 @@ def test_rows_dumped_before_files_never_lose_their_file(tmp_path, monkeypatch):
     with restored_app(target).app_context(), db.connection_context():
         assert dangling_files() == []
         assert len(phases) == 2 and Ticket.select().where(Ticket.title == "Opened between the steps").count() in (0, 1)
+
+
+def test_an_interrupted_backup_leaves_no_archive(tmp_path, monkeypatch):
+    app = source_instance(tmp_path)
+
+    def failing(*_args, **_kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(backup, "copy_files", failing)
+    output = tmp_path / "out" / "crm-portal-20250301T021500Z.tar.gz"
+    with app.app_context(), pytest.raises(OSError):
+        backup.create_backup(app, output)
+    assert list(output.parent.iterdir()) == [], "a partial archive or its work folder was left behind"
+
+
+def test_files_restored_into_and_backed_up_from_an_s3_bucket(tmp_path, archive, s3):  # noqa: F811
+    """The files go through the storage backend both ways: restored into a bucket (the target's
+    own storage settings kept in its config.toml), then backed up from it, byte for byte."""
+    target = target_instance(tmp_path)
+    settings = {**s3.settings, "S3_PREFIX": "restored/"}
+    with open(target / "config.toml", "a", encoding="utf-8") as config:
+        config.writelines(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    done = crm_portal(target, "restore", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert not (target / "uploads").exists()
+    assert 'S3_PREFIX = "restored/"' in (target / "config.toml").read_text()
+    again = crm_portal(target, "backup", "--output", str(tmp_path / "again.tar.gz"))
+    assert again.returncode == 0, again.stderr
+
+    def files(path: Path) -> dict[str, str]:
+        listing = json.loads(tarfile.open(path).extractfile("manifest.json").read())  # type: ignore[union-attr]
+        return {m["name"]: m["sha256"] for m in listing["members"] if m["name"].startswith("files/")}
+
+    assert files(archive) and files(tmp_path / "again.tar.gz") == files(archive)
+    assert sorted(s3.keys()) == sorted("restored/" + name.removeprefix("files/") for name in files(archive))
+    assert_refused(tmp_path, archive, r"refused: the target (database|instance) already", target)
 
 
 # --- refusals ------------------------------------------------------------------------------------------
