@@ -186,7 +186,7 @@ def _dump_sqlite(app: Flask, writer: _ArchiveWriter, workdir: Path) -> _Dumped:
     copy = workdir / "portal.sqlite3"
     # One step (pages=-1): a single read transaction copies a consistent state; in WAL mode the
     # portal's writers go on meanwhile.
-    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)) as src, \
+    with closing(sqlite3.connect(source, timeout=30)) as src, \
             closing(sqlite3.connect(copy)) as target:
         src.backup(target, pages=-1)
     with closing(sqlite3.connect(copy)) as snapshot:
@@ -566,6 +566,21 @@ def restore_backup(app: Flask, archive: Path, *, echo: Callable[[str], None] = p
     check_empty_target()
     echo(f"archive checked: {len(manifest['members'])} members, made {manifest['created_at']} by "
          f"crm-portal {manifest['portal_version']}")
+    try:
+        files = _write_members(app, archive, echo)
+    except BackupError:
+        raise
+    except Exception as exc:
+        raise BackupError(f"restore failed part way ({type(exc).__name__}: {exc}): the instance is partly "
+                          "restored; empty it (a new database, no uploads) before restoring again.") from exc
+    echo(f"{files} files restored")
+    with db.connection_context():
+        steps = [f"{owner}/{name}" for owner, name in pending(app.extensions["crm_portal"])]
+    return RestoreResult(kind, files, steps)
+
+
+def _write_members(app: Flask, archive: Path, echo: Callable[[str], None]) -> int:
+    """Write the members of a checked archive to the instance of ``app``; returns the files' count."""
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     store = storage()
@@ -591,7 +606,4 @@ def restore_backup(app: Flask, archive: Path, *, echo: Callable[[str], None] = p
             elif member.name == SECRET_MEMBER:
                 _write_instance_file(instance / SECRET_FILE, _open_member(tar, member).read(), 0o600)
                 echo("secret key restored")
-    echo(f"{files} files restored")
-    with db.connection_context():
-        steps = [f"{owner}/{name}" for owner, name in pending(app.extensions["crm_portal"])]
-    return RestoreResult(kind, files, steps)
+    return files

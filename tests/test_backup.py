@@ -111,9 +111,11 @@ def restored_app(instance: Path):
 
 
 def state_of(instance: Path) -> dict[str, str]:
-    """Every file under ``instance`` (and the restore database's tables) with its checksum."""
+    """Every file under ``instance`` (and the restore database's tables) with its checksum; SQLite's
+    shared-memory index and an empty write-ahead log, which merely opening the database makes, aside."""
     found = {str(p.relative_to(instance)): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted(instance.rglob("*")) if p.is_file()}
+             for p in sorted(instance.rglob("*"))
+             if p.is_file() and not p.name.endswith("-shm") and not (p.name.endswith("-wal") and not p.stat().st_size)}
     if PG_URL:
         import psycopg2
 
@@ -449,6 +451,12 @@ def test_keep_prunes_older_archives_only_after_a_backup(tmp_path):
     names = sorted(p.name for p in folder.iterdir())
     assert len(names) == 3 and "notes.txt" in names and "crm-portal-20240103T031500Z.tar.gz" in names
     assert done.stdout.count("removed ") == 2
+
+
+def test_a_missing_pg_dump_is_named_with_its_version(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(backup.BackupError, match=r"pg_dump for PostgreSQL 99 not found .* postgresql-client-99"):
+        backup.find_pg_tool("pg_dump", 99)
 
 
 # --- the documented commands -----------------------------------------------------------------------
