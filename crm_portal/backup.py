@@ -145,15 +145,15 @@ class _ArchiveWriter:
 
 def _file_columns(app: Flask) -> list[tuple[str, list[str], str]]:
     """(table, columns, area) of every model declaring stored files (``file_area``/``file_fields``)."""
-    from .migrations import _owners
+    from .models import CORE_MODELS
 
+    models = [*CORE_MODELS, *(m for module in app.extensions["crm_portal"].modules.values() for m in module.models)]
     out = []
-    for _owner, models, _migrations in _owners(app.extensions["crm_portal"]):
-        for model in models:
-            area = getattr(model, "file_area", None)
-            fields = tuple(getattr(model, "file_fields", ()) or ())
-            if area and fields:
-                out.append((model._meta.table_name, [getattr(model, f).column_name for f in fields], area))
+    for model in models:
+        area = getattr(model, "file_area", None)
+        fields = tuple(getattr(model, "file_fields", ()) or ())
+        if area and fields:
+            out.append((model._meta.table_name, [getattr(model, f).column_name for f in fields], area))
     return out
 
 
@@ -238,14 +238,14 @@ def _dump_postgres(app: Flask, writer: _ArchiveWriter, workdir: Path) -> _Dumped
     args, env = _pg_params(database)
     dump = workdir / "portal.pgdump"
     with closing(psycopg2.connect(database=database.database, **database.connect_params)) as connection:
+        # One REPEATABLE READ transaction from its first statement: its snapshot is the one pg_dump
+        # imports, and what we read besides (schema steps, files' rows) is the same state.
+        connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version_num")
-            major = int(cursor.fetchone()[0]) // 10000
+            cursor.execute("SELECT pg_export_snapshot(), current_setting('server_version'), "
+                           "current_setting('server_version_num')::int / 10000")
+            snapshot, version, major = cursor.fetchone()
             pg_dump = find_pg_tool("pg_dump", major)
-            # The snapshot stays open while pg_dump imports it and while we read the same state.
-            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cursor.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
-            snapshot, version = cursor.fetchone()
             done = subprocess.run([pg_dump, *args, "--format=custom", "--compress=0", "--no-owner",
                                    "--no-privileges", f"--snapshot={snapshot}", f"--file={dump}"],
                                   env=env, capture_output=True, text=True, check=False)

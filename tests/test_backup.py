@@ -294,6 +294,19 @@ def test_rows_dumped_before_files_never_lose_their_file(tmp_path, monkeypatch):
         assert len(phases) == 2 and Ticket.select().where(Ticket.title == "Opened between the steps").count() in (0, 1)
 
 
+def test_a_referenced_file_the_storage_lost_is_named(tmp_path):
+    app = source_instance(tmp_path)
+    with app.app_context(), db.connection_context():
+        lost = Document.select().first().stored_name
+        storage().delete("documents", lost)
+    done = crm_portal(Path(app.instance_path), "backup", "--output", str(tmp_path / "a.tar.gz"))
+    assert done.returncode == 0 and f"warning: documents/{lost} is referenced" in done.stderr
+    manifest = json.loads(tarfile.open(tmp_path / "a.tar.gz").extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest["missing_files"] == [f"documents/{lost}"]
+    assert manifest["database"]["kind"] == ("postgresql" if PG_URL else "sqlite")
+    assert manifest["schema_steps"] and manifest["portal_version"] and manifest["created_at"].endswith("Z")
+
+
 def test_an_interrupted_backup_leaves_no_archive(tmp_path, monkeypatch):
     app = source_instance(tmp_path)
 
