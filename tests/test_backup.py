@@ -307,6 +307,28 @@ def test_a_referenced_file_the_storage_lost_is_named(tmp_path):
     assert manifest["schema_steps"] and manifest["portal_version"] and manifest["created_at"].endswith("Z")
 
 
+def test_a_backup_of_an_older_release_is_restored_then_migrated(tmp_path):
+    """The database of a release before the staff time zones (core step 0007): restore says the
+    step is pending, ``crm-portal migrate`` applies it, and the staff admin logs in."""
+    from crm_portal.models import MigrationHistory, StaffUser
+
+    app = source_instance(tmp_path)
+    with app.app_context(), db.connection_context():
+        db.execute_sql(f'ALTER TABLE "{StaffUser._meta.table_name}" DROP COLUMN timezone')
+        MigrationHistory.delete().where(MigrationHistory.name == "0007_staff_timezone").execute()
+    close_all()
+    done = crm_portal(Path(app.instance_path), "backup", "--output", str(tmp_path / "old.tar.gz"))
+    assert done.returncode == 0, done.stderr
+    target = target_instance(tmp_path)
+    restored = crm_portal(target, "restore", str(tmp_path / "old.tar.gz"))
+    assert restored.returncode == 0, restored.stderr
+    assert "1 schema steps pending (core/0007_staff_timezone)" in restored.stdout
+    assert "run 'crm-portal migrate'" in restored.stdout
+    migrated = crm_portal(target, "migrate")
+    assert migrated.returncode == 0 and "0007_staff_timezone" in migrated.stdout, migrated.stderr
+    staff_login(restored_app(target).test_client())
+
+
 def test_an_interrupted_backup_leaves_no_archive(tmp_path, monkeypatch):
     app = source_instance(tmp_path)
 
