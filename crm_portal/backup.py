@@ -102,12 +102,10 @@ class _HashingReader:
     def __init__(self, stream: Any) -> None:
         self.stream = stream
         self.sha256 = hashlib.sha256()
-        self.count = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.stream.read(n)
         self.sha256.update(data)
-        self.count += len(data)
         return data
 
 
