@@ -365,6 +365,10 @@ def init_app(app: Flask) -> None:
     for command in (init_command, migrate_command, demo_command, modules_command, send_mail_command,
                     worker_command, api_key_group, import_group, *MAILIN_COMMANDS):
         app.cli.add_command(command)
+    from .backup_cli import COMMANDS as BACKUP_COMMANDS
+
+    for command in BACKUP_COMMANDS:
+        app.cli.add_command(command)
 
 
 def _create_app(*_args):
