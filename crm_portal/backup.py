@@ -304,9 +304,20 @@ def copy_files(store: Storage, writer: _ArchiveWriter) -> int:
 
 # --- backup ------------------------------------------------------------------------------------------
 
+def archive_in(folder: Path, now: dt.datetime) -> Path:
+    """``<folder>/crm-portal-<UTC timestamp>.tar.gz``, with ``-2``, ``-3`` … after the time when a
+    backup of the same second is already there: a backup never replaces another."""
+    stem = f"{ARCHIVE_PREFIX}{now:%Y%m%dT%H%M%SZ}"
+    path, n = folder / f"{stem}.tar.gz", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.tar.gz"
+    return path
+
+
 def default_output(app: Flask, now: dt.datetime) -> Path:
-    """``<instance>/backups/crm-portal-<UTC timestamp>.tar.gz``."""
-    return Path(app.instance_path) / "backups" / f"{ARCHIVE_PREFIX}{now:%Y%m%dT%H%M%SZ}.tar.gz"
+    """A new archive name in ``<instance>/backups/`` (:func:`archive_in`)."""
+    return archive_in(Path(app.instance_path) / "backups", now)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -342,7 +353,7 @@ def create_backup(app: Flask, output: Path | None = None) -> BackupResult:
     if output is None:
         output = default_output(app, now)
     elif output.is_dir():
-        output = output / default_output(app, now).name
+        output = archive_in(output, now)
     instance = Path(app.instance_path)
     store = storage()
     with _atomic_output(output) as out, tempfile.TemporaryDirectory(dir=output.parent, prefix=".backup-") as work:

@@ -523,3 +523,15 @@ def test_the_documented_backup_and_restore_drill_works_as_written(tmp_path):
     new = restored_app(target)
     login(new.test_client(), "anna@acme.example")
     staff_login(new.test_client())
+
+
+def test_two_backups_in_the_same_second_keep_both(tmp_path):
+    import datetime as dt
+
+    from crm_portal.backup import archive_in
+
+    now = dt.datetime(2026, 12, 8, 1, 30, tzinfo=dt.UTC)
+    first = archive_in(tmp_path, now)
+    first.write_bytes(b"x")
+    second = archive_in(tmp_path, now)
+    assert first.name == "crm-portal-20261208T013000Z.tar.gz" and second.name == "crm-portal-20261208T013000Z-2.tar.gz"
