@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -293,6 +294,25 @@ def _serve(instance: Instance) -> Any:
     return app
 
 
+# --- the documented procedure ----------------------------------------------------------------------
+
+OPERATIONS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
+
+
+def documented_upgrade() -> list[list[str]]:
+    """The ``crm-portal`` commands of the upgrade block of docs/operations.md, in order, as written
+    (the wheel's installation and the service restart are the system's, not the portal's)."""
+    section = OPERATIONS.read_text().split("### Upgrades", 1)[1]
+    block = section.split("```sh", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()
+                if line.strip().startswith("crm-portal ")]
+    return [words[1:] for words in commands]
+
+
+def test_the_documented_upgrade_backs_up_checks_migrates_and_lists():
+    assert documented_upgrade() == [["backup"], ["migrate", "--dry-run"], ["migrate"], ["modules"]]
+
+
 # --- the test --------------------------------------------------------------------------------------
 
 #: Every stored release, on SQLite and, when the tests have a PostgreSQL server, on PostgreSQL.
@@ -313,6 +333,14 @@ def test_upgrade_keeps_every_value_and_serves(instance: Instance) -> None:
     stored_files = file_sums(instance.path / "uploads")
     old = instance.read()
     assert old["tickets_ticket"].rows and old["tickets_attachment"].rows, "the stored instance has no tickets"
+
+    assert run_cli(instance, "migrate", "--check").returncode == 1, "steps of this release should be pending"
+    procedure = documented_upgrade()
+    for args in procedure[:procedure.index(["migrate"])]:  # what the page runs before migrating
+        done = run_cli(instance, *args)
+        assert done.returncode == 0, f"crm-portal {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    assert differences(old, instance.read()) == [], "the commands before migrate changed the database"
+    assert list((instance.path / "backups").glob("crm-portal-*.tar.gz")), "crm-portal backup wrote no archive"
 
     first = run_cli(instance, "migrate")
     after = instance.read()
@@ -338,6 +366,7 @@ def test_upgrade_keeps_every_value_and_serves(instance: Instance) -> None:
     assert all(state == "enabled" for state in states.values()), modules.stdout
 
     upgraded = instance.read()
+    assert run_cli(instance, "migrate", "--check").returncode == 0
     second = run_cli(instance, "migrate")
     assert second.returncode == 0 and second.stdout.strip() == "schema up to date", second.stdout + second.stderr
     assert differences(upgraded, instance.read()) == []
