@@ -274,3 +274,27 @@ def test_contact_and_company_events_from_the_admin(ctx, receiver):
     assert events[0]["data"]["id"] == company.id and events[0]["data"]["name"] == "Acme Renamed"
     assert events[1]["data"]["email"] == "dora@acme.example"
     assert all("secret-hash" not in body.decode() for _p, _h, body in receiver.requests)
+
+
+def test_the_connection_goes_to_the_checked_address_whatever_dns_answers_next(ctx, receiver, monkeypatch):
+    """DNS rebinding: the host name resolves to an allowed address when checked and to the private
+    receiver a moment later; the delivery connects to the address that was checked, so the private
+    receiver never gets the request."""
+    import socket
+
+    app = current_app._get_current_object()
+    app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = False
+    monkeypatch.setattr(webhooks, "_allowed_address", lambda address: address == "127.0.0.2")
+    answers = iter(["127.0.0.2"])  # the check's answer; every later lookup gets the receiver's address
+    real = socket.getaddrinfo
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "hooks.example":
+            address = next(answers, "127.0.0.1")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with pytest.raises(OSError):  # nothing listens on 127.0.0.2 at the receiver's port
+        webhooks.post(f"http://hooks.example:{receiver.port}/hooks", b"{}", {}, timeout=2)
+    assert receiver.requests == []
