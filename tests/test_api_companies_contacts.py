@@ -202,3 +202,45 @@ def test_the_key_form_says_what_contacts_write_allows(app, demo, client):
     staff_login(client)
     page = client.get("/admin/core_api_key/new/", headers={"Accept-Language": "en"})
     assert page.status_code == 200 and "who receives their password resets" in page.text
+
+
+def test_two_writes_with_the_same_if_match_apply_once_because_the_row_is_locked(app, demo, monkeypatch):
+    """The If-Match check and the write see the same row: while one PATCH holds the contact (a row
+    lock on PostgreSQL, the write transaction on SQLite), the other waits, then finds the ETag
+    changed (412). Without the lock both would pass the check and the second would overwrite."""
+    import threading
+
+    from crm_portal.rest import companies_contacts
+
+    token = make_key(app, "contacts:write").token
+    bruno = demo["contacts"]["bruno"]
+    etag = app.test_client().get(f"/api/v1/contacts/{bruno.id}", headers=bearer(make_key(app, "contacts:read").token))
+    etag = etag.headers["ETag"]
+    real, checked, release = companies_contacts.check_if_match, threading.Event(), threading.Event()
+
+    def held_check(row):
+        real(row)
+        if not checked.is_set():
+            checked.set()
+            release.wait(1.5)  # the first writer keeps its transaction open a moment
+        else:
+            release.set()  # the second reached the check while the first still held the row
+
+    monkeypatch.setattr(companies_contacts, "check_if_match", held_check)
+    answers: dict[str, int] = {}
+
+    def patch(role: str) -> None:
+        response = app.test_client().patch(f"/api/v1/contacts/{bruno.id}", json={"role": role},
+                                           headers=bearer(token, **{"If-Match": etag}))
+        answers[role] = response.status_code
+
+    first = threading.Thread(target=patch, args=("first",))
+    first.start()
+    assert checked.wait(10)
+    second = threading.Thread(target=patch, args=("second",))
+    second.start()
+    first.join(15)
+    second.join(15)
+    assert answers == {"first": 200, "second": 412}
+    with app.app_context(), db.connection_context():
+        assert Contact.get_by_id(bruno.id).role == "first"
