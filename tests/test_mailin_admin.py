@@ -3,8 +3,9 @@ inbound messages with status, reason, the original (shown escaped, downloaded as
 tickets opened by email say so on the staff's work page."""
 from __future__ import annotations
 
+import pytest
 from conftest import staff_login
-from mailin_helpers import fixture
+from mailin_helpers import fixture, trust_receiver
 
 from crm_portal.db import db
 from crm_portal.mailin import crypto, pipeline
@@ -14,6 +15,12 @@ MAILBOX_FORM = {"name": "support", "active": "y", "host": "imap.example.com", "p
                 "username": "support@example.com", "password": "imap-s3cret", "folder": "INBOX",
                 "processed_action": "move", "processed_folder": "Processed", "failed_folder": "",
                 "unknown_sender": "reject"}
+
+
+@pytest.fixture(autouse=True)
+def trusted_receiver(app):
+    """The fixtures' receiving server is trusted, as an installation trusts its own."""
+    trust_receiver(app)
 
 
 def ingest(app, raw: bytes) -> InboundMessage:

@@ -9,7 +9,7 @@ import os
 import pytest
 from api_helpers import bearer, make_key
 from dovecot_server import Dovecot, binary
-from mailin_helpers import fixture, open_ticket, support_reply
+from mailin_helpers import fixture, open_ticket, support_reply, trust_receiver
 
 from crm_portal.db import db
 from crm_portal.mailin import crypto, pipeline
@@ -19,6 +19,12 @@ from crm_portal.mailin.models import InboundMessage, Mailbox
 from crm_portal.modules.tickets.models import Ticket, TicketComment
 
 RFC822 = {"Content-Type": "message/rfc822"}
+
+
+@pytest.fixture(autouse=True)
+def trusted_receiver(app):
+    """The fixtures' receiving server is trusted, as an installation trusts its own."""
+    trust_receiver(app)
 
 
 # --- the inbound API --------------------------------------------------------------------------
