@@ -141,10 +141,12 @@ DEFAULTS: dict[str, Any] = {
     "MAILIN_IMAP_TIMEOUT": 30,
     # Who sent an email (docs/email.md, "Trust boundary"): what authenticates the From domain
     # ("dmarc" | "dkim-or-spf" | "off"), the authserv-ids of the receiving servers whose
-    # Authentication-Results are read, and whether the portal verifies DKIM/DMARC itself when none is.
+    # Authentication-Results are read, whether the portal verifies DKIM/DMARC itself when none is,
+    # and the authserv-ids of forwarders whose ARC-sealed results count when a forward broke DKIM.
     "MAILIN_SENDER_AUTH": "dmarc",
     "MAILIN_TRUSTED_AUTHSERV_IDS": [],
     "MAILIN_VERIFY_DKIM": False,
+    "MAILIN_TRUSTED_ARC_FORWARDERS": [],
     "CHANGES_KEEP_DAYS": 30,  # days GET /api/v1/changes can go back; older cursors answer 410
     "API_DOCS_PUBLIC": False,  # True: /api/v1/openapi.json and /api/v1/docs answer without an API key
 }
@@ -249,13 +251,13 @@ def _check_sender_auth(app: Flask) -> None:
     policy = app.config.get("MAILIN_SENDER_AUTH")
     if policy not in ("dmarc", "dkim-or-spf", "off"):
         raise ConfigurationError(f"MAILIN_SENDER_AUTH {policy!r}: use \"dmarc\", \"dkim-or-spf\" or \"off\".")
-    ids = app.config.get("MAILIN_TRUSTED_AUTHSERV_IDS") or []
-    if isinstance(ids, str):
-        ids = [i for i in re.split(r"[\s,]+", ids) if i]
-    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) and i and ";" not in i for i in ids):
-        raise ConfigurationError(f"MAILIN_TRUSTED_AUTHSERV_IDS {ids!r} must be a list of authserv-ids, "
-                                 "e.g. [\"mx.example.com\"].")
-    app.config["MAILIN_TRUSTED_AUTHSERV_IDS"] = list(ids)
+    for key in ("MAILIN_TRUSTED_AUTHSERV_IDS", "MAILIN_TRUSTED_ARC_FORWARDERS"):
+        ids = app.config.get(key) or []
+        if isinstance(ids, str):
+            ids = [i for i in re.split(r"[\s,]+", ids) if i]
+        if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) and i and ";" not in i for i in ids):
+            raise ConfigurationError(f"{key} {ids!r} must be a list of authserv-ids, e.g. [\"mx.example.com\"].")
+        app.config[key] = list(ids)
     verify = app.config.get("MAILIN_VERIFY_DKIM")
     if not isinstance(verify, bool):
         raise ConfigurationError(f"MAILIN_VERIFY_DKIM {verify!r} must be true or false.")

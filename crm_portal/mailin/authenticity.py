@@ -4,9 +4,16 @@ for a contact only when its author's domain is authenticated:
 1. by the receiving mail server: the *topmost* ``Authentication-Results`` header whose authserv-id
    is in ``MAILIN_TRUSTED_AUTHSERV_IDS`` (RFC 8601). Headers of any other server, and every header
    below the first trusted one, were written before the mail reached us (an attacker can add
-   them) and are never read. ``ARC-Authentication-Results`` and ``Received-SPF`` are not read.
+   them) and are never read. ``Received-SPF`` is never read.
 2. else, with ``MAILIN_VERIFY_DKIM``, by the portal itself: the DKIM signatures are verified
    (dkimpy) and the From domain's DMARC record (``_dmarc.<domain>``) is applied.
+3. Forwarded mail whose own authentication broke on the way (a list footer, a rewritten subject)
+   counts through ARC only when the ARC chain is valid (``arc=pass`` of the trusted server, or
+   verified here), the last forwarder's ``ARC-Authentication-Results`` carries an authserv-id of
+   ``MAILIN_TRUSTED_ARC_FORWARDERS``, its ``ARC-Seal`` is signed by that server's own domain, and
+   its results authenticate the From domain. A forwarder that is not configured is never trusted,
+   and a configured one only through its seal: its plain ``Authentication-Results`` header is
+   text anyone can write into a message sent to us directly.
 
 ``MAILIN_SENDER_AUTH`` says what counts: ``"dmarc"`` (DMARC pass: the domain publishes a policy
 and an aligned DKIM or SPF identity passed), ``"dkim-or-spf"`` (DMARC pass, or an aligned DKIM or
@@ -93,8 +100,8 @@ def _domain_of(value: str) -> str:
     return value.rpartition("@")[2].strip().strip("<>").lower()
 
 
-def _trusted_ids() -> set[str]:
-    return {str(x).strip().lower() for x in current_app.config["MAILIN_TRUSTED_AUTHSERV_IDS"] or [] if str(x).strip()}
+def _trusted_ids(key: str = "MAILIN_TRUSTED_AUTHSERV_IDS") -> set[str]:
+    return {str(x).strip().lower() for x in current_app.config[key] or [] if str(x).strip()}
 
 
 _AUTHSERV_ID = re.compile(r"^\s*(?:\([^)]*\)\s*)*([^\s;()]+)")
@@ -152,6 +159,45 @@ def judge_results(results: list[authres.core.AuthenticationResult], domain: str,
             if aligned(envelope, domain):
                 return f"spf=pass smtp.mailfrom={envelope}"
     return None
+
+
+_INSTANCE = re.compile(r"^\s*i\s*=\s*(\d{1,3})\s*;\s*(.*)$", re.DOTALL)
+_TAG = re.compile(r"(?:^|;)\s*([a-z]+)\s*=\s*([^;]*)")
+
+
+def _instance(value: str) -> tuple[int, str] | None:
+    found = _INSTANCE.match(value)
+    return (int(found.group(1)), found.group(2)) if found else None
+
+
+def arc_forwarder(message: EmailMessage, domain: str, policy: str) -> str | None:
+    """The last forwarder's ARC verdict on ``domain``, when that forwarder is trusted: its
+    ``ARC-Authentication-Results`` has an authserv-id of ``MAILIN_TRUSTED_ARC_FORWARDERS``, its
+    ``ARC-Seal`` (the chain the caller had verified) is signed by a domain aligned with that id,
+    and its results authenticate the From domain. ``None`` otherwise. Only the highest instance
+    counts: it sealed the message as we got it; earlier hops say nothing of what later ones changed."""
+    sets: dict[int, dict[str, list[str]]] = {}
+    for name in ("ARC-Authentication-Results", "ARC-Seal"):
+        for value in all_headers(message, name):
+            found = _instance(value)
+            if found is not None:
+                sets.setdefault(found[0], {}).setdefault(name, []).append(found[1])
+    if not sets:
+        return None
+    last = sets[max(sets)]
+    results, seals = last.get("ARC-Authentication-Results", []), last.get("ARC-Seal", [])
+    if len(results) != 1 or len(seals) != 1:
+        return None
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(results[0])
+    except Exception:  # noqa: BLE001 - unreadable: not trusted
+        return None
+    ident = str(header.authserv_id or "").lower()
+    sealer = next((v.strip().lower() for k, v in _TAG.findall(";" + seals[0]) if k.lower() == "d"), "")
+    if ident not in _trusted_ids("MAILIN_TRUSTED_ARC_FORWARDERS") or not aligned(sealer, ident):
+        return None
+    how = judge_results(list(header.results), domain, policy)
+    return f"ARC i={max(sets)} {ident} (sealed by {sealer}): {how}" if how else None
 
 
 def verify_dkim(raw: bytes) -> tuple[list[str], list[str]]:
@@ -233,9 +279,19 @@ def check(message: EmailMessage, raw: bytes) -> Verdict:
         if results is None:
             return Verdict(False, f"{ident}: unreadable Authentication-Results")
         how = judge_results(results, domain, policy)
+        if how is None and any(r.method == "arc" and r.result == "pass" for r in results):
+            forwarded = arc_forwarder(message, domain, policy)
+            if forwarded is not None:
+                return Verdict(True, f"{ident}: arc=pass; {forwarded}"[:2000])
         return Verdict(how is not None, f"{ident}: {how or _summary(results)}"[:2000])
     if config["MAILIN_VERIFY_DKIM"]:
-        return verify_locally(raw, domain, policy)
+        verdict = verify_locally(raw, domain, policy)
+        if not verdict.passed and all_headers(message, "ARC-Seal"):
+            cv, _results, why = dkim.arc_verify(raw, dnsfunc=txt_lookup, timeout=DNS_TIMEOUT)
+            forwarded = arc_forwarder(message, domain, policy) if cv == dkim.CV_Pass else None
+            note = f"arc={cv.decode('ascii', 'replace')}" + (f" ({why})" if why and cv != dkim.CV_Pass else "")
+            return Verdict(forwarded is not None, "; ".join(x for x in (verdict.detail, note, forwarded) if x)[:2000])
+        return verdict
     ids = ", ".join(sorted(_trusted_ids())) or "none configured"
     return Verdict(False, f"no Authentication-Results of a trusted server (MAILIN_TRUSTED_AUTHSERV_IDS: {ids}) "
                           "and the portal does not verify DKIM itself (MAILIN_VERIFY_DKIM)")
