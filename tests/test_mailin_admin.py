@@ -123,3 +123,54 @@ def test_the_inbound_list_runs_a_constant_number_of_queries(app, demo, client, q
     for name in ("html_only.eml", "forwarded.eml", "unknown_sender.eml", "auto_reply_outlook.eml"):
         ingest(app, fixture(name))
     assert count() == one
+
+
+# --- Release as sender ------------------------------------------------------------------------------
+def forged(name: str = "new_request_plain.eml") -> bytes:
+    """A fixture without the receiving server's verdict: its sender is not authenticated."""
+    raw = fixture(name)
+    return raw.split(b"\n", 4)[4] if raw.startswith(b"Authentication-Results:") else raw
+
+
+def test_a_held_unauthenticated_message_shows_why_and_staff_may_release_it(app, demo, client):
+    from crm_portal.models import AuditEntry
+    from crm_portal.modules.tickets.models import Ticket
+
+    held = ingest(app, forged())
+    pending = ingest(app, forged("unknown_sender.eml"))  # rejected: not for this action
+    assert (held.status, held.reason) == ("held", "unauthenticated")
+    staff_login(client, "operatore@example.com")
+    listing = client.get("/admin/core_inbound_message/").text
+    assert "Sender not authenticated" in listing or "Mittente non autenticato" in listing
+    details = client.get(f"/admin/core_inbound_message/details/?id={held.id}").text
+    assert "no Authentication-Results of a trusted server" in details
+    retry = client.post("/admin/core_inbound_message/action/", data={"action": "retry", "rowid": [str(held.id)]})
+    assert retry.status_code == 302
+    with app.app_context(), db.connection_context():
+        assert InboundMessage.get_by_id(held.id).status == "held"  # a retry checks the sender again
+    response = client.post("/admin/core_inbound_message/action/",
+                           data={"action": "release", "rowid": [str(held.id), str(pending.id)]})
+    assert response.status_code == 302
+    with app.app_context(), db.connection_context():
+        row = InboundMessage.get_by_id(held.id)
+        assert row.status == "ticket_created"
+        assert "released as sender by operatore@example.com" in row.detail
+        assert Ticket.get_by_id(row.ticket_id).contact.email == "anna@acme.example"
+        assert InboundMessage.get_by_id(pending.id).status == "rejected"
+        entry = AuditEntry.get(AuditEntry.action == "mailin.release_as_sender")
+        assert (entry.actor_label, entry.object_id) == ("operatore@example.com", str(held.id))
+        assert AuditEntry.select().where(AuditEntry.action == "mailin.release_as_sender").count() == 1
+
+
+def test_a_release_skips_only_the_sender_check(app, demo, client):
+    """A revoked contact's message released by staff is still held: no portal access."""
+    from crm_portal.models import Contact
+
+    held = ingest(app, forged())
+    with app.app_context(), db.connection_context():
+        Contact.update(portal_access=False).where(Contact.email == "anna@acme.example").execute()
+    staff_login(client)
+    client.post("/admin/core_inbound_message/action/", data={"action": "release", "rowid": [str(held.id)]})
+    with app.app_context(), db.connection_context():
+        row = InboundMessage.get_by_id(held.id)
+    assert (row.status, row.reason) == ("held", "no_access")
