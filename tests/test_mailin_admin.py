@@ -4,8 +4,8 @@ tickets opened by email say so on the staff's work page."""
 from __future__ import annotations
 
 import pytest
-from conftest import staff_login
-from mailin_helpers import fixture, trust_receiver
+from conftest import login, staff_login
+from mailin_helpers import fixture, open_ticket, support_reply, trust_receiver
 
 from crm_portal.db import db
 from crm_portal.mailin import crypto, pipeline
@@ -174,3 +174,21 @@ def test_a_release_skips_only_the_sender_check(app, demo, client):
     with app.app_context(), db.connection_context():
         row = InboundMessage.get_by_id(held.id)
     assert (row.status, row.reason) == ("held", "no_access")
+
+
+def test_tickets_and_comments_that_came_by_email_say_so_to_staff_and_customer(app, demo, client):
+    ticket, _contact = open_ticket(app, "anna")
+    sent = support_reply(app, ticket)
+    reply = ingest(app, fixture("gmail_reply_it.eml", in_reply_to=sent["Message-ID"], number=ticket.number))
+    opened = ingest(app, fixture("new_request_plain.eml"))
+    assert (reply.status, opened.status) == ("comment_added", "ticket_created")
+    staff_login(client)
+    work = client.get(f"/admin/tickets_queue/work/{ticket.id}/").text
+    assert work.count('data-testid="comment-by-email"') == 1  # the reply; not the operator's answer
+    customer = app.test_client()
+    login(customer, "anna@acme.example")
+    page = customer.get(f"/tickets/{ticket.id}").text
+    assert page.count('data-testid="comment-by-email"') == 1 and 'data-testid="opened-by-email"' not in page
+    assert "via email" in page or "by email" in page
+    new = customer.get(f"/tickets/{opened.ticket_id}").text
+    assert 'data-testid="opened-by-email"' in new

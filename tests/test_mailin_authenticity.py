@@ -7,6 +7,7 @@ trusted authserv-id counts. Whatever is not authenticated is held for staff, nev
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 
 import dkim
@@ -245,6 +246,29 @@ def test_a_from_changed_after_signing_is_held(app, demo, local, keys):
     raw = signed(bare().replace(b"anna@acme.example", b"eve@acme.example"), keys)
     raw = raw.replace(b"From: Anna Rossi <eve@acme.example>", b"From: Anna Rossi <anna@acme.example>")
     assert_held(app, ingest(app, raw), counts(app), "dkim=fail")
+
+
+def signed_without_from(raw: bytes, keys) -> bytes:
+    """A valid acme.example signature whose ``h=`` leaves ``From`` out (dkimpy refuses to make
+    one, so it is put together from its parts): From could be anything."""
+    from dkim.canonicalization import CanonicalizationPolicy
+    from dkim.crypto import parse_pem_private_key
+
+    signer = dkim.DKIM(raw, linesep=b"\n")
+    signer.hasher = hashlib.sha256
+    policy = CanonicalizationPolicy.from_c_value(b"relaxed/simple")
+    headers = (b"to", b"subject", b"date", b"message-id")
+    body_hash = base64.b64encode(hashlib.sha256(policy.canonicalize_body(signer.body)).digest())
+    fields = [(b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", b"relaxed/simple"), (b"d", b"acme.example"),
+              (b"s", b"sel"), (b"h", b" : ".join(headers)), (b"bh", body_hash), (b"b", b"0" * 60)]
+    private = parse_pem_private_key(keys["acme.example"][0])
+    return b"DKIM-Signature: " + signer.gen_header(fields, headers, policy, b"DKIM-Signature", private) + raw
+
+
+def test_a_signature_that_does_not_cover_from_does_not_count(app, demo, local, keys):
+    raw = signed_without_from(bare(), keys)
+    assert dkim.verify(raw, dnsfunc=local)  # dkimpy alone accepts it
+    assert_held(app, ingest(app, raw), counts(app), "From is not signed")
 
 
 def test_a_signature_of_part_of_the_body_does_not_count(app, demo, local, keys):

@@ -203,15 +203,18 @@ def arc_forwarder(message: EmailMessage, domain: str, policy: str) -> str | None
 def verify_dkim(raw: bytes) -> tuple[list[str], list[str]]:
     """Verify the message's DKIM signatures: the domains whose signature is valid, covers
     ``From`` and the whole body, and a note per signature for staff."""
-    signer = dkim.DKIM(raw, minkey=1024, timeout=DNS_TIMEOUT)
+    try:
+        signer = dkim.DKIM(raw, minkey=1024, timeout=DNS_TIMEOUT)
+    except dkim.DKIMException as exc:  # headers dkimpy cannot read: no signature verifies
+        return [], [f"dkim=permerror ({str(exc)[:200]})"]
     count = sum(1 for name, _v in signer.headers if name.lower() == b"dkim-signature")
     passed, notes = [], []
     for idx in range(min(count, MAX_SIGNATURES)):
         checker = dkim.DKIM(raw, minkey=1024, timeout=DNS_TIMEOUT)
         try:
             ok = checker.verify(idx, dnsfunc=txt_lookup)
-        except dkim.DKIMException as exc:
-            ok, why = False, str(exc)[:200]
+        except (dkim.DKIMException, ValueError, IndexError, KeyError) as exc:  # a malformed signature fails
+            ok, why = False, f"{type(exc).__name__}: {str(exc)[:200]}"
         else:
             why = "" if ok else "signature does not verify"
         domain = getattr(checker, "domain", b"") or b""
