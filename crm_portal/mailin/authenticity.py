@@ -290,7 +290,10 @@ def check(message: EmailMessage, raw: bytes) -> Verdict:
     if config["MAILIN_VERIFY_DKIM"]:
         verdict = verify_locally(raw, domain, policy)
         if not verdict.passed and all_headers(message, "ARC-Seal"):
-            cv, _results, why = dkim.arc_verify(raw, dnsfunc=txt_lookup, timeout=DNS_TIMEOUT)
+            try:
+                cv, _results, why = dkim.arc_verify(raw, dnsfunc=txt_lookup, timeout=DNS_TIMEOUT)
+            except (ValueError, IndexError, KeyError) as exc:  # ARC headers dkimpy cannot read: no chain
+                cv, why = dkim.CV_Fail, f"{type(exc).__name__}: {str(exc)[:200]}"
             forwarded = arc_forwarder(message, domain, policy) if cv == dkim.CV_Pass else None
             note = f"arc={cv.decode('ascii', 'replace')}" + (f" ({why})" if why and cv != dkim.CV_Pass else "")
             return Verdict(forwarded is not None, "; ".join(x for x in (verdict.detail, note, forwarded) if x)[:2000])
