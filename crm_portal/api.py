@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from .actions import ActionLabel, describe_action
 from .db import BaseModel, db, is_postgres, utcnow
 from .i18n import format_money, human_size
-from .mailin.records import email_that_opened
+from .mailin.records import comments_by_email, email_that_opened
 from .models import ACTIONS, SCOPES, AuditEntry, Company, Contact, Localized, Profile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +40,7 @@ __all__ = [
     "Profile", "send_invitation", "portal_access_granted", "revoke_access", "reserve_mail_request",
     "DueItem",
     "NotificationEvent", "notify_contact", "wants_notification", "format_money",
-    "email_that_opened", "is_answering_mail", "SyncFile", "ProcessCache",
+    "email_that_opened", "comments_by_email", "is_answering_mail", "SyncFile", "ProcessCache",
 ]
 
 #: Version of this API. A module states the version it was written for in ``Module.api_version``;

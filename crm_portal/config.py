@@ -139,6 +139,14 @@ DEFAULTS: dict[str, Any] = {
     "MAILIN_INLINE_MIN_BYTES": 8 * 1024,  # inline images smaller than this (logos) are skipped
     "MAILIN_POLL_LIMIT": 50,  # messages fetched per mailbox per poll
     "MAILIN_IMAP_TIMEOUT": 30,
+    # Who sent an email (docs/email.md, "Trust boundary"): what authenticates the From domain
+    # ("dmarc" | "dkim-or-spf" | "off"), the authserv-ids of the receiving servers whose
+    # Authentication-Results are read, whether the portal verifies DKIM/DMARC itself when none is,
+    # and the authserv-ids of forwarders whose ARC-sealed results count when a forward broke DKIM.
+    "MAILIN_SENDER_AUTH": "dmarc",
+    "MAILIN_TRUSTED_AUTHSERV_IDS": [],
+    "MAILIN_VERIFY_DKIM": False,
+    "MAILIN_TRUSTED_ARC_FORWARDERS": [],
     "CHANGES_KEEP_DAYS": 30,  # days GET /api/v1/changes can go back; older cursors answer 410
     "API_DOCS_PUBLIC": False,  # True: /api/v1/openapi.json and /api/v1/docs answer without an API key
 }
@@ -170,6 +178,7 @@ def load(app: Flask, overrides: dict[str, Any] | None) -> None:
     _check_external_url(app)
     _check_trusted_hosts(app)
     _check_storage(app)
+    _check_sender_auth(app)
 
 
 class ConfigurationError(RuntimeError):
@@ -234,6 +243,24 @@ def _check_storage(app: Flask) -> None:
     if backend == "s3" and not app.config.get("S3_BUCKET"):
         raise ConfigurationError("STORAGE_BACKEND \"s3\" needs S3_BUCKET (and S3_ENDPOINT_URL for a service "
                                  "other than AWS).")
+
+
+def _check_sender_auth(app: Flask) -> None:
+    """Email-in's trust boundary: a policy it knows, a list of authserv-ids (a comma-separated
+    string is accepted from the environment) and a boolean; a typo must not open the door."""
+    policy = app.config.get("MAILIN_SENDER_AUTH")
+    if policy not in ("dmarc", "dkim-or-spf", "off"):
+        raise ConfigurationError(f"MAILIN_SENDER_AUTH {policy!r}: use \"dmarc\", \"dkim-or-spf\" or \"off\".")
+    for key in ("MAILIN_TRUSTED_AUTHSERV_IDS", "MAILIN_TRUSTED_ARC_FORWARDERS"):
+        ids = app.config.get(key) or []
+        if isinstance(ids, str):
+            ids = [i for i in re.split(r"[\s,]+", ids) if i]
+        if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) and i and ";" not in i for i in ids):
+            raise ConfigurationError(f"{key} {ids!r} must be a list of authserv-ids, e.g. [\"mx.example.com\"].")
+        app.config[key] = list(ids)
+    verify = app.config.get("MAILIN_VERIFY_DKIM")
+    if not isinstance(verify, bool):
+        raise ConfigurationError(f"MAILIN_VERIFY_DKIM {verify!r} must be true or false.")
 
 
 def _check_trusted_hosts(app: Flask) -> None:

@@ -1,5 +1,9 @@
 """Helpers of the email-in tests: fixtures from tests/fixtures/mail with their placeholders filled
-in, and the outgoing ticket email a reply answers."""
+in, and the outgoing ticket email a reply answers.
+
+Every fixture carries, on top, the ``Authentication-Results`` header a receiving server would add
+(``mx.portal.example``: DMARC pass for its From domain), as real mail does: a test that ingests
+fixtures trusts that server (:func:`trust_receiver`), as an installation configures its own."""
 from __future__ import annotations
 
 from email import policy
@@ -11,6 +15,13 @@ from crm_portal.mail import build_message
 from crm_portal.models import Contact, OutboxMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
+#: The authserv-id of the receiving server whose verdict the fixtures carry.
+TRUSTED_MX = "mx.portal.example"
+
+
+def trust_receiver(app, *ids: str) -> None:
+    """Trust the ``Authentication-Results`` of ``ids`` (default: the fixtures' receiving server)."""
+    app.config["MAILIN_TRUSTED_AUTHSERV_IDS"] = list(ids or (TRUSTED_MX,))
 
 
 def fixture(name: str, **values: str) -> bytes:

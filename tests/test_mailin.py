@@ -5,13 +5,19 @@ tags and Message-IDs, duplicates, unknown senders and broken input."""
 from __future__ import annotations
 
 import pytest
-from mailin_helpers import fixture, open_ticket, support_reply
+from mailin_helpers import fixture, open_ticket, support_reply, trust_receiver
 
 from crm_portal.db import db
 from crm_portal.mailin import pipeline
 from crm_portal.mailin.models import InboundMessage
 from crm_portal.models import Contact, OutboxMessage
 from crm_portal.modules.tickets.models import Ticket, TicketAttachment, TicketComment
+
+
+@pytest.fixture(autouse=True)
+def trusted_receiver(app):
+    """The fixtures' receiving server is trusted, as an installation trusts its own."""
+    trust_receiver(app)
 
 
 def ingest(app, raw: bytes, transport: str = "api") -> InboundMessage:

@@ -3,8 +3,9 @@ inbound messages with status, reason, the original (shown escaped, downloaded as
 tickets opened by email say so on the staff's work page."""
 from __future__ import annotations
 
-from conftest import staff_login
-from mailin_helpers import fixture
+import pytest
+from conftest import login, staff_login
+from mailin_helpers import fixture, open_ticket, support_reply, trust_receiver
 
 from crm_portal.db import db
 from crm_portal.mailin import crypto, pipeline
@@ -14,6 +15,12 @@ MAILBOX_FORM = {"name": "support", "active": "y", "host": "imap.example.com", "p
                 "username": "support@example.com", "password": "imap-s3cret", "folder": "INBOX",
                 "processed_action": "move", "processed_folder": "Processed", "failed_folder": "",
                 "unknown_sender": "reject"}
+
+
+@pytest.fixture(autouse=True)
+def trusted_receiver(app):
+    """The fixtures' receiving server is trusted, as an installation trusts its own."""
+    trust_receiver(app)
 
 
 def ingest(app, raw: bytes) -> InboundMessage:
@@ -116,3 +123,72 @@ def test_the_inbound_list_runs_a_constant_number_of_queries(app, demo, client, q
     for name in ("html_only.eml", "forwarded.eml", "unknown_sender.eml", "auto_reply_outlook.eml"):
         ingest(app, fixture(name))
     assert count() == one
+
+
+# --- Release as sender ------------------------------------------------------------------------------
+def forged(name: str = "new_request_plain.eml") -> bytes:
+    """A fixture without the receiving server's verdict: its sender is not authenticated."""
+    raw = fixture(name)
+    return raw.split(b"\n", 4)[4] if raw.startswith(b"Authentication-Results:") else raw
+
+
+def test_a_held_unauthenticated_message_shows_why_and_staff_may_release_it(app, demo, client):
+    from crm_portal.models import AuditEntry
+    from crm_portal.modules.tickets.models import Ticket
+
+    held = ingest(app, forged())
+    pending = ingest(app, forged("unknown_sender.eml"))  # rejected: not for this action
+    assert (held.status, held.reason) == ("held", "unauthenticated")
+    staff_login(client, "operatore@example.com")
+    listing = client.get("/admin/core_inbound_message/").text
+    assert "Sender not authenticated" in listing or "Mittente non autenticato" in listing
+    details = client.get(f"/admin/core_inbound_message/details/?id={held.id}").text
+    assert "no Authentication-Results of a trusted server" in details
+    retry = client.post("/admin/core_inbound_message/action/", data={"action": "retry", "rowid": [str(held.id)]})
+    assert retry.status_code == 302
+    with app.app_context(), db.connection_context():
+        assert InboundMessage.get_by_id(held.id).status == "held"  # a retry checks the sender again
+    response = client.post("/admin/core_inbound_message/action/",
+                           data={"action": "release", "rowid": [str(held.id), str(pending.id)]})
+    assert response.status_code == 302
+    with app.app_context(), db.connection_context():
+        row = InboundMessage.get_by_id(held.id)
+        assert row.status == "ticket_created"
+        assert "released as sender by operatore@example.com" in row.detail
+        assert Ticket.get_by_id(row.ticket_id).contact.email == "anna@acme.example"
+        assert InboundMessage.get_by_id(pending.id).status == "rejected"
+        entry = AuditEntry.get(AuditEntry.action == "mailin.release_as_sender")
+        assert (entry.actor_label, entry.object_id) == ("operatore@example.com", str(held.id))
+        assert AuditEntry.select().where(AuditEntry.action == "mailin.release_as_sender").count() == 1
+
+
+def test_a_release_skips_only_the_sender_check(app, demo, client):
+    """A revoked contact's message released by staff is still held: no portal access."""
+    from crm_portal.models import Contact
+
+    held = ingest(app, forged())
+    with app.app_context(), db.connection_context():
+        Contact.update(portal_access=False).where(Contact.email == "anna@acme.example").execute()
+    staff_login(client)
+    client.post("/admin/core_inbound_message/action/", data={"action": "release", "rowid": [str(held.id)]})
+    with app.app_context(), db.connection_context():
+        row = InboundMessage.get_by_id(held.id)
+    assert (row.status, row.reason) == ("held", "no_access")
+
+
+def test_tickets_and_comments_that_came_by_email_say_so_to_staff_and_customer(app, demo, client):
+    ticket, _contact = open_ticket(app, "anna")
+    sent = support_reply(app, ticket)
+    reply = ingest(app, fixture("gmail_reply_it.eml", in_reply_to=sent["Message-ID"], number=ticket.number))
+    opened = ingest(app, fixture("new_request_plain.eml"))
+    assert (reply.status, opened.status) == ("comment_added", "ticket_created")
+    staff_login(client)
+    work = client.get(f"/admin/tickets_queue/work/{ticket.id}/").text
+    assert work.count('data-testid="comment-by-email"') == 1  # the reply; not the operator's answer
+    customer = app.test_client()
+    login(customer, "anna@acme.example")
+    page = customer.get(f"/tickets/{ticket.id}").text
+    assert page.count('data-testid="comment-by-email"') == 1 and 'data-testid="opened-by-email"' not in page
+    assert "via email" in page or "by email" in page
+    new = customer.get(f"/tickets/{opened.ticket_id}").text
+    assert 'data-testid="opened-by-email"' in new

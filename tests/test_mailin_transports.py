@@ -9,7 +9,7 @@ import os
 import pytest
 from api_helpers import bearer, make_key
 from dovecot_server import Dovecot, binary
-from mailin_helpers import fixture, open_ticket, support_reply
+from mailin_helpers import fixture, open_ticket, support_reply, trust_receiver
 
 from crm_portal.db import db
 from crm_portal.mailin import crypto, pipeline
@@ -19,6 +19,12 @@ from crm_portal.mailin.models import InboundMessage, Mailbox
 from crm_portal.modules.tickets.models import Ticket, TicketComment
 
 RFC822 = {"Content-Type": "message/rfc822"}
+
+
+@pytest.fixture(autouse=True)
+def trusted_receiver(app):
+    """The fixtures' receiving server is trusted, as an installation trusts its own."""
+    trust_receiver(app)
 
 
 # --- the inbound API --------------------------------------------------------------------------
@@ -236,3 +242,43 @@ def test_a_password_encrypted_under_another_secret_key_is_unreadable(app):
         app.config["SECRET_KEY"] = "another key"
         with pytest.raises(crypto.PasswordUnreadable):
             crypto.decrypt(token)
+
+
+# --- the sender's authentication, through every transport -------------------------------------------
+def forged(raw: bytes) -> bytes:
+    """``raw`` without the receiving server's verdict: a From anyone could have typed."""
+    return raw.split(b"\n", 4)[4] if raw.startswith(b"Authentication-Results:") else raw
+
+
+def test_the_api_holds_a_message_whose_sender_is_not_authenticated(app, demo, client):
+    key = make_key(app, ["email:ingest"])
+    response = client.post("/api/v1/inbound-email", data=forged(fixture("new_request_plain.eml")),
+                           headers=bearer(key.token, **RFC822))
+    assert response.status_code == 200  # dealt with: the server must not deliver it again
+    assert (response.json["status"], response.json["reason"], response.json["ticket_id"]) == (
+        "held", "unauthenticated", None)
+    with app.app_context(), db.connection_context():
+        assert Ticket.select().where(Ticket.title == "Stampa cedolini non funziona").count() == 0
+
+
+def test_the_mailgate_holds_a_forged_sender_and_accepts_the_authenticated_one(app, demo):
+    ticket, _contact = open_ticket(app, "anna")
+    raw = fixture("gmail_reply_it.eml", in_reply_to="<not-ours@example.org>", number=ticket.number)
+    refused = app.test_cli_runner().invoke(args=["mailgate"], input=forged(raw))
+    assert refused.exit_code == 0 and "held unauthenticated" in refused.output
+    with app.app_context(), db.connection_context():
+        assert TicketComment.select().where(TicketComment.ticket == ticket.id).count() == 0
+    accepted = app.test_cli_runner().invoke(args=["mailgate"], input=raw.replace(b"CAgmail-it-reply-1", b"CAgmail-it-reply-2"))
+    assert accepted.exit_code == 0 and "comment_added" in accepted.output, accepted.output
+
+
+@needs_dovecot
+def test_imap_holds_a_forged_sender_and_moves_it_out_of_the_way(app, demo, dovecot):
+    make_mailbox(app, dovecot)
+    append(dovecot, forged(fixture("new_request_plain.eml")))
+    assert poll(app) == {"support": {"processed": 1, "retry": 0, "failed": 0}}
+    with app.app_context(), db.connection_context():
+        row = InboundMessage.get()
+        assert (row.status, row.reason, row.transport) == ("held", "unauthenticated", "imap")
+        assert Ticket.select().where(Ticket.title == "Stampa cedolini non funziona").count() == 0
+    assert folder_counts(dovecot)["Processed"] == (1, 1)

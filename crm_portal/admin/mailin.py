@@ -57,6 +57,7 @@ REASON_LABELS = {
     "loop": _l("Mail loop: too many requests from this sender"), "unknown_sender": _l("Unknown sender"),
     "not_allowed": _l("The contact may not do this by email"), "pending_contact": _l("New contact to approve"),
     "no_access": _l("The contact has no portal access"),
+    "unauthenticated": _l("Sender not authenticated (DMARC, DKIM, SPF)"),
     "too_large": _l("Too large"), "malformed": _l("Not a readable email"), "no_sender": _l("No sender"),
     "no_tickets": _l("Support requests are switched off"), "error": _l("Processing error"),
 }
@@ -133,7 +134,8 @@ def _raw(view: Any, context: Any, model: InboundMessage, name: str) -> Any:
 
 class InboundMessageView(AdminModelView):
     """Every message received by email-in: where it ended and why; *Retry* processes the selected
-    ones again (not those that already made a ticket, comment or note)."""
+    ones again (not those that already made a ticket, comment or note); *Release as sender*
+    processes those held because their sender was not authenticated as the sender's."""
 
     roles = ("admin", "operator")
     can_create = can_edit = can_delete = False
@@ -150,6 +152,7 @@ class InboundMessageView(AdminModelView):
     choice_labels = {"status": STATUS_LABELS, "transport": {"imap": "IMAP", "api": "API", "mailgate": "mailgate"}}
     column_formatters = {"ticket_id": _ticket_link, "reason": _reason}
     column_formatters_detail = {"ticket_id": _ticket_link, "reason": _reason, "raw_message": _raw}
+    audit_labels = {"mailin.release_as_sender": _l("Email released as written by its sender")}
 
     @expose("/original/<int:id>")
     def original(self, id: int) -> Response:
@@ -176,6 +179,33 @@ class InboundMessageView(AdminModelView):
                 continue
             done += 1
         flash(_("Messages processed again: %(count)d.", count=done), "success")
+
+    @action("release", _l("Release as sender"),
+            _l("Process the selected held messages as written by their senders? Do it only for messages you "
+               "know the contact sent: nothing proves it."))
+    def action_release(self, ids: Any) -> None:
+        """Messages held because their sender was not authenticated, processed as the sender's
+        after a staff member checked with them: every other check still applies (portal access,
+        grants, threading). Audited with the staff member."""
+        from flask_login import current_user
+
+        from ..audit import audit
+        from ..mailin.pipeline import TemporaryFailure, reprocess
+
+        staff = current_user.staff.email
+        done = 0
+        rows = InboundMessage.select().where(InboundMessage.id.in_([int(i) for i in ids])
+                                             & (InboundMessage.status == "held")
+                                             & (InboundMessage.reason == "unauthenticated"))
+        for row in rows:
+            audit("mailin.release_as_sender", row, details={"sender": row.sender, "subject": row.subject,
+                                                            "verdict": row.detail})
+            try:
+                reprocess(row, released_by=staff)
+            except TemporaryFailure:
+                continue
+            done += 1
+        flash(_("Messages released as their senders': %(count)d.", count=done), "success")
 
 
 def views() -> list[Any]:

@@ -1,8 +1,9 @@
 """The one pipeline every transport (IMAP, the inbound API, the mailgate) feeds:
 
-store and dedupe → own mail, bounces, automatic mail → sender → loop guard → thread → body and
-attachments → ticket, comment or note. Each message ends with a status and a reason staff read
-in the admin; nothing in a message can crash it (a failure is recorded, and retried).
+store and dedupe → own mail, bounces, automatic mail → sender, and whether the sender really wrote
+it (:mod:`.authenticity`) → loop guard → thread → body and attachments → ticket, comment or note.
+Each message ends with a status and a reason staff read in the admin; nothing in a message can
+crash it (a failure is recorded, and retried).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from flask_babel import force_locale
 from ..db import db, utcnow
 from ..models import Contact
 from ..outbox import answering_mail, queue_email
-from . import effects
+from . import authenticity, effects
 from .attachments import discard, store_attachments
 from .body import full_text, reply_text
 from .classify import automatic_reason, bounced_references, is_bounce, own_mail
@@ -51,22 +52,24 @@ def ingest(raw: bytes, transport: str, mailbox: Mailbox | None = None, size: int
     return process(row, message)
 
 
-def reprocess(row: InboundMessage) -> InboundMessage:
-    """Process a stored message again (staff's retry, a held sender approved)."""
+def reprocess(row: InboundMessage, released_by: str | None = None) -> InboundMessage:
+    """Process a stored message again (staff's retry, a held sender approved). ``released_by``:
+    the staff member who vouches that the sender wrote it (*Release as sender*): the sender's
+    authentication is not checked, every other step is."""
     if row.raw_message is None:
         return row
     message = parse(bytes(row.raw_message))
     InboundMessage.update(status="received", reason=None, detail=None).where(InboundMessage.id == row.id).execute()
     row.status = "received"
-    return process(row, message)
+    return process(row, message, released_by=released_by)
 
 
-def process(row: InboundMessage, message: EmailMessage) -> InboundMessage:
+def process(row: InboundMessage, message: EmailMessage, released_by: str | None = None) -> InboundMessage:
     """Decide and apply what ``message`` (stored as ``row``) does; an unexpected error is recorded
     on the row (``failed``, counted) and raised as :class:`TemporaryFailure` until
     ``MAILIN_MAX_ATTEMPTS``, then the row stays ``failed`` for staff."""
     try:
-        _process(row, message)
+        _process(row, message, released_by)
     except Exception as exc:  # noqa: BLE001 - whatever happens, the message is kept and retried
         log.exception("mailin: message %s failed", row.id)
         attempts = row.attempts + 1
@@ -86,7 +89,14 @@ def _tickets_enabled() -> bool:
     return "tickets" in current_app.extensions["crm_portal"].modules
 
 
-def _process(row: InboundMessage, message: EmailMessage) -> None:
+def _sender_verdict(row: InboundMessage, message: EmailMessage, released_by: str | None) -> authenticity.Verdict:
+    """Whether the sender really wrote the message; staff who release it vouch for them."""
+    if released_by:
+        return authenticity.Verdict(True, f"not authenticated; released as sender by {released_by}")
+    return authenticity.check(message, bytes(row.raw_message or b""))
+
+
+def _process(row: InboundMessage, message: EmailMessage, released_by: str | None = None) -> None:
     if own_mail(message):
         return effects.record(row, "ignored", reason="own_mail")
     if is_bounce(message):
@@ -101,16 +111,22 @@ def _process(row: InboundMessage, message: EmailMessage) -> None:
     contact = find_contact(row.sender)
     if contact is None or (contact.profile_id is None and _policy(row) == "pending"):
         return _unknown_sender(row, message, contact)
+    verdict = _sender_verdict(row, message, released_by)
+    if not verdict.passed:
+        # Anyone can type a From: a message whose sender is not authenticated never acts in the
+        # contact's name; staff read the verdict and may release it.
+        return effects.record(row, "held", reason="unauthenticated", contact=contact, detail=verdict.detail)
     if not may_write(contact):
         # Revoked (or never given) access ends writing by email too: held for staff, never posted.
         return effects.record(row, "held", reason="no_access", contact=contact,
                               detail="the contact has no portal access: give it (and a profile), then retry")
     text = full_text(message)
     ticket, how = find_ticket(message, contact)
+    sender = f"sender: {verdict.detail}"
     if ticket is not None and effects.may_reopen(ticket):
-        _reply(row, message, ticket, contact, text, how)
+        _reply(row, message, ticket, contact, text, how, sender)
     else:
-        _new_ticket(row, message, contact, text, closed=ticket)
+        _new_ticket(row, message, contact, text, sender, closed=ticket)
     return None
 
 
@@ -126,17 +142,17 @@ def _files(message: EmailMessage) -> tuple[list[Any], str | None]:
 
 
 def _reply(row: InboundMessage, message: EmailMessage, ticket: Any, contact: Contact, text: str,
-           how: str | None) -> None:
+           how: str | None, sender: str) -> None:
     from ..modules.tickets.workflow import TransitionRefused
 
     stored, skipped = _files(message)
-    detail = "\n".join(x for x in (f"threaded by {how}", skipped) if x)
+    detail = "\n".join(x for x in (f"threaded by {how}", sender, skipped) if x)
     try:
         effects.run(lambda: effects.add_reply(row, ticket, contact, reply_text(text), stored,
                                               original_text=text, detail=detail),
                     lambda: discard(stored, _area()))
     except TransitionRefused:  # closed meanwhile: a new ticket that names it
-        _new_ticket(row, message, contact, text, closed=ticket)
+        _new_ticket(row, message, contact, text, sender, closed=ticket)
 
 
 def _loop(sender: str) -> bool:
@@ -150,7 +166,7 @@ def _loop(sender: str) -> bool:
     return opened >= int(config["MAILIN_LOOP_LIMIT"])
 
 
-def _new_ticket(row: InboundMessage, message: EmailMessage, contact: Contact, text: str, *,
+def _new_ticket(row: InboundMessage, message: EmailMessage, contact: Contact, text: str, sender: str, *,
                 closed: Any = None) -> None:
     if not may_create(contact):
         return _reject(row, contact.email, "not_allowed", contact.language)
@@ -158,7 +174,8 @@ def _new_ticket(row: InboundMessage, message: EmailMessage, contact: Contact, te
         return effects.record(row, "rejected", reason="loop", contact=contact,
                               detail=f"more than {current_app.config['MAILIN_LOOP_LIMIT']} tickets in the window")
     stored, skipped = _files(message)
-    effects.open_ticket(row, contact, row.subject, text, stored, original_text=text, detail=skipped,
+    detail = "\n".join(x for x in (sender, skipped) if x)
+    effects.open_ticket(row, contact, row.subject, text, stored, original_text=text, detail=detail,
                         follow_up_of=closed)
     return None
 

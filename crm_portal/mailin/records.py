@@ -1,6 +1,8 @@
 """What modules ask email-in about their records (exported by :mod:`crm_portal.api`)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .models import InboundMessage
 
 
@@ -11,3 +13,11 @@ def email_that_opened(thread: str) -> InboundMessage | None:
                                   InboundMessage.transport, InboundMessage.subject)
             .where((InboundMessage.thread == thread) & (InboundMessage.status == "ticket_created"))
             .order_by(InboundMessage.id).first())
+
+
+def comments_by_email(comment_ids: Iterable[int]) -> set[int]:
+    """Which of ``comment_ids`` came by email (the reply an inbound message added): one query,
+    even for none (a page's query count does not depend on its comments)."""
+    ids = [int(i) for i in comment_ids]
+    return {row.comment_id for row in InboundMessage.select(InboundMessage.comment_id)
+            .where(InboundMessage.comment_id.in_(ids) & (InboundMessage.status == "comment_added"))}

@@ -27,6 +27,7 @@ from crm_portal.api import (
     UploadRejected,
     _l,
     audit,
+    comments_by_email,
     current_staff,
     db,
     email_that_opened,
@@ -241,6 +242,7 @@ class TicketQueueView(AdminModelView):
                            opened_by=StaffUser.get_or_none(StaffUser.id == ticket.opened_by_staff_id)
                            if ticket.opened_by_staff_id else None,
                            opened_by_email=email_that_opened(f"tickets:{ticket.id}"),
+                           by_email=comments_by_email([c.id for c in comments]),
                            category=TicketCategory.get_or_none(TicketCategory.id == ticket.category_id)
                            if ticket.category_id else None)
 

@@ -34,8 +34,10 @@ from crm_portal.api import (
     ModuleBlueprint,
     PortalUser,
     UploadRejected,
+    comments_by_email,
     current_module,
     db,
+    email_that_opened,
     get_or_404,
     require,
     send_stored,
@@ -177,6 +179,7 @@ def conversation_context(ticket: Ticket, user: PortalUser, page: int) -> dict[st
     the page numbers of the "older" and "newer" links (``None`` when there is none)."""
     comments, older = conversation(ticket, user.contact_id, page)
     return {"comments": comments, "comments_page": page,
+            "by_email": comments_by_email([c.id for _number, c in comments]),
             "older_page": page + 1 if older else None, "newer_page": page - 1 if page > 1 else None}
 
 
@@ -208,6 +211,7 @@ def detail_context(ticket: Ticket, user: PortalUser) -> dict[str, Any]:
     return {
         **conversation_context(ticket, user, page),
         "public_count": ticket.public_comments, "history": history, "attachments": attachments,
+        "opened_by_email": email_that_opened(f"tickets:{ticket.id}") is not None,
         "category": category, "states": states, "state": current, "final": final,
         "can_comment": not final and may_act and "comment" in actions,
         "can_close": can_close, "can_reopen": can_reopen, "can_withdraw": can_withdraw,
