@@ -1,0 +1,374 @@
+"""The database restarts under load: the portal answers 503 (never 500) while it is down and
+recovers by itself within seconds once it is back.
+
+A private PostgreSQL server (tests/pg_server.py) is initialised with ``crm-portal init`` and
+``crm-portal demo`` and served by a real gunicorn (two workers with threads). Clients of every kind
+(page reads, comment writes, streamed CSV exports, 1 MB uploads, logins, API calls with a key) run
+bounded loops while the server is stopped with ``pg_ctl -m immediate``, kept down a few seconds and
+started again. A second test does the same with the job queue's Redis.
+
+It starts its own servers, so it runs in the suite's first pass only (``make test`` runs the
+suite a second time with ``CRM_PORTAL_TEST_DATABASE_URL`` set: the same test again would prove
+nothing new).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from live_server import Browser, serve
+from pg_server import PgServer, unavailable
+
+pytestmark = [
+    pytest.mark.skipif(bool(os.environ.get("CRM_PORTAL_TEST_DATABASE_URL")),
+                       reason="starts its own PostgreSQL: run in the SQLite pass only"),
+    pytest.mark.skipif(unavailable() is not None, reason=str(unavailable())),
+]
+
+DOWN_SECONDS = 4
+#: Every kind of client must succeed again within this many seconds of the server's restart.
+RECOVERY_LIMIT = 15
+UPLOAD = b"%PDF-1.4\n" + b"0" * (1024 * 1024)  # 1 MB, a PDF by its content
+
+
+@dataclasses.dataclass
+class Answer:
+    kind: str
+    started: float
+    ended: float
+    status: int  # 0: the connection broke (a streamed export cut by the outage)
+    retry_after: str | None
+    content_type: str
+    body: str
+
+
+class Client(Browser):
+    """:class:`live_server.Browser` with headers, multipart bodies and the whole answer."""
+
+    def send(self, method: str, path: str, *, body: bytes | str | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        sent = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()), "Accept-Language": "en",
+                **(headers or {})}
+        try:
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+            for header in response.headers.get_all("Set-Cookie") or []:
+                from http.cookies import SimpleCookie
+
+                for name, morsel in SimpleCookie(header).items():
+                    self.cookies[name] = morsel.value
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, text
+        finally:
+            conn.close()
+
+
+def _multipart(fields: dict[str, str], name: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                 f"Content-Type: application/pdf\r\n\r\n".encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class Load:
+    """Bounded client loops of every kind, recording every answer."""
+
+    def __init__(self, port: int, ticket_id: int, api_token: str) -> None:
+        self.port = port
+        self.ticket = ticket_id
+        self.api_token = api_token
+        self.answers: list[Answer] = []
+        self.comments: list[str] = []  # acknowledged (302)
+        self.uploads: list[str] = []  # acknowledged (200 JSON ok)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def record(self, kind: str, started: float, status: int, headers: dict[str, str], body: str) -> None:
+        with self.lock:
+            self.answers.append(Answer(kind, started, time.monotonic(), status, headers.get("retry-after"),
+                                       headers.get("content-type", ""), body[:3000]))
+
+    def call(self, kind: str, client: Client, method: str, path: str, **kwargs) -> tuple[int, dict[str, str], str]:
+        started = time.monotonic()
+        try:
+            status, headers, body = client.send(method, path, **kwargs)
+        except (OSError, http.client.HTTPException) as exc:
+            status, headers, body = 0, {}, repr(exc)
+        self.record(kind, started, status, headers, body)
+        return status, headers, body
+
+    def logged_in(self, kind: str, email: str) -> Client | None:
+        client = Client(self.port)
+        status, _, html = self.call(kind, client, "GET", "/login")
+        match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+        if status != 200 or not match:
+            return None
+        form = urllib.parse.urlencode({"csrf_token": match.group(1), "email": email, "password": "demo"})
+        status, headers, _ = self.call(kind, client, "POST", "/login", body=form,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+        if status != 302 or headers.get("location", "").endswith("/login"):
+            return None
+        return client
+
+    def token(self, kind: str, client: Client, path: str) -> str | None:
+        status, _, html = self.call(kind, client, "GET", path)
+        match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+        return match.group(1) if status == 200 and match else None
+
+    # --- the kinds of client: each step is one unit of work, run again until the load stops ----
+    def reader(self, client: Client | None) -> Client | None:
+        client = client or self.logged_in("read", "anna@acme.example")
+        if client:
+            self.call("read", client, "GET", f"/tickets/{self.ticket}")
+            self.call("read", client, "GET", "/tickets/")
+        return client
+
+    def commenter(self, client: Client | None) -> Client | None:
+        client = client or self.logged_in("comment", "bruno@acme.example")
+        token = client and self.token("comment", client, f"/tickets/{self.ticket}")
+        if client and token:
+            text = f"restart comment {uuid.uuid4().hex}"
+            form = urllib.parse.urlencode({"csrf_token": token, "body": text, "kind": "public"})
+            status, _, _ = self.call("comment", client, "POST", f"/tickets/{self.ticket}/comment", body=form,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+            if status == 302:
+                with self.lock:
+                    self.comments.append(text)
+        return client
+
+    def exporter(self, client: Client | None) -> Client | None:
+        client = client or self.logged_in("export", "anna@acme.example")
+        if client:
+            status, _, body = self.call("export", client, "GET", "/tickets/export.csv")
+            if status == 200 and not body.startswith("\ufeff"):
+                self.record("export", time.monotonic(), 0, {}, "a CSV without its header")
+        return client
+
+    def uploader(self, client: Client | None) -> Client | None:
+        client = client or self.logged_in("upload", "bruno@acme.example")
+        token = client and self.token("upload", client, f"/tickets/{self.ticket}")
+        if client and token:
+            name = f"restart-{uuid.uuid4().hex}.pdf"
+            body, content_type = _multipart({"csrf_token": token}, "file", name, UPLOAD)
+            status, _, text = self.call("upload", client, "POST", f"/tickets/{self.ticket}/upload", body=body,
+                                        headers={"Content-Type": content_type, "Accept": "application/json",
+                                                 "X-Requested-With": "fetch", "X-CSRFToken": token})
+            if status == 200 and json.loads(text).get("ok"):
+                with self.lock:
+                    self.uploads.append(name)
+        return client
+
+    def login(self, client: Client | None) -> None:
+        self.logged_in("login", "carla@globex.example")
+        return
+
+    def api(self, client: Client | None) -> None:
+        self.call("api", Client(self.port), "GET", "/api/v1/tickets?limit=20",
+                  headers={"Authorization": f"Bearer {self.api_token}", "Accept": "application/json"})
+        return
+
+    def start(self, kinds: dict[Callable[[Client | None], Client | None], int], max_steps: int = 5000) -> None:
+        for step, count in kinds.items():
+            for _ in range(count):
+                thread = threading.Thread(target=self._loop, args=(step, max_steps), daemon=True)
+                thread.start()
+                self.threads.append(thread)
+
+    def _loop(self, step: Callable[[Client | None], Client | None], max_steps: int) -> None:
+        client = None
+        for _ in range(max_steps):  # bounded: the test ends it long before
+            if self.stop.is_set():
+                return
+            before = len(self.answers)
+            client = step(client)
+            with self.lock:
+                failed = any(a.status not in (200, 302) for a in self.answers[before:])
+            if failed:
+                client = None  # log in again: a failed login leaves no session
+                time.sleep(0.05)
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(90)
+
+
+ALL_KINDS = ("read", "comment", "export", "upload", "login", "api")
+
+
+def _mixed(load: Load) -> None:
+    load.start({load.reader: 2, load.commenter: 2, load.exporter: 2, load.uploader: 2, load.login: 1,
+                load.api: 1})
+
+
+def _portal_env(url: str, instance: Path, **settings: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_PORTAL_")}
+    env["CRM_PORTAL_DATABASE_URL"] = json.dumps(url)
+    env["CRM_PORTAL_INSTANCE_PATH"] = str(instance)
+    for key, value in settings.items():
+        env[f"CRM_PORTAL_{key}"] = json.dumps(value)
+    return env
+
+
+def _portal_command(*args: str, env: dict[str, str]) -> str:
+    command = shutil.which("crm-portal", path=str(Path(sys.executable).parent)) or "crm-portal"
+    result = subprocess.run([command, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@dataclasses.dataclass
+class Portal:
+    app: object
+    pg: PgServer
+    url: str
+    port: int
+    log: Path
+
+
+@contextlib.contextmanager
+def portal_on_private_pg(tmp_path: Path, **settings: object) -> Iterator[Portal]:
+    """A private PostgreSQL with the portal initialised on it (``init`` + ``demo``), served by gunicorn."""
+    from crm_portal import create_app
+    from crm_portal.db import close_all
+
+    with PgServer.running() as pg:
+        url = pg.create_database("portal")
+        instance = tmp_path / "instance"
+        env = _portal_env(url, instance, **settings)
+        _portal_command("init", "--no-admin", "--external-url", "http://127.0.0.1:1", env=env)
+        _portal_command("demo", env=env)
+        app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": str(instance), "DATABASE_POOL_TIMEOUT": 5,
+                          **settings})
+        try:
+            with serve(app, workers=2, threads=8, tmp_path=tmp_path) as live:
+                yield Portal(app=app, pg=pg, url=url, port=live.port, log=live.log)
+        finally:
+            close_all()
+
+
+def _ticket_and_key(app) -> tuple[int, str]:
+    from api_helpers import make_key
+
+    from crm_portal.db import db
+    from crm_portal.models import Contact
+    from crm_portal.modules.tickets.models import Ticket
+
+    with app.app_context(), db.connection_context():
+        contact = Contact.get(Contact.email == "bruno@acme.example")
+        ticket = (Ticket.select().where(Ticket.contact == contact.id, Ticket.status != "closed")
+                  .order_by(Ticket.id).first())
+        ticket_id = ticket.id
+    return ticket_id, make_key(app).token
+
+
+def _describe(answer: Answer, origin: float) -> str:
+    return (f"{answer.kind} {answer.status} at +{answer.started - origin:.1f}s..+{answer.ended - origin:.1f}s "
+            f"({answer.content_type}): {answer.body[:600]}")
+
+
+def _is_success(answer: Answer) -> bool:
+    return answer.status in (200, 302)
+
+
+def _assert_outage_answers(answers: list[Answer], origin: float) -> None:
+    """No 500 ever; every failure is a 503 with Retry-After in the format of its kind (or a
+    streamed export cut mid-way, which the outage cannot turn into a status)."""
+    server_errors = [a for a in answers if a.status >= 500 and a.status != 503]
+    assert not server_errors, "\n".join(_describe(a, origin) for a in server_errors[:10])
+    assert not any("Traceback" in a.body for a in answers)
+    for answer in answers:
+        if answer.status == 503:
+            assert answer.retry_after and answer.retry_after.isdigit(), _describe(answer, origin)
+            if answer.kind == "api":
+                assert answer.content_type.startswith("application/json"), _describe(answer, origin)
+                assert json.loads(answer.body)["code"] == "unavailable"
+            elif answer.kind != "upload":
+                assert answer.content_type.startswith("text/html"), _describe(answer, origin)
+    others = [a for a in answers if not _is_success(a) and a.status not in (503, 0)]
+    assert not others, "\n".join(_describe(a, origin) for a in others[:10])
+
+
+def _recovery(answers: list[Answer], restarted: float) -> dict[str, float]:
+    """Per kind: seconds from the restart until its last failed answer (0 when none failed after it)."""
+    result = {}
+    for kind in ALL_KINDS:
+        failed = [a.ended for a in answers if a.kind == kind and not _is_success(a) and a.ended >= restarted]
+        result[kind] = max(failed, default=restarted) - restarted
+    return result
+
+
+def _wait_for_successes(load: Load, since: float, limit: float) -> None:
+    deadline = since + limit + 10
+    while time.monotonic() < deadline:
+        with load.lock:
+            ok = {a.kind for a in load.answers if a.started >= since and _is_success(a)}
+        if ok >= set(ALL_KINDS):
+            # and a little more: every kind keeps succeeding
+            time.sleep(3)
+            return
+        time.sleep(0.2)
+
+
+def test_postgresql_restart_under_load(tmp_path):
+    from crm_portal.db import db
+    from crm_portal.modules.tickets.models import TicketAttachment, TicketComment
+
+    with portal_on_private_pg(tmp_path) as portal:
+        ticket_id, token = _ticket_and_key(portal.app)
+        load = Load(portal.port, ticket_id, token)
+        origin = time.monotonic()
+        try:
+            _mixed(load)
+            time.sleep(4)
+            with load.lock:
+                warm = {a.kind for a in load.answers if _is_success(a)}
+            assert warm >= set(ALL_KINDS), warm
+            stopped = time.monotonic()
+            portal.pg.stop("immediate")
+            time.sleep(DOWN_SECONDS)
+            portal.pg.start()
+            restarted = time.monotonic()
+            _wait_for_successes(load, restarted, RECOVERY_LIMIT)
+        finally:
+            load.finish()
+        answers = list(load.answers)
+        down = [a for a in answers if stopped <= a.started and a.ended <= restarted]
+        recovery = _recovery(answers, restarted)
+        print(f"\n{len(answers)} answers; {len(down)} while the database was down "
+              f"({sum(a.status == 503 for a in down)} of them 503); time to recovery after the restart: "
+              + ", ".join(f"{k} {v:.2f}s" for k, v in recovery.items())
+              + f"; all kinds {max(recovery.values()):.2f}s")
+        _assert_outage_answers(answers, origin)
+        assert any(a.status == 503 for a in down), "the outage was never seen"
+        assert max(recovery.values()) <= RECOVERY_LIMIT, recovery
+        for kind in ALL_KINDS:
+            assert any(_is_success(a) and a.started >= restarted + max(recovery.values()) for a in answers
+                       if a.kind == kind), kind
+        with portal.app.app_context(), db.connection_context():
+            stored = {c.body for c in TicketComment.select(TicketComment.body)
+                      .where(TicketComment.body.startswith("restart comment "))}
+            attached = {a.original_name for a in TicketAttachment.select(TicketAttachment.original_name)
+                        .where(TicketAttachment.original_name.startswith("restart-"))}
+        assert set(load.comments) <= stored  # nothing acknowledged was lost
+        assert set(load.uploads) <= attached
+        assert load.comments and load.uploads
