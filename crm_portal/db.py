@@ -268,7 +268,9 @@ def discard_dead_connection() -> bool:
         with database._pool_lock:
             database._in_use.pop(database.conn_key(conn), None)
             database._pool_available.notify()
-    database._state.reset()  # its transactions died with it
+    contexts = database._state.ctx  # an enclosing connection_context() still closes at its end
+    database._state.reset()  # the transactions died with the connection
+    database._state.ctx = contexts
     with contextlib.suppress(Exception):
         conn.close()
     log.warning("dropped a database connection the server had closed")

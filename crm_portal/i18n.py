@@ -11,29 +11,11 @@ from flask_babel import Babel, Domain, _get_current_context
 from flask_login import current_user
 
 
-def _own_setting(name: str) -> Any:
-    """The signed-in person's ``language`` or ``timezone``, or None when reading it would need an
-    unreachable database (an outage's error page then follows the session, the browser and the
-    configuration)."""
-    from .db import is_outage
-    from .views.errors import database_unavailable, mark_database_unavailable
-
-    if database_unavailable():
-        return None
-    try:
-        return getattr(current_user, name, None) if current_user else None
-    except Exception as exc:
-        if not is_outage(exc):
-            raise
-        mark_database_unavailable()
-        return None
-
-
 def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():
         return current_app.config["BABEL_DEFAULT_LOCALE"]
-    user_lang = _own_setting("language")
+    user_lang = getattr(current_user, "language", None) if current_user else None
     if user_lang in languages:
         return user_lang
     chosen = session.get("lang")
@@ -62,7 +44,7 @@ def default_timezone() -> str:
 def select_timezone() -> str:
     """The zone times are shown in: the staff member's own, else the portal's default."""
     if has_request_context():
-        own = _own_setting("timezone")
+        own = getattr(current_user, "timezone", None) if current_user else None
         if valid_timezone(own):
             return str(own)
     return default_timezone()

@@ -104,3 +104,63 @@ def test_every_connection_busy_is_a_503(tmp_path):
 def test_the_pool_size_follows_the_setting(tmp_path, size):
     make_app(tmp_path, DATABASE_POOL_SIZE=size)
     assert db.obj._max_connections == size  # unset: no limit
+
+
+def test_a_streamed_export_gives_its_connection_back(app, demo, client):
+    """The CSV streams after Flask's first teardown: the connection its query opens then is given
+    back at the end of the stream, not kept by the thread (a restart would leave it dead there)."""
+    login(client, "anna@acme.example")
+    close_all()
+    response = client.get("/tickets/export.csv")
+    assert response.status_code == 200
+    assert response.get_data().startswith("\ufeff".encode())
+    response.close()
+    assert db.is_closed()
+    assert db.obj._in_use == {}  # nothing checked out: the connection is back in the pool
+    assert client.get("/tickets/").status_code == 200
+
+
+@pytest.fixture
+def failing_database(app, tmp_path):
+    """The application's database replaced by one that cannot be opened (every query fails as
+    with the server down); the real one is bound again afterwards."""
+    from crm_portal.db import bind
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def fail() -> None:
+        bind(f"sqlite:///{tmp_path / 'missing' / 'folder' / 'portal.db'}")
+
+    yield fail
+    bind(app.config["DATABASE_URL"])
+
+
+def test_error_pages_need_no_database(app, demo, client, failing_database, caplog):
+    """While the database is unreachable a signed-in person gets the 503 page in the language of
+    the session or the browser (their own, stored in the database, cannot be read), with
+    Retry-After, and no traceback; the API answers its own JSON error. Nothing but the outage
+    itself is logged as an error: no hook of the error page tried the database again."""
+    import logging
+
+    from api_helpers import bearer, make_key
+
+    login(client, "anna@acme.example")
+    token = make_key(app).token
+    failing_database()
+    caplog.set_level(logging.ERROR)
+    for path in ("/tickets/", "/tickets/export.csv", "/no-such-page", "/login"):
+        response = client.get(path, headers={"Accept-Language": "it"})
+        assert response.status_code == 503, (path, response.status_code)
+        assert response.headers["Retry-After"].isdigit()
+        assert response.mimetype == "text/html"
+        assert "Servizio non disponibile" in response.text and "Traceback" not in response.text
+    english = client.get("/tickets/", headers={"Accept-Language": "en"})
+    assert english.status_code == 503 and "Service unavailable" in english.text
+    posted = client.post("/me/request", data={"req-field": "office", "req-message": "x"})
+    assert posted.status_code == 503 and posted.headers["Retry-After"].isdigit()
+    api = client.get("/api/v1/tickets", headers=bearer(token, **{"Accept-Language": "en"}))
+    assert api.status_code == 503 and api.headers["Retry-After"].isdigit()
+    assert api.get_json()["code"] == "unavailable"
+    assert "database" in api.get_json()["message"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all(m.startswith("database unavailable") for m in errors), errors

@@ -20,7 +20,7 @@ from ..rest.errors import body as api_error_body
 from ..rest.errors import is_api_request
 
 __all__ = ["RETRY_AFTER", "database_unavailable", "init_app", "is_outage", "mark_database_unavailable",
-           "outage_answer", "bare_page", "render_error"]
+           "outage_answer", "render_error"]
 
 
 def _wants_json() -> bool:
@@ -61,14 +61,7 @@ def render_error(code: int, title: str, message: str):
             if is_outage(exc):
                 mark_database_unavailable()
                 flush_pool(exc)
-    return bare_page(code, title, message), code
-
-
-def bare_page(code: int, title: str, message: str) -> str:
-    """The error page without menu or user. Rendered by Jinja directly: Flask's template context
-    (Flask-Login's ``current_user`` among it) would load the user from the database."""
-    template = current_app.jinja_env.get_template("errors/bare.html")
-    return template.render(code=code, title=title, message=message)
+    return render_template("errors/bare.html", code=code, title=title, message=message), code
 
 
 def outage_answer(exc: BaseException, title: str, message: str) -> Any:
@@ -127,6 +120,7 @@ def init_app(app: Flask) -> None:
         app.logger.error("database unavailable (%s %s): %s", request.method, request.path,
                          str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
                          exc_info=exc if with_traceback else None)
+        mark_database_unavailable()  # before the title: its language must not read the user
         title, message = messages[503]
         return outage_answer(exc, title(), message())
 
@@ -135,6 +129,7 @@ def init_app(app: Flask) -> None:
         original = getattr(exc, "original_exception", None)
         if original is not None and is_outage(original):
             # The database went away while another error was being answered (a 404 page's menu …).
+            mark_database_unavailable()
             title, message = messages[503]
             return outage_answer(original, title(), message())
         title, message = messages[500]
