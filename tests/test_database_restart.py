@@ -20,8 +20,11 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -32,7 +35,7 @@ from typing import Any
 
 import pytest
 from live_server import Browser, serve
-from pg_server import PgServer, unavailable
+from pg_server import PgServer, free_port, unavailable
 
 pytestmark = [
     pytest.mark.skipif(bool(os.environ.get("CRM_PORTAL_TEST_DATABASE_URL")),
@@ -132,7 +135,7 @@ class Load:
 
     def token(self, kind: str, client: Client, path: str) -> str | None:
         status, _, html = self.call(kind, client, "GET", path)
-        match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+        match = re.search(r'name="(?:\w+-)?csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
         return match.group(1) if status == 200 and match else None
 
     # --- the kinds of client: each step is one unit of work, run again until the load stops ----
@@ -486,3 +489,127 @@ def test_after_the_server_went_away_the_idle_connections_are_dropped_too(pg_up):
         assert db.obj._connections == []
     response = client.get("/api/v1/tickets?limit=1", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[Callable[[bool], None]]:
+    """A private redis-server on a free loopback port, nothing saved to disk. Yields a switch:
+    ``switch(False)`` stops it, ``switch(True)`` starts it again on the same port."""
+    port = free_port()
+    processes: list[subprocess.Popen] = []
+    folder = Path(tempfile.mkdtemp(prefix="crm-redis-"))
+
+    def switch(on: bool) -> None:
+        if not on:
+            process = processes.pop()
+            process.terminate()
+            process.wait(10)
+            return
+        processes.append(subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    switch(True)
+    switch.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    try:
+        yield switch
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def worker(portal: PrivatePortal, log: Path, **settings: object) -> Iterator[subprocess.Popen]:
+    """``crm-portal worker`` on the private portal, stopped when the block ends."""
+    command = shutil.which("crm-portal", path=str(Path(sys.executable).parent)) or "crm-portal"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([command, "worker"], env=_portal_env(portal.url, portal.instance, **settings),
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def _resets(app, since_id: int) -> tuple[int, int]:
+    """(password-reset emails queued after ``since_id``, how many of them were sent)."""
+    from crm_portal.db import db
+    from crm_portal.models import OutboxMessage
+
+    with app.app_context(), db.connection_context():
+        rows = list(OutboxMessage.select(OutboxMessage.status)
+                    .where(OutboxMessage.id > since_id, OutboxMessage.template == "password-reset"))
+    return len(rows), sum(r.status == "sent" for r in rows)
+
+
+def _wait_all_sent(app, since_id: int, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        queued, sent = _resets(app, since_id)
+        if queued and queued == sent:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"sent {_resets(app, since_id)} after {timeout}s")
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (apt-get install redis-server)")
+def test_redis_restart_keeps_requests_answering_and_the_worker_delivers_what_waited(pg_up, tmp_path):
+    """The queue on Redis: while Redis is down, requests that queue an email still answer (the
+    email is in the outbox, its wake-up call to the worker is lost and logged); when Redis is back
+    the worker resumes by itself, and the minute's delivery job sends what waited."""
+    from peewee import fn
+
+    from crm_portal.db import db
+    from crm_portal.models import OutboxMessage
+
+    portal = pg_up
+    with redis_server() as redis_switch:
+        settings = {"HUEY_URL": redis_switch.url, "HUEY_NAME": f"restart-{uuid.uuid4().hex[:8]}"}
+        with served(portal, tmp_path, **settings) as live, worker(portal, tmp_path / "worker.log", **settings) as job:
+            load = Load(live.port, 0, "")
+
+            def forgot(email: str) -> int:
+                client = Client(live.port)
+                token = load.token("forgot", client, "/forgot-password")
+                assert token
+                form = urllib.parse.urlencode({"csrf_token": token, "email": email})
+                return load.call("forgot", client, "POST", "/forgot-password", body=form,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})[0]
+
+            def last_id() -> int:
+                with portal.app.app_context(), db.connection_context():
+                    return OutboxMessage.select(fn.MAX(OutboxMessage.id)).scalar() or 0
+
+            since = last_id()
+            assert forgot("anna@acme.example") == 200
+            first = _wait_all_sent(portal.app, since, 30)  # Redis up: the worker is woken at once
+            since = last_id()
+            redis_switch(False)
+            down = [forgot(email) for email in ("bruno@acme.example", "carla@globex.example", "chiara@acme.example")]
+            assert down == [200, 200, 200]  # nothing turned into a 500
+            assert load.call("forgot", Client(live.port), "GET", "/login")[0] == 200
+            queued, sent = _resets(portal.app, since)
+            assert queued >= 1 and sent == 0  # in the outbox, waiting
+            redis_switch(True)
+            waited = _wait_all_sent(portal.app, since, 90)
+            since = last_id()
+            assert forgot("dario@globex.example") == 200
+            woken = _wait_all_sent(portal.app, since, 30)
+            assert job.poll() is None  # the worker never exited
+        print(f"\nRedis: an email sent {first:.1f}s after its request with Redis up; the {queued} queued while "
+              f"it was down sent {waited:.1f}s after it returned; a new one {woken:.1f}s after its request")
+    assert not [a for a in load.answers if a.status >= 500]
