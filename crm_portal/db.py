@@ -26,6 +26,7 @@ import peewee
 from flask import Flask, g, request
 from playhouse.db_url import connect, register_database
 from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
+from werkzeug.wsgi import ClosingIterator
 
 log = logging.getLogger("crm_portal.db")
 T = TypeVar("T")
@@ -322,12 +323,11 @@ def init_app(app: Flask) -> None:
     A request whose transaction still finds the database locked after the busy timeout is run
     again (``DATABASE_LOCK_RETRIES`` times): its transaction rolled back, so nothing is doubled.
 
-    A request owns every connection its thread opens while it runs, not only the one taken here:
-    a streamed response (CSV export) runs its query after the view returned, when Flask has
-    already run the teardown once and runs it again at the end of the stream; a query of a hook
-    or an error page may open one too (peewee connects on first use). Each is given back at
-    teardown, so no thread keeps a connection between requests (it would die with the next
-    database restart and fail every later request of that thread).
+    The connection is given back at teardown, so no thread keeps one between requests (it would
+    die with the next database restart and fail every later request of that thread). A generated
+    body (a CSV export) is sent after Flask's teardown: the connection its rows are read through
+    is given back when the server closes the body, not before (nor never, as when the export
+    opened a connection of its own after the teardown).
     """
     def setting(name: str) -> int | None:
         value = app.config.get(name)
@@ -350,8 +350,16 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _open_connection() -> None:
         # Not owned when the caller (a test, a CLI command) already holds one on this thread.
-        g._crm_db_owned = db.is_closed() or _connection_is_dead(db.obj)
-        open_connection()
+        g._crm_db_owned = open_connection()
+
+    @app.after_request
+    def _hold_for_stream(response: Any) -> Any:
+        # A generated body (a CSV export) may still read rows through this connection while it is
+        # sent: it is given back when the server closes the body, not at the teardown.
+        if g.get("_crm_db_owned") and response.is_streamed and not response.direct_passthrough:
+            g._crm_db_owned = False
+            response.response = ClosingIterator(response.response, [release_connection])
+        return response
 
     @app.teardown_appcontext
     def _close_connection(exc: BaseException | None) -> None:

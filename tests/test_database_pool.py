@@ -106,17 +106,24 @@ def test_the_pool_size_follows_the_setting(tmp_path, size):
     assert db.obj._max_connections == size  # unset: no limit
 
 
-def test_a_streamed_export_gives_its_connection_back(app, demo, client):
-    """The CSV streams after Flask's first teardown: the connection its query opens then is given
-    back at the end of the stream, not kept by the thread (a restart would leave it dead there)."""
+def test_a_streamed_export_holds_its_connection_until_the_body_is_closed(app, demo, client):
+    """The CSV is sent after Flask's teardown: its connection stays with the stream (its rows are
+    read through it) and goes back to the pool when the server closes the body, as gunicorn does;
+    the thread keeps none afterwards (a restart would leave it dead there)."""
+    from werkzeug.test import EnvironBuilder
+
     login(client, "anna@acme.example")
     close_all()
-    response = client.get("/tickets/export.csv")
-    assert response.status_code == 200
-    assert response.get_data().startswith("\ufeff".encode())
-    response.close()
-    assert db.is_closed()
-    assert db.obj._in_use == {}  # nothing checked out: the connection is back in the pool
+    cookie = "; ".join(f"{c.key}={c.value}" for c in client._cookies.values())
+    environ = EnvironBuilder(path="/tickets/export.csv", base_url="http://portal.test",
+                             headers={"Cookie": cookie}).get_environ()
+    statuses: list[str] = []
+    body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["200 OK"]
+    assert not db.is_closed() and len(db.obj._in_use) == 1  # the view returned: still the stream's
+    assert b"".join(body).startswith("\ufeff".encode())
+    body.close()
+    assert db.is_closed() and db.obj._in_use == {}  # back in the pool
     assert client.get("/tickets/").status_code == 200
 
 
@@ -164,3 +171,21 @@ def test_error_pages_need_no_database(app, demo, client, failing_database, caplo
     assert "database" in api.get_json()["message"]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors and all(m.startswith("database unavailable") for m in errors), errors
+
+
+def test_an_export_whose_query_finds_the_database_gone_is_a_503(app, demo, client, failing_database, monkeypatch):
+    """The export's query runs in the view: an unreachable database is the 503 page, not a
+    download the server breaks off before its first byte."""
+    from crm_portal.listing import ListQuery
+
+    login(client, "anna@acme.example")
+    query_all = ListQuery.all
+
+    def gone(self, req):
+        failing_database()  # the database goes away between the permission checks and the query
+        return query_all(self, req)
+
+    monkeypatch.setattr(ListQuery, "all", gone)
+    response = client.get("/tickets/export.csv", headers={"Accept-Language": "en"})
+    assert response.status_code == 503 and response.headers["Retry-After"].isdigit()
+    assert 'data-error-code="503"' in response.text  # the page, in anna's language (already loaded)
