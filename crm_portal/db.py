@@ -306,7 +306,7 @@ def release_connection(exc: BaseException | None = None) -> None:
     if exc is not None:
         flush_pool(exc)
     discard_dead_connection()
-    if not db.is_closed() and not db.in_transaction():
+    if not db.is_closed():
         db.close()
 
 
