@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 import peewee
 from flask import Flask, g, has_app_context, request
 from playhouse.db_url import connect, register_database
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
+from werkzeug.wsgi import ClosingIterator
 
 log = logging.getLogger("crm_portal.db")
 T = TypeVar("T")
@@ -227,6 +228,101 @@ def retry_on_lock(func: Callable[[], T], *, attempts: int = 3, delay: float = 0.
     raise AssertionError("unreachable")
 
 
+#: Words of a driver error that means "the server is unreachable or went away" (not a bad statement).
+OUTAGE_MARKERS = (
+    "unable to open database", "disk i/o error", "could not connect",
+    "connection refused", "server closed the connection", "connection already closed",
+    "terminating connection", "the database system is", "timeout expired", "no route to host",
+    "could not translate host name", "ssl connection has been closed", "connection not open",
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "unreachable" rather than a bad statement. Lock contention
+    is not an outage: requests wait for the lock and are retried, never shown the outage page.
+    Every pooled connection busy for ``DATABASE_POOL_TIMEOUT`` (overloaded) counts as one."""
+    if is_lock_contention(exc):
+        return False
+    if isinstance(exc, (peewee.InterfaceError, MaxConnectionsExceeded)):
+        return True
+    if not isinstance(exc, peewee.DatabaseError):
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in OUTAGE_MARKERS)
+
+
+def is_server_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` shows the database server went away (an outage other than a full pool):
+    then every idle connection of the pool is dead too."""
+    return is_outage(exc) and not isinstance(exc, MaxConnectionsExceeded)
+
+
+def _connection_is_dead(database: peewee.Database) -> bool:
+    """Whether this thread's open connection was dropped by the server, without a round trip
+    (psycopg2 marks it closed, or its transaction status unknown, after a failed statement)."""
+    conn = database._state.conn
+    if conn is None:
+        return False
+    if isinstance(database, peewee.PostgresqlDatabase):
+        try:
+            return bool(conn.closed) or database._adapter.txn_status(conn) == database._adapter.txn_unknown
+        except Exception:  # noqa: BLE001 - a driver that cannot even say: dead
+            return True
+    return database._is_closed(conn) if isinstance(database, PooledSqliteDatabase) else False
+
+
+def discard_dead_connection() -> bool:
+    """Forget this thread's connection if the server dropped it: it leaves the pool's books and is
+    closed, so the next :func:`peewee.Database.connect` takes a live one. True when one was dropped."""
+    database = db.obj
+    if database is None or database._state.closed or not _connection_is_dead(database):
+        return False
+    conn = database._state.conn
+    if isinstance(database, PooledPostgresqlDatabase | PooledSqliteDatabase):
+        with database._pool_lock:
+            database._in_use.pop(database.conn_key(conn), None)
+            database._pool_available.notify()
+    contexts = database._state.ctx  # an enclosing connection_context() still closes at its end
+    database._state.reset()  # the transactions died with the connection
+    database._state.ctx = contexts
+    with contextlib.suppress(Exception):
+        conn.close()
+    log.warning("dropped a database connection the server had closed")
+    return True
+
+
+def flush_pool(exc: BaseException | None = None) -> None:
+    """After an error that shows the server went away: drop this thread's dead connection and every
+    idle pooled connection (they are dead too), so the next request opens fresh ones instead of
+    failing on them. Nothing happens for other errors."""
+    if exc is not None and not is_server_gone(exc):
+        return
+    discard_dead_connection()
+    database = db.obj
+    if isinstance(database, PooledPostgresqlDatabase | PooledSqliteDatabase):
+        database.close_idle()
+
+
+def open_connection() -> bool:
+    """Make sure this thread holds a live connection: a dead one left from before is dropped first.
+    True when it opened one (the caller closes it), False when one was already open."""
+    discard_dead_connection()
+    if not db.is_closed():
+        return False
+    db.connect()
+    return True
+
+
+def release_connection(exc: BaseException | None = None) -> None:
+    """Give this thread's connection back to the pool (closed instead if the server dropped it);
+    after an outage error the pool's idle connections go too (:func:`flush_pool`)."""
+    if exc is not None:
+        flush_pool(exc)
+    discard_dead_connection()
+    if not db.is_closed():
+        db.close()
+
+
 def _rewind_uploads() -> None:
     for storage in request.files.values():
         with contextlib.suppress(OSError, ValueError):
@@ -242,6 +338,12 @@ def init_app(app: Flask) -> None:
     rolled back, so nothing is doubled. A request that already committed a transaction is not run
     again (it would repeat what that transaction did); code with several transactions retries
     each one itself (:func:`retry_on_lock`).
+
+    The connection is given back at teardown, so no thread keeps one between requests (it would
+    die with the next database restart and fail every later request of that thread). A generated
+    body (a CSV export) is sent after Flask's teardown: the connection its rows are read through
+    is given back when the server closes the body, not before (nor never, as when the export
+    opened a connection of its own after the teardown).
     """
     def setting(name: str) -> int | None:
         value = app.config.get(name)
@@ -264,14 +366,24 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _open_connection() -> None:
-        if db.is_closed():
-            db.connect()
-            g._crm_db_opened = True
+        # Not owned when the caller (a test, a CLI command) already holds one on this thread.
+        g._crm_db_owned = open_connection()
+
+    @app.after_request
+    def _hold_for_stream(response: Any) -> Any:
+        # A generated body (a CSV export) may still read rows through this connection while it is
+        # sent: it is given back when the server closes the body, not at the teardown.
+        if g.get("_crm_db_owned") and response.is_streamed and not response.direct_passthrough:
+            g._crm_db_owned = False
+            response.response = ClosingIterator(response.response, [release_connection])
+        return response
 
     @app.teardown_appcontext
     def _close_connection(exc: BaseException | None) -> None:
-        if g.pop("_crm_db_opened", False) and not db.is_closed():
-            db.close()
+        if g.get("_crm_db_owned"):
+            release_connection(exc)
+        elif exc is not None:
+            flush_pool(exc)
 
 
 def is_postgres() -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -71,13 +72,26 @@ def csv_text(value: Any, sign: str) -> str:
 
 
 def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    """The CSV of ``header`` and ``rows`` in the current language, in chunks, the BOM first."""
+    """The CSV of ``header`` and ``rows`` in the current language, in chunks, the BOM first.
+
+    The first row is read at once, when the view calls this: the query runs inside the view, so
+    a database that cannot be reached is the 503 page, not a download the server breaks off
+    before its first byte (a 500)."""
+    remaining = iter(rows)
+    first = next(remaining, _NO_ROW)
+    return _csv_stream(header, first, remaining)
+
+
+_NO_ROW: Any = object()
+
+
+def _csv_stream(header: Sequence[str], first: Any, rows: Iterator[Sequence[Any]]) -> Iterator[str]:
     sign = decimal_sign()
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer, dialect=csv_dialect())
     writer.writerow([csv_safe(h) for h in header])
-    for row in rows:
+    for row in itertools.chain([] if first is _NO_ROW else [first], rows):
         writer.writerow([csv_text(value, sign) for value in row])
         if buffer.tell() > CHUNK:
             yield buffer.getvalue()

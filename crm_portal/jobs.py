@@ -24,23 +24,28 @@ from typing import Any
 from flask import Flask, current_app
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
-from .db import db, utcnow
+from .db import db, flush_pool, open_connection, release_connection, utcnow
 
 log = logging.getLogger("crm_portal.jobs")
 
 
 @contextmanager
 def app_db_context(app: Flask) -> Iterator[None]:
-    """An application context with a database connection, reusing one that is already open."""
+    """An application context with a database connection, reusing one that is already open.
+
+    A connection the database server dropped (a restart between two jobs) is replaced first; a
+    job that fails because the server went away gives back a dead connection, and the pool's idle
+    ones go with it, so the next job starts on live ones (:mod:`crm_portal.db`)."""
     with app.app_context():
-        opened = db.is_closed()
-        if opened:
-            db.connect()
+        opened = open_connection()
         try:
             yield
+        except BaseException as exc:
+            flush_pool(exc)
+            raise
         finally:
-            if opened and not db.is_closed():
-                db.close()
+            if opened:
+                release_connection()
 
 
 def parse_schedule(schedule: Any) -> Callable[[dt.datetime], bool]:

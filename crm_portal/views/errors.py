@@ -1,13 +1,26 @@
-"""Error pages in the user's language; a database outage is a 503, never a traceback."""
+"""Error pages in the user's language; a database outage is a 503, never a traceback.
+
+No error page needs the database: once a request has found it unreachable, its page is the bare
+one (no menu, no user), its language comes from the session, the browser or the configuration
+(:func:`crm_portal.i18n.select_locale`), and the answer carries ``Retry-After``; API requests get
+the API's JSON error (``{"code": "unavailable", …}``)."""
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import peewee
-from flask import Flask, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from flask_babel import gettext as _
 from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
-from ..db import is_lock_contention
+from ..db import flush_pool, is_outage
+from ..rest.errors import body as api_error_body
+from ..rest.errors import is_api_request
+
+__all__ = ["RETRY_AFTER", "database_unavailable", "init_app", "is_outage", "mark_database_unavailable",
+           "outage_answer", "render_error"]
 
 
 def _wants_json() -> bool:
@@ -15,34 +28,53 @@ def _wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-OUTAGE_MARKERS = (
-    "unable to open database", "disk i/o error", "could not connect",
-    "connection refused", "server closed the connection", "connection already closed",
-    "terminating connection", "the database system is", "timeout expired", "no route to host",
-    "could not translate host name",
-)
+#: Seconds between two outage errors logged with their traceback (the others: one line each).
+TRACEBACK_EVERY = 60
+
+#: Seconds a client is asked to wait before trying again while the database is unreachable.
+RETRY_AFTER = 5
 
 
-def is_outage(exc: Exception) -> bool:
-    """Whether a database error means "unreachable" rather than a bad statement. Lock contention
-    is not an outage: requests wait for the lock and are retried (crm_portal.db), never shown
-    the outage page."""
-    if is_lock_contention(exc):
-        return False
-    if isinstance(exc, (peewee.InterfaceError, MaxConnectionsExceeded)):
-        return True  # (every pooled connection busy for DATABASE_POOL_TIMEOUT: overloaded)
-    text = str(exc).lower()
-    return any(marker in text for marker in OUTAGE_MARKERS)
+def database_unavailable() -> bool:
+    """Whether this request already found the database unreachable: its error page then reads
+    nothing from it (the locale selector skips the user's own language, the page its menu)."""
+    return bool(g.get("_crm_db_unavailable"))
+
+
+def mark_database_unavailable() -> None:
+    """Remember for the rest of this request that the database is unreachable. A user not loaded
+    yet stays anonymous for it: every later hook that reads ``current_user`` (security headers,
+    templates) would otherwise try the database again and turn the 503 into a 500."""
+    g._crm_db_unavailable = True
+    if "_login_user" not in g:
+        g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
 
 
 def render_error(code: int, title: str, message: str):
     if _wants_json():
         return {"error": title, "message": message}, code
-    try:
-        return render_template("errors/error.html", code=code, title=title, message=message), code
-    except Exception:  # noqa: BLE001
-        # The page itself needs the database (menu, user): fall back to the bare page.
-        return render_template("errors/bare.html", code=code, title=title, message=message), code
+    if not database_unavailable():
+        try:
+            return render_template("errors/error.html", code=code, title=title, message=message), code
+        except Exception as exc:  # noqa: BLE001
+            # The page itself needs the database (menu, user): fall back to the bare page.
+            if is_outage(exc):
+                mark_database_unavailable()
+                flush_pool(exc)
+    return render_template("errors/bare.html", code=code, title=title, message=message), code
+
+
+def outage_answer(exc: BaseException, title: str, message: str) -> Any:
+    """The 503 of a request that found the database unreachable: the API's JSON error or the
+    bare page, with ``Retry-After``; nothing in it reads the database. Dead pooled connections
+    are dropped first so the next request opens live ones."""
+    mark_database_unavailable()
+    flush_pool(exc)
+    headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
+    if is_api_request():
+        return api_error_body(503), 503, headers
+    body, code = render_error(503, title, message)
+    return body, code, headers
 
 
 def init_app(app: Flask) -> None:
@@ -71,17 +103,34 @@ def init_app(app: Flask) -> None:
         headers = {k: v for k, v in exc.get_headers() if k in ("Retry-After", "Allow", "WWW-Authenticate")}
         return body, code, headers
 
+    last_traceback = [-float("inf")]
+
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
     @app.errorhandler(MaxConnectionsExceeded)
     def _database_down(exc: Exception):
         if not is_outage(exc):
             raise exc  # a bug, not an outage: the 500 handler logs it with its traceback
-        app.logger.error("database unavailable: %s", exc, exc_info=exc)
+        # The traceback once a minute, one line for every other request: a restart under load
+        # would otherwise write thousands of identical tracebacks.
+        now = time.monotonic()
+        with_traceback = now - last_traceback[0] >= TRACEBACK_EVERY
+        if with_traceback:
+            last_traceback[0] = now
+        app.logger.error("database unavailable (%s %s): %s", request.method, request.path,
+                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                         exc_info=exc if with_traceback else None)
+        mark_database_unavailable()  # before the title: its language must not read the user
         title, message = messages[503]
-        return render_error(503, title(), message())
+        return outage_answer(exc, title(), message())
 
     @app.errorhandler(500)
     def _server_error(exc: Exception):
+        original = getattr(exc, "original_exception", None)
+        if original is not None and is_outage(original):
+            # The database went away while another error was being answered (a 404 page's menu …).
+            mark_database_unavailable()
+            title, message = messages[503]
+            return outage_answer(original, title(), message())
         title, message = messages[500]
         return render_error(500, title(), message())
