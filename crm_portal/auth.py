@@ -1,10 +1,15 @@
 """Who is logged in: portal contacts and staff users behind one Flask-Login manager.
 
 The session id carries the account's ``session_token``; rotating the token (password change,
-logout everywhere, access revoked) kills every session and remember-me cookie issued before.
+logout everywhere, access revoked) kills every session and remember-me cookie issued before. A
+contact's session id also names its :class:`~crm_portal.models.LoginSession` row (id and random
+key): revoking that row ends the one browser (crm_portal.account.sessions). The row is read in the
+same query as the contact, so checking it costs no extra query per request.
 """
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 from collections.abc import Hashable, Mapping
 from functools import cached_property
 from types import MappingProxyType
@@ -19,7 +24,8 @@ from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_use
 from peewee import JOIN
 
 from .cache import ProcessCache
-from .models import Company, Contact, Profile, ProfileModule, StaffUser
+from .db import db, utcnow
+from .models import Company, Contact, LoginSession, Profile, ProfileModule, StaffUser
 from .prepared import PreparedSelect
 
 login_manager = LoginManager()
@@ -63,11 +69,15 @@ class PortalUser(UserMixin):
 
     is_staff = False
 
-    def __init__(self, contact: Contact) -> None:
+    def __init__(self, contact: Contact, login_session: LoginSession | None = None) -> None:
         self.contact = contact
+        #: This browser's session record; ``None`` outside a browser session (API, jobs).
+        self.login_session = login_session
 
     def get_id(self) -> str:
-        return f"c:{self.contact.id}:{self.contact.session_token}"
+        base = f"c:{self.contact.id}:{self.contact.session_token}"
+        record = self.login_session
+        return base if record is None else f"{base}:{record.id}:{record.key}"
 
     @property
     def is_active(self) -> bool:
@@ -171,6 +181,56 @@ def load_contact(contact_id: int) -> Contact | None:
     return _contact.first(contact_id)
 
 
+def _login_session_query(record_id: int) -> Any:
+    return (LoginSession.select(LoginSession, Contact, Company, Profile)
+            .join_from(LoginSession, Contact, on=(LoginSession.contact == Contact.id))
+            .join_from(Contact, Company, on=(Contact.company == Company.id), join_type=JOIN.LEFT_OUTER)
+            .join_from(Contact, Profile, on=(Contact.profile == Profile.id), join_type=JOIN.LEFT_OUTER)
+            .where(LoginSession.id == record_id)
+            .limit(1))
+
+
+#: The session record with its contact, company and profile: the one query of a contact's request.
+_login_session = PreparedSelect[LoginSession](_login_session_query)
+
+#: "Last seen" of a session is written at most this often (not on every request).
+LAST_SEEN_EVERY = dt.timedelta(minutes=5)
+
+
+def _touch(record: LoginSession) -> None:
+    """Note that the session is in use, when its "last seen" is older than :data:`LAST_SEEN_EVERY`
+    (a conditional update: concurrent requests write it once)."""
+    now = utcnow()
+    if now - record.last_seen_at < LAST_SEEN_EVERY:
+        return
+    with db.atomic():
+        (LoginSession.update(last_seen_at=now, ip_address=client_ip())
+         .where((LoginSession.id == record.id) & (LoginSession.last_seen_at < now - LAST_SEEN_EVERY))
+         .execute())
+    record.last_seen_at = now
+
+
+def _load_portal_user(contact_id: int, rest: str) -> PortalUser | None:
+    """The contact of session id ``c:<contact_id>:<rest>`` (``rest`` being token, record id and
+    record key), if the token is current, the record not revoked and portal access on. Session ids
+    without a record (issued before records existed) are refused: the contact logs in again."""
+    try:
+        token, raw_record, key = rest.split(":")
+        record_id = int(raw_record)
+    except ValueError:
+        return None
+    record = _login_session.first(record_id)
+    if record is None or record.contact_id != contact_id or record.revoked_at is not None:
+        return None
+    if not secrets.compare_digest(record.key, key):
+        return None
+    contact = record.contact
+    if not (secrets.compare_digest(contact.session_token, token) and contact.portal_access):
+        return None
+    _touch(record)
+    return PortalUser(contact, record)
+
+
 @login_manager.user_loader
 def _load_user(session_id: str):
     try:
@@ -179,10 +239,8 @@ def _load_user(session_id: str):
     except ValueError:
         return None
     if kind == "c":
-        contact = load_contact(account_id)
-        if contact and contact.session_token == token and contact.portal_access:
-            return PortalUser(contact)
-    elif kind == "s":
+        return _load_portal_user(account_id, token)
+    if kind == "s":
         staff = StaffUser.get_or_none(StaffUser.id == account_id)
         if staff and staff.session_token == token and staff.active:
             return StaffPrincipal(staff)

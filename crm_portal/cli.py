@@ -18,7 +18,8 @@ def _registry():
 
 
 def _check_password(password: str, email: str) -> None:
-    """The password policy of every account (``PASSWORD_MIN_LENGTH``, common passwords, not the email)."""
+    """The password policy of every account (crm_portal.account.passwords: length, common and breached
+    passwords, not the email, zxcvbn's strength estimate)."""
     from .account.passwords import problems
 
     found = problems(password, email=email)

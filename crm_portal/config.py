@@ -77,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "INVITATION_MAX_AGE": 7 * 24 * 3600,
     "PASSWORD_RESET_MAX_AGE": 3600,
     "PASSWORD_MIN_LENGTH": 10,
+    "PASSWORD_MIN_SCORE": 3,  # zxcvbn's strength estimate, 0 (guessed at once) to 4; 0 switches it off
+    "NEW_DEVICE_EMAIL": True,  # email a contact who logs in from a browser new to their account
     "VIEW_AS_MINUTES": 30,  # staff "view as this contact": the read-only view ends by itself after this
     "ACCOUNT_EDITABLE_FIELDS": ["phone", "mobile", "language", "notify_by_email"],
     "LOGIN_THROTTLE_ACCOUNT_LIMIT": 5,

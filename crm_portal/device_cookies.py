@@ -59,6 +59,13 @@ def throttle_key(account: str) -> str:
     return account
 
 
+def knows(account: str) -> bool:
+    """Whether this request carries a valid device cookie for ``account`` (its throttle key): the
+    browser logged in to the account before. A forged cookie, or one signed with another secret
+    key, does not count."""
+    return any(secrets.compare_digest(key, account) for key, _nonce in _read())
+
+
 def remember(response: Response, account: str) -> None:
     """After a successful login to ``account``: (re)issue the device cookie on ``response``, keeping
     the device's nonce when it had one."""

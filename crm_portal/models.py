@@ -318,6 +318,28 @@ class LoginThrottle(BaseModel):
         table_name = "core_login_throttle"
 
 
+class LoginSession(BaseModel):
+    """One signed-in browser of a contact (crm_portal.account.sessions): listed in "My data", ended
+    there one by one or all but the current one, and by staff. The session cookie and the
+    remember-me cookie carry the row's id and ``key``; a revoked row refuses both."""
+
+    contact_id: int
+
+    contact = pw.ForeignKeyField(Contact, backref="login_sessions", on_delete="CASCADE", index=True)
+    key = pw.CharField(max_length=64, default=new_token)
+    #: A digest of the contact's ``session_token`` when the session started: a later rotation
+    #: (password change, logout everywhere) ends the session without touching this row.
+    token_digest = pw.CharField(max_length=64)
+    user_agent = pw.CharField(max_length=512, null=True)
+    ip_address = pw.CharField(max_length=45, null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_seen_at = pw.DateTimeField(default=utcnow)
+    revoked_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "core_login_session"
+
+
 class MigrationHistory(BaseModel):
     """Which schema steps of which module (or of the core) have run."""
 
@@ -512,7 +534,7 @@ class IdempotencyRecord(BaseModel):
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
     MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
-    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict, ChangeEntry, IdempotencyRecord,
+    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict, ChangeEntry, IdempotencyRecord, LoginSession,
 ]
 
 

@@ -30,7 +30,9 @@ def compile_translations() -> None:
 
 def init_app(app: Flask) -> None:
     from ..i18n import add_translation_directory
+    from .session_views import bp as sessions_bp
     from .views import bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(sessions_bp)
     add_translation_directory(app, TRANSLATIONS)

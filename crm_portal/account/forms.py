@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import peewee
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField, ValidationError
@@ -19,7 +20,10 @@ PHONE = Regexp(r"^[0-9+()./\- ]*$", message=_l("Use digits, spaces and + ( ) . /
 class StrongPassword:
     """Checks the password policy (:mod:`crm_portal.account.passwords`) on every form that sets one,
     portal and admin alike. The form's ``account_email``, or the value of its field
-    ``email_field`` (admin forms), is not allowed as password."""
+    ``email_field`` (admin forms), is not allowed as password; names and company (the admin form's
+    fields, else the account of that email) make a password built on them weak."""
+
+    NAME_FIELDS = ("first_name", "last_name", "name", "company", "company_name")
 
     def __init__(self, email_field: str | None = None) -> None:
         self.email_field = email_field
@@ -28,8 +32,25 @@ class StrongPassword:
         email = getattr(form, "account_email", None)
         if email is None and self.email_field and self.email_field in form:
             email = (form[self.email_field].data or "").strip() or None
-        for problem in passwords.problems(field.data or "", email=email):
+        names = [str(form[name].data) for name in self.NAME_FIELDS if name in form and form[name].data]
+        names += getattr(form, "account_names", None) or ([] if names else _names_of(email))
+        for problem in passwords.problems(field.data or "", email=email, names=names):
             raise ValidationError(problem)
+
+
+def _names_of(email: str | None) -> list[str]:
+    """The names and company of the account with ``email`` (contact or staff), if any."""
+    from ..models import Company, Contact, StaffUser
+
+    if not email:
+        return []
+    contact = (Contact.select(Contact.first_name, Contact.last_name, Company.name.alias("company_name"))
+               .join(Company, peewee.JOIN.LEFT_OUTER, on=(Contact.company == Company.id))
+               .where(Contact.email == email.strip().lower()).dicts().first())
+    if contact is not None:
+        return [contact["first_name"], contact["last_name"], contact["company_name"]]
+    staff = StaffUser.select(StaffUser.name).where(StaffUser.email == email.strip().lower()).first()
+    return [staff.name] if staff is not None else []
 
 
 def _new_password_fields():

@@ -15,7 +15,7 @@ from ..models import Contact
 from ..outbox import external_url, queue_email
 from ..sync.ownership import locked_fields
 from ..views.auth import start_session
-from . import service, tokens
+from . import service, session_views, tokens
 from .forms import (
     CHANGE_FIELDS,
     ChangePasswordForm,
@@ -80,7 +80,7 @@ def _notification_form(contact: Contact):
 def _me_page(contact: Contact, form: ProfileForm, request_form: ChangeRequestForm, **extra):
     notify_form, events = _notification_form(contact)
     return render_template("account/me.html", contact=contact, form=form, request_form=request_form,
-                           notify_form=notify_form, notify_events=events, **extra)
+                           notify_form=notify_form, notify_events=events, **session_views.context(), **extra)
 
 
 @bp.route("/me/notifications", methods=["POST"], endpoint="notifications")

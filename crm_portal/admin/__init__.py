@@ -40,6 +40,7 @@ from .preferences import timezone_choices
 from .profiles import ProfileView, audit_details
 from .sync import CrmOwnedFieldsMixin
 from .sync import add_views as add_sync_views
+from .sessions import ContactSessionsView
 from .viewas import ViewAsView
 from .views import AdminModelView, PortalAdminIndexView
 from .webhooks import WebhookDeliveryView, WebhookEndpointView
@@ -248,6 +249,8 @@ def init_app(app: Flask) -> Admin:
     admin.add_view(StaffUserView(StaffUser, name=_l("Staff"), category=portal, endpoint="core_staff"))
     admin.add_view(AuditEntryView(AuditEntry, name=_l("Audit log"), category=portal, endpoint="core_audit"))
     admin.add_view(ViewAsView(name=_l("View as a contact"), endpoint="view_as", url="/admin/view-as"))
+    admin.add_view(ContactSessionsView(name=_l("Sessions of a contact"), endpoint="contact_sessions",
+                                       url="/admin/contact-sessions"))
     admin.add_view(OutboxMessageView(OutboxMessage, name=_l("Email outbox"), category=portal,
                                      endpoint="core_outbox"))
     api = _l("REST API")

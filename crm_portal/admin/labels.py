@@ -143,6 +143,9 @@ AUDIT_LABELS: dict[str, Any] = {
     "notifications-updated": _l("Email notifications changed"),
     "view-as-started": _l("Portal viewed as the contact"),
     "view-as-ended": _l("View as the contact ended"),
+    "session-ended": _l("One session logged out"),
+    "sessions-ended": _l("Other sessions logged out"),
+    "sessions-ended-by-staff": _l("All sessions logged out by staff"),
     # Written by the contacts module: a customer's administrator (the actor) acting on a colleague.
     "colleague-invited": _l("Invited by a colleague"),
     "colleague-access-revoked": _l("Portal access switched off by a colleague"),

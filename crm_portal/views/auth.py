@@ -30,7 +30,7 @@ from ..audit import audit
 from ..auth import PortalUser, StaffPrincipal, client_ip, hash_password, needs_rehash, safe_next, verify_password
 from ..db import db, retry_on_lock, utcnow
 from ..forms import EmptyForm, LoginForm
-from ..models import Contact, StaffUser, new_token
+from ..models import Contact, LoginSession, StaffUser, new_token
 
 bp = Blueprint("auth", __name__)
 
@@ -43,16 +43,22 @@ def _fresh_session() -> None:
         session["lang"] = lang
 
 
-def start_session(user, remember: bool) -> None:
+def start_session(user, remember: bool, *, password_login: bool = False) -> None:
     """Log ``user`` in on a brand-new session (nothing from before, a planted session id included,
-    survives; the chosen language does)."""
+    survives; the chosen language does). A contact's session gets its record
+    (:mod:`crm_portal.account.sessions`); ``password_login`` announces a new device by email."""
     _fresh_session()
+    if isinstance(user, PortalUser):
+        from ..account import sessions
+
+        with db.atomic():
+            user = sessions.begin(user, announce=password_login)
     login_user(user, remember=remember)
 
 
 def finish_login(user, remember: bool) -> None:
     """Start the session of a user who just proved who they are, and announce it."""
-    start_session(user, remember)
+    start_session(user, remember, password_login=True)
     signals.user_logged_in.send(current_app._get_current_object(), user=user, ip=client_ip())
 
 
@@ -60,6 +66,10 @@ def end_session(user) -> None:
     """Log ``user`` out everywhere: their token rotates, so a copied session or remember-me cookie
     dies too, and this browser keeps only its language."""
     if user.is_authenticated:
+        record = getattr(user, "login_session", None)
+        if record is not None:
+            with db.atomic():
+                LoginSession.update(revoked_at=utcnow()).where(LoginSession.id == record.id).execute()
         rotate_session_token(user)
         signals.user_logged_out.send(current_app._get_current_object(), user=user)
     logout_user()
