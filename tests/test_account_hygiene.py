@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import login, staff_login
+from conftest import staff_login
 from test_security_audit import _admin_edit_contact
 
 from crm_portal import create_app

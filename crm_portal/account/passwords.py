@@ -22,8 +22,8 @@ from flask_babel import lazy_gettext as _l
 
 MAX_LENGTH = 1024
 COMMON_FILE = Path(__file__).parent / "common-passwords.txt"
-#: zxcvbn takes time growing with the length; what it sees of a longer passphrase is plenty.
-ESTIMATE_LENGTH = 100
+#: zxcvbn refuses longer input (its time grows with the length); the start of a longer passphrase is plenty.
+ESTIMATE_LENGTH = 72
 
 #: zxcvbn's advice (its English sentences) in the user's language; other sentences give a generic hint.
 ADVICE = {

@@ -13,16 +13,18 @@ from ..audit import audit
 from ..auth import PortalUser, current_portal_user
 from ..db import db
 from ..forms import EmptyForm
+from ..models import LoginSession
 from . import sessions
 
 bp = Blueprint("account_sessions", __name__)
 
 
-def _me() -> PortalUser:
+def _me() -> tuple[PortalUser, LoginSession]:
+    """The contact and this browser's session record (404 for staff viewing as the contact)."""
     user = current_portal_user()
     if user is None or getattr(user, "viewing_as", False) or user.login_session is None:
         abort(404)
-    return user
+    return user, user.login_session
 
 
 def _checked_form() -> None:
@@ -48,13 +50,13 @@ def _back() -> Response:
 def end_others() -> Response:
     """Log out every other browser: their rows are revoked and the session token rotates (so
     remember-me cookies die too); this browser is logged in again under the new token."""
-    user = _me()
+    user, mine = _me()
     _checked_form()
     with db.atomic():
-        ended = sessions.revoke_all(user.contact, keep=user.login_session)
-        audit("sessions-ended", user.contact, details={"ended": ended, "kept": user.login_session.id})
+        ended = sessions.revoke_all(user.contact, keep=mine)
+        audit("sessions-ended", user.contact, details={"ended": ended, "kept": mine.id})
     remember = current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies
-    login_user(PortalUser(user.contact, user.login_session), remember=remember)
+    login_user(PortalUser(user.contact, mine), remember=remember)
     flash(_("Every other session has been logged out."), "success")
     return _back()
 
@@ -63,9 +65,9 @@ def end_others() -> Response:
 @login_required
 def end_one(record_id: int) -> Response:
     """Log out one other browser; another contact's session, or an ended one, is a 404."""
-    user = _me()
+    user, mine = _me()
     _checked_form()
-    if record_id == user.login_session.id:
+    if record_id == mine.id:
         abort(404)  # this browser logs out with the usual button
     with db.atomic():
         if not sessions.revoke(user.contact, record_id):

@@ -38,9 +38,9 @@ from .labels import CHOICE_LABELS, audit_action_labels, record_type_labels
 from .mailin import views as mailin_views
 from .preferences import timezone_choices
 from .profiles import ProfileView, audit_details
+from .sessions import ContactSessionsView
 from .sync import CrmOwnedFieldsMixin
 from .sync import add_views as add_sync_views
-from .sessions import ContactSessionsView
 from .viewas import ViewAsView
 from .views import AdminModelView, PortalAdminIndexView
 from .webhooks import WebhookDeliveryView, WebhookEndpointView
