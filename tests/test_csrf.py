@@ -17,8 +17,9 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.routing import Rule
 
 from crm_portal.account import tokens
+from crm_portal.account.sessions import token_digest
 from crm_portal.db import db
-from crm_portal.models import Contact, StaffUser
+from crm_portal.models import Contact, LoginSession, StaffUser
 
 PORTAL_USER = "anna@acme.example"  # company scope: sees her own and her colleague's records
 STAFF_USER = "admin@example.com"
@@ -75,6 +76,8 @@ class Targets:
             self.register = tokens.issue_registration(
                 {"email": "new@initech.example", "first_name": "Nuovo", "last_name": "Utente",
                  "company_name": "Initech", "vat_number": "", "phone": "", "language": "it"})
+            # another browser of anna's, which "My data" can log out
+            self.other_session = LoginSession.create(contact=anna, token_digest=token_digest(anna.session_token)).id
             self.admin_rows = _first_rows(app)
 
     def url(self, rule: Rule) -> str:
@@ -102,7 +105,8 @@ class Targets:
             return self.ticket.contact_id
         if name in ("record_id", "id"):
             by_blueprint = {"tickets": self.ticket.id, "tickets_queue": self.ticket.id, "quotes": self.quote.id,
-                            "faq": self.article.id, "contacts": self.colleague}
+                            "faq": self.article.id, "contacts": self.colleague,
+                            "account_sessions": self.other_session}
             if blueprint in by_blueprint:
                 return by_blueprint[blueprint]
         raise AssertionError(f"no value for <{name}> of {rule.rule}: teach tests/test_csrf.py about it")

@@ -193,7 +193,7 @@ def test_cli_init_demo_modules(tmp_path):
     app = create_app({"INSTANCE_PATH": str(tmp_path / "inst"),
                       "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"})
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["init", "--admin-password", "s3cret-pass"])
+    result = runner.invoke(args=["init", "--admin-password", "a tram to Brera at dusk"])
     assert result.exit_code == 0, result.output
     assert "profile user" in result.output and "profile company" in result.output
     assert (tmp_path / "inst" / "secret_key").exists()
