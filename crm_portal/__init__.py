@@ -16,6 +16,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from . import account, admin, auth, cli, db, i18n, jobs, registry, rest, security, theming, viewas, webhooks
     from . import config as config_mod
     from .views import auth as auth_views
+    from .views import second_factor as second_factor_views
     from .views import errors, portal, records
 
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
@@ -35,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     viewas.init_app(app)        # before any hook that reads the current user
     auth_views.init_app(app)
+    second_factor_views.init_app(app)
     account.init_app(app)
     portal.init_app(app)
     registry.init_app(app)      # discovers modules
