@@ -237,3 +237,17 @@ def test_admin_resets_a_staff_members_factor(app, demo):
     assert actions(app, "second-factor-reset") == 1
     with app.app_context(), db.connection_context():
         assert SecondFactor.select().count() == 0
+
+
+def test_a_password_reset_link_still_asks_for_the_code(app, enrolled):
+    from crm_portal.account import tokens
+
+    with app.app_context(), db.connection_context():
+        carla = Contact.get(Contact.email == CARLA)
+        with db.atomic():
+            token = tokens.issue(carla, "reset")
+    client = app.test_client()
+    new = "a brand new passphrase 42"
+    response = client.post(f"/reset-password/{token}", data={"password": new, "confirm": new})
+    assert response.status_code == 302 and response.location.endswith("/login/code")
+    assert client.get("/me").status_code == 302
