@@ -53,6 +53,7 @@ class CompanyView(CrmOwnedFieldsMixin, AdminModelView):
     column_filters = ("city", "province", "country", "created_at")
     column_default_sort = "name"
     form_excluded_columns = ("created_at",)
+    column_descriptions = {"second_factor_required": _l("Second factor required for its portal users")}
 
 
 class ContactView(CrmOwnedFieldsMixin, AdminModelView):
