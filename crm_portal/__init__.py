@@ -16,8 +16,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from . import account, admin, auth, cli, db, i18n, jobs, registry, rest, security, theming, viewas, webhooks
     from . import config as config_mod
     from .views import auth as auth_views
-    from .views import second_factor as second_factor_views
     from .views import errors, portal, records
+    from .views import second_factor as second_factor_views
 
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
