@@ -91,7 +91,7 @@ def provisioning_uri(factor: SecondFactor, account: Contact | StaffUser) -> str:
 
 def qr_svg(uri: str) -> Markup:
     """The QR code of ``uri`` as inline SVG (no script, no external request)."""
-    svg = segno.make(uri, error="m").svg_inline(scale=4, border=2, title="QR code")
+    svg = segno.make(uri, error="m").svg_inline(scale=4, border=2, light="#fff", title="QR code")
     return Markup(svg)  # noqa: S704 - segno's own SVG; the URI's characters are escaped by segno
 
 

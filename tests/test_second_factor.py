@@ -219,10 +219,19 @@ def test_required_for_staff_forces_enrolment(app, demo):
     assert client.get("/admin/").status_code == 200
 
 
-def test_staff_requirement_follows_production(tmp_path):
-    from conftest import make_app
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"PRODUCTION": True}, True), ({"PRODUCTION": False}, False),
+    ({"PRODUCTION": True, "STAFF_REQUIRE_SECOND_FACTOR": False}, False),
+    ({"PRODUCTION": False, "STAFF_REQUIRE_SECOND_FACTOR": True}, True),
+])
+def test_staff_requirement_follows_production_unless_set(tmp_path, overrides, expected):
+    from flask import Flask
 
-    assert make_app(tmp_path / "a").config["STAFF_REQUIRE_SECOND_FACTOR"] is False
+    from crm_portal import config
+
+    app = Flask(__name__, instance_path=str(tmp_path))
+    config.load(app, {"SECRET_KEY": "k" * 40, "EXTERNAL_URL": "https://portal.example", **overrides})
+    assert app.config["STAFF_REQUIRE_SECOND_FACTOR"] is expected
 
 
 def test_admin_resets_a_staff_members_factor(app, demo):
@@ -251,3 +260,23 @@ def test_a_password_reset_link_still_asks_for_the_code(app, enrolled):
     response = client.post(f"/reset-password/{token}", data={"password": new, "confirm": new})
     assert response.status_code == 302 and response.location.endswith("/login/code")
     assert client.get("/me").status_code == 302
+
+
+def test_a_required_factor_cannot_be_switched_off(app, enrolled):
+    with app.app_context(), db.connection_context():
+        Company.update(second_factor_required=True).where(
+            Company.id == Contact.get(Contact.email == CARLA).company_id).execute()
+    client = app.test_client()
+    password_login(client)
+    client.post("/login/code", data={"code": next_code(enrolled[0])})
+    assert client.post("/me/second-factor", data={"action": "disable", "proof": "demo"}).status_code == 400
+    with app.app_context(), db.connection_context():
+        assert SecondFactor.select().count() == 1
+
+
+def test_the_code_page_speaks_italian(app, enrolled):
+    client = app.test_client()
+    client.post("/lang/it")
+    password_login(client)
+    page = client.get("/login/code").text
+    assert "Inserisci il codice" in page and "Ricorda questo dispositivo per 30 giorni" in page

@@ -179,10 +179,9 @@ def code():
     from .auth import finish_login, throttled_response
 
     found = _pending()
-    if found is None:
-        staff = str((session.get(PENDING) or {}).get("account", "")).startswith("s:") \
-            if isinstance(session.get(PENDING), dict) else False
-        session.pop(PENDING, None)
+    if found is None:  # none, expired, or the password changed meanwhile
+        state = session.pop(PENDING, None)
+        staff = isinstance(state, dict) and str(state.get("account", "")).startswith("s:")
         flash(_("Please log in again."), "info")
         return redirect(url_for("admin.login" if staff else "auth.login"))
     principal, state = found
@@ -245,7 +244,7 @@ def manage(principal: Principal, render: Callable[..., Any], here: str) -> Any:
         with db.atomic():
             sf.start_enrolment(account)
         return redirect(here)
-    elif action == "confirm" and factor is not None and factor.enabled_at is None:
+    if action == "confirm" and factor is not None and factor.enabled_at is None:
         if confirm.validate_on_submit() and sf.use_code(factor, confirm.code.data):
             with db.atomic():
                 sf.enable(factor)
@@ -257,6 +256,9 @@ def manage(principal: Principal, render: Callable[..., Any], here: str) -> Any:
             return render(**context)
         confirm.code.errors = [*confirm.code.errors, _("This code is not valid. Check your app's clock and try "
                                                        "again with the current code.")]
+        status = 400
+    elif action == "disable" and context["required"]:
+        flash(_("Your account must use a second factor."), "danger")
         status = 400
     elif action in ("disable", "recovery") and factor is not None and factor.enabled_at is not None:
         wait = 0
