@@ -280,3 +280,25 @@ def test_the_code_page_speaks_italian(app, enrolled):
     password_login(client)
     page = client.get("/login/code").text
     assert "Inserisci il codice" in page and "Ricorda questo dispositivo per 30 giorni" in page
+
+
+def test_staff_set_the_requirement_on_a_profile_and_a_company(app, demo):
+    import json
+
+    from test_admin_profiles import EDIT, VALID, editor_form, profile_id
+
+    client = app.test_client()
+    staff_login(client)
+    pid = profile_id(app)
+    assert 'name="second_factor_required"' in client.get(EDIT.format(pid)).text
+    form = editor_form(modules=VALID, assignable=True, raw=(("second_factor_required", "y"),))
+    assert client.post(EDIT.format(pid), data=form).status_code == 302
+    with app.app_context(), db.connection_context():
+        from crm_portal.models import Profile
+
+        assert Profile.get_by_id(pid).second_factor_required is True
+        entry = AuditEntry.select().where(AuditEntry.object_type == "core_profile").order_by(AuditEntry.id.desc()).get()
+        assert json.loads(entry.details)["fields"]["second_factor_required"] == [False, True]
+        company = Company.select().first()
+    page = client.get(f"/admin/core_company/edit/?id={company.id}", headers={"Accept-Language": "it"}).text
+    assert 'name="second_factor_required"' in page and "Secondo fattore obbligatorio" in page
