@@ -17,6 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from . import config as config_mod
     from .views import auth as auth_views
     from .views import errors, portal, records
+    from .views import second_factor as second_factor_views
 
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CRM_PORTAL_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
@@ -35,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     viewas.init_app(app)        # before any hook that reads the current user
     auth_views.init_app(app)
+    second_factor_views.init_app(app)
     account.init_app(app)
     portal.init_app(app)
     registry.init_app(app)      # discovers modules

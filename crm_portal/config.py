@@ -87,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_THROTTLE_BASE_DELAY": 2,
     "LOGIN_THROTTLE_MAX_DELAY": 300,
     "LOGIN_THROTTLE_WINDOW": 3600,
+    # Staff must log in with a second factor (TOTP); None: on when PRODUCTION is, else off.
+    "STAFF_REQUIRE_SECOND_FACTOR": None,
+    "SECOND_FACTOR_REMEMBER_DAYS": 30,  # "remember this device": days a browser skips the code step
     # Email delivery and the background worker
     "MAIL_TRANSPORT": "file",  # "file" (<instance>/mail/*.eml) | "smtp"
     "MAIL_FILE_DIR": None,
@@ -172,6 +175,8 @@ def load(app: Flask, overrides: dict[str, Any] | None) -> None:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'crm_portal.db'}"
     if isinstance(app.config.get("REMEMBER_COOKIE_DURATION"), (int, float)):
         app.config["REMEMBER_COOKIE_DURATION"] = dt.timedelta(days=app.config["REMEMBER_COOKIE_DURATION"])
+    if app.config["STAFF_REQUIRE_SECOND_FACTOR"] is None:
+        app.config["STAFF_REQUIRE_SECOND_FACTOR"] = bool(app.config["PRODUCTION"])
     if app.config["PRODUCTION"]:
         app.config.setdefault("SESSION_COOKIE_SECURE", True)
         app.config["SESSION_COOKIE_SECURE"] = True

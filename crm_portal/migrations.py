@@ -85,6 +85,13 @@ def _outbox_threading(migrator: SchemaMigrator) -> list:
             migrator.add_column(table, "auto_submitted", OutboxMessage.auto_submitted)]
 
 
+def _second_factor_required(migrator: SchemaMigrator) -> list:
+    from .models import Company, Profile
+
+    return [migrator.add_column(Profile._meta.table_name, "second_factor_required", Profile.second_factor_required),
+            migrator.add_column(Company._meta.table_name, "second_factor_required", Company.second_factor_required)]
+
+
 def _change_ids_never_reused(migrator: SchemaMigrator) -> list:
     """The change feed's ids are never given twice: on SQLite ``core_change`` is rebuilt with
     ``AUTOINCREMENT``, keeping its rows (PostgreSQL's sequence never goes back: nothing to do)."""
@@ -110,6 +117,7 @@ CORE_MIGRATIONS: Sequence[Migration] = (
     Migration("0008_contact_notification_events", _contact_notification_events),
     Migration("0013_outbox_threading", _outbox_threading),
     Migration("0014_change_ids_never_reused", _change_ids_never_reused),
+    Migration("0015_second_factor_required", _second_factor_required),
 )
 
 

@@ -51,6 +51,8 @@ class Company(BaseModel):
     notes = pw.TextField(null=True)
     reserved_conditions = pw.TextField(null=True)
     created_at = pw.DateTimeField(default=utcnow, index=True)
+    # Every portal user of the company must log in with a second factor (TOTP).
+    second_factor_required = pw.BooleanField(default=False)
 
     class Meta:
         table_name = "core_company"
@@ -65,6 +67,8 @@ class Profile(Localized, BaseModel):
     description = pw.TextField(null=True)
     # Customers' own administrators may give this profile to their colleagues.
     assignable = pw.BooleanField(default=False)
+    # Contacts with this profile (a company's administrators, say) must use a second factor.
+    second_factor_required = pw.BooleanField(default=False)
 
     class Meta:
         table_name = "core_profile"
@@ -531,10 +535,40 @@ class IdempotencyRecord(BaseModel):
         indexes = ((("integration", "key"), True),)
 
 
+class SecondFactor(BaseModel):
+    """The TOTP second factor of one contact or staff member (``account`` is ``c:<id>`` or ``s:<id>``).
+
+    ``enabled_at`` is empty while the enrolment waits for its first code. ``last_step`` is the
+    30-second time step of the last code accepted: a code is used once. ``nonce`` is new at every
+    enrolment, so "remember this device" cookies die with a reset."""
+
+    account = pw.CharField(max_length=32, unique=True)
+    secret = pw.TextField()  # encrypted (crm_portal.mailin.crypto, a key of its own)
+    enabled_at = pw.DateTimeField(null=True)
+    last_step = pw.BigIntegerField(default=0)
+    nonce = pw.CharField(max_length=32, default=lambda: secrets.token_hex(16))
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "core_second_factor"
+
+
+class RecoveryCode(BaseModel):
+    """A single-use recovery code of a second factor, stored as a keyed SHA-256 digest."""
+
+    factor = pw.ForeignKeyField(SecondFactor, backref="recovery_codes", on_delete="CASCADE")
+    code_hash = pw.CharField(max_length=64, index=True)
+    used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "core_recovery_code"
+
+
 CORE_MODELS: list[type[BaseModel]] = [
     Company, Profile, Contact, StaffUser, ProfileModule, Button, ProfileButton, AuditEntry, OutboxMessage,
     MigrationHistory, AccountToken, LoginThrottle, StaffToken, Integration, ApiKey,
-    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict, ChangeEntry, IdempotencyRecord, LoginSession,
+    WebhookEndpoint, WebhookDelivery, ExternalRef, SyncConflict, ChangeEntry, IdempotencyRecord,
+    SecondFactor, RecoveryCode, LoginSession,
 ]
 
 

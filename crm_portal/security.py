@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFProtect
 csrf = CSRFProtect()
 
 #: Blueprints whose pages are never cached, logged in or not (login forms, emailed links).
-PRIVATE_BLUEPRINTS = frozenset({"auth", "account"})
+PRIVATE_BLUEPRINTS = frozenset({"auth", "account", "second_factor"})
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "

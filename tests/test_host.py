@@ -240,6 +240,8 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         db.execute_sql("ALTER TABLE core_profile DROP COLUMN assignable")
         db.execute_sql("ALTER TABLE core_staff_user DROP COLUMN can_view_as")
         db.execute_sql("ALTER TABLE core_staff_user DROP COLUMN timezone")
+        for table in ("core_profile", "core_company"):
+            db.execute_sql(f"ALTER TABLE {table} DROP COLUMN second_factor_required")
         MigrationHistory.delete().where(MigrationHistory.module == "core").execute()
         lines = upgrade(app.extensions["crm_portal"])
         core_lines = sorted(line for line in lines if line.startswith("core"))
@@ -252,3 +254,5 @@ def test_core_schema_steps_upgrade_an_old_database(tmp_path):
         assert "assignable" in {c.name for c in db.get_columns("core_profile")}
         assert "can_view_as" in {c.name for c in db.get_columns("core_staff_user")}
         assert "timezone" in {c.name for c in db.get_columns("core_staff_user")}
+        for table in ("core_profile", "core_company"):
+            assert "second_factor_required" in {c.name for c in db.get_columns(table)}

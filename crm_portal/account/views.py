@@ -210,9 +210,12 @@ def _set_password_page(token: str, purpose: str, endpoint: str, template: str):
             service.set_password(contact, form.password.data,
                                  action="invitation-accepted" if purpose == "invite" else "password-reset")
         # consume() succeeded only while the contact had portal access: a link never grants it.
-        start_session(PortalUser(load_contact(contact.id)), False)
+        # An emailed link replaces the password, never the second factor: its code is still asked.
+        from ..views.second_factor import after_password
+
+        response = after_password(PortalUser(load_contact(contact.id)), False, url_for("portal.dashboard"))
         flash(_("Your password has been saved. Welcome!"), "success")
-        return redirect(url_for("portal.dashboard"))
+        return response
     status = 400 if request.method == "POST" else 200
     return render_template(template, form=form, contact=contact,
                            action=url_for(endpoint, token=token)), status

@@ -16,6 +16,7 @@ from wtforms import PasswordField, SelectField
 from wtforms.validators import Optional
 
 from ..account.forms import StrongPassword
+from ..audit import audit
 from ..auth import hash_password
 from ..db import db
 from ..models import (
@@ -53,6 +54,7 @@ class CompanyView(CrmOwnedFieldsMixin, AdminModelView):
     column_filters = ("city", "province", "country", "created_at")
     column_default_sort = "name"
     form_excluded_columns = ("created_at",)
+    column_descriptions = {"second_factor_required": _l("Second factor required for its portal users")}
 
 
 class ContactView(CrmOwnedFieldsMixin, AdminModelView):
@@ -140,6 +142,26 @@ class ContactView(CrmOwnedFieldsMixin, AdminModelView):
             flash(_("Contacts without portal access were skipped: %(count)d. Switch their access on "
                     "first: they receive the invitation then.", count=skipped), "warning")
 
+    @action("reset_second_factor", _l("Reset second factor"),
+            _l("Switch off the second factor of the selected contacts?"))
+    def action_reset_second_factor(self, ids):
+        reset_second_factors(Contact, ids)
+
+
+def reset_second_factors(model: type[Contact] | type[StaffUser], ids: Any) -> int:
+    """Switch off the second factor of the selected accounts (a lost phone), audited: they log in
+    with the password alone, or enrol again where a factor is required."""
+    from ..second_factor import remove
+
+    with db.atomic():
+        reset = 0
+        for account in model.select().where(model.id.in_(ids)):
+            if remove(account):
+                audit("second-factor-reset", account)
+                reset += 1
+    flash(_("Second factors reset: %(count)d.", count=reset), "success")
+    return reset
+
 
 class StaffUserView(AdminModelView):
     column_list = ("name", "email", "role", "active", "can_view_as", "last_login")
@@ -163,6 +185,12 @@ class StaffUserView(AdminModelView):
             model.session_token = new_token()
         elif not is_created and not model.active:
             model.session_token = new_token()  # deactivating ends their sessions and remember-me cookies
+
+
+    @action("reset_second_factor", _l("Reset second factor"),
+            _l("Switch off the second factor of the selected staff members?"))
+    def action_reset_second_factor(self, ids):
+        reset_second_factors(StaffUser, ids)
 
 
 class ButtonView(AdminModelView):

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from ..auth import safe_next
 from ..forms import EmptyForm, LoginForm
-from ..views.auth import attempt_login, end_session, finish_login, throttled_response
+from ..views.auth import attempt_login, end_session, throttled_response
 
 
 def staff_login(view):
@@ -18,10 +18,12 @@ def staff_login(view):
         principal, wait = attempt_login(form.email.data.strip().lower(), form.password.data, staff=True)
         if wait:
             return throttled_response(wait, lambda: view.render("admin/login.html", form=form), "error")
-        if principal is not None:
-            finish_login(principal, bool(form.remember.data))
+        if principal is not None:  # logged in now, or after the second factor's code
+            from ..views.second_factor import after_password
+
             target = safe_next(form.next.data)
-            return redirect(target if target and target.startswith("/admin") else url_for("admin.index"))
+            return after_password(principal, bool(form.remember.data),
+                                  target if target and target.startswith("/admin") else url_for("admin.index"))
         flash(_("Wrong email or password."), "error")
     return view.render("admin/login.html", form=form)
 

@@ -106,6 +106,7 @@ class ProfileState:
     label_it: str = ""
     description: str = ""
     assignable: bool = False
+    second_factor_required: bool = False
     grants: dict[str, Grant] = dataclasses.field(default_factory=dict)
     buttons: list[str] = dataclasses.field(default_factory=list)
 
@@ -126,7 +127,7 @@ class Stored:
 def load(profile: Profile, catalog: Catalog) -> Stored:
     """The stored state of ``profile`` (two queries)."""
     state = ProfileState(profile.name, profile.label_en or "", profile.label_it or "", profile.description or "",
-                         bool(profile.assignable))
+                         bool(profile.assignable), bool(profile.second_factor_required))
     rows, undeclared, kept = {}, {}, []
     for row in ProfileModule.select().where(ProfileModule.profile == profile.id).order_by(ProfileModule.id):
         option = catalog.modules.get(row.module)
@@ -170,7 +171,8 @@ def parse(form: Any, catalog: Catalog) -> tuple[ProfileState, list[str]]:
     """
     errors: list[str] = []
     state = ProfileState(_text(form, "name"), _text(form, "label_en"), _text(form, "label_it"),
-                         _text(form, "description"), form.get("assignable") in ("y", "on", "1", "true"))
+                         _text(form, "description"), form.get("assignable") in ("y", "on", "1", "true"),
+                         form.get("second_factor_required") in ("y", "on", "1", "true"))
     if not state.name:
         errors.append(_("Name: required."))
     elif not NAME_RE.match(state.name):
@@ -244,7 +246,7 @@ def save(profile: Profile | None, stored: Stored | None, state: ProfileState, ca
     if profile is None:
         profile = Profile()
     changed = []
-    for field in ("name", "label_en", "label_it", "description", "assignable"):
+    for field in ("name", "label_en", "label_it", "description", "assignable", "second_factor_required"):
         value = getattr(state, field)
         if field in ("label_it", "description") and not value:
             value = None
@@ -291,7 +293,8 @@ def diff(before: ProfileState | None, after: ProfileState | None) -> dict[str, A
     new = after or ProfileState()
     out: dict[str, Any] = {}
     fields = {f: [getattr(old, f), getattr(new, f)] for f in ("name", "label_en", "label_it", "description",
-                                                             "assignable") if getattr(old, f) != getattr(new, f)}
+                                                             "assignable", "second_factor_required")
+              if getattr(old, f) != getattr(new, f)}
     if fields:
         out["fields"] = fields
     modules: dict[str, Any] = {}
@@ -335,10 +338,11 @@ def describe(details: Mapping[str, Any], registry: Any = None) -> list[str]:
         return str(SCOPE_LABELS.get(scope, scope))
 
     field_names = {"name": _("Name"), "label_en": _("English label"), "label_it": _("Italian label"),
-                   "description": _("Description"), "assignable": _("Assignable by customers' administrators")}
+                   "description": _("Description"), "assignable": _("Assignable by customers' administrators"),
+                   "second_factor_required": _("Second factor required")}
     lines = []
     for field, (old, new) in (details.get("fields") or {}).items():
-        if field == "assignable":
+        if field in ("assignable", "second_factor_required"):
             old, new = (_("yes") if v else _("no") for v in (old, new))
         lines.append(_("%(field)s: “%(old)s” → “%(new)s”", field=field_names.get(field, field), old=old or "",
                        new=new or ""))

@@ -535,6 +535,16 @@ class PortalAdminIndexView(AdminIndexView):
 
         return preferences(self)
 
+    @expose("/second-factor", methods=("GET", "POST"))
+    def second_factor(self):
+        from flask import url_for
+        from flask_login import current_user
+
+        from ..views.second_factor import manage
+
+        return manage(current_user._get_current_object(), lambda **ctx: self.render("admin/second_factor.html", **ctx),
+                      url_for("admin.second_factor"))
+
     @expose("/forgot-password", methods=("GET", "POST"))
     def forgot_password(self):
         from .password import forgot_password

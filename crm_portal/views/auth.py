@@ -163,9 +163,11 @@ def login():
         user, wait = attempt_login(form.email.data.strip().lower(), form.password.data, staff=False)
         if wait:
             return throttled_response(wait, render)
-        if user is not None:
-            finish_login(user, bool(form.remember.data))
-            return redirect(safe_next(form.next.data) or url_for("portal.dashboard"))
+        if user is not None:  # logged in now, or after the second factor's code
+            from .second_factor import after_password
+
+            return after_password(user, bool(form.remember.data),
+                                  safe_next(form.next.data) or url_for("portal.dashboard"))
         flash(_("Wrong email or password."), "danger")
     return render()
 
