@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from flask import current_app, request
+from flask import current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.wrappers import Response
 
@@ -59,6 +59,25 @@ def throttle_key(account: str) -> str:
     return account
 
 
+def _cookie_nonce(account: str) -> str | None:
+    return next((nonce for key, nonce in _read() if secrets.compare_digest(key, account)), None)
+
+
+def nonce(account: str) -> str:
+    """This browser's nonce for ``account``: its cookie's, else one chosen now, which the cookie
+    :func:`remember` sets at the end of this request carries."""
+    chosen = g.setdefault("_device_nonces", {})
+    if account not in chosen:
+        chosen[account] = _cookie_nonce(account) or secrets.token_urlsafe(16)
+    return chosen[account]
+
+
+def device_id(account: str) -> str:
+    """This browser as a device of ``account`` (a digest naming neither): what a session record
+    keeps to tell later whether a login comes from a browser the account was used with before."""
+    return _device_key(account, nonce(account))
+
+
 def knows(account: str) -> bool:
     """Whether this request carries a valid device cookie for ``account`` (its throttle key): the
     browser logged in to the account before. A forged cookie, or one signed with another secret
@@ -70,8 +89,7 @@ def remember(response: Response, account: str) -> None:
     """After a successful login to ``account``: (re)issue the device cookie on ``response``, keeping
     the device's nonce when it had one."""
     pairs = _read()
-    nonce = next((n for key, n in pairs if key == account), None) or secrets.token_urlsafe(16)
-    pairs = [[account, nonce]] + [pair for pair in pairs if pair[0] != account]
+    pairs = [[account, nonce(account)]] + [pair for pair in pairs if pair[0] != account]
     response.set_cookie(COOKIE_NAME, _serializer().dumps(pairs[:MAX_ACCOUNTS]), max_age=MAX_AGE_DAYS * 86400,
                         httponly=True, samesite="Lax", secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
                         path="/")

@@ -334,6 +334,8 @@ class LoginSession(BaseModel):
     #: A digest of the contact's ``session_token`` when the session started: a later rotation
     #: (password change, logout everywhere) ends the session without touching this row.
     token_digest = pw.CharField(max_length=64)
+    #: The browser as a device of the account (crm_portal.device_cookies.device_id).
+    device = pw.CharField(max_length=64, null=True, index=True)
     user_agent = pw.CharField(max_length=512, null=True)
     ip_address = pw.CharField(max_length=45, null=True)
     created_at = pw.DateTimeField(default=utcnow)

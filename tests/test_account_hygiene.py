@@ -201,6 +201,25 @@ def test_the_first_login_after_an_invitation_is_not_announced(app, demo):
     assert emails(app, "new-device-login") == []
 
 
+def test_a_new_device_is_announced_after_the_second_factor_once(app, demo):
+    """The password step hands out the device cookie before the code: the cookie alone does not
+    make the browser known, the code step's login is still announced; the next login is not."""
+    from test_second_factor import enrol, next_code
+
+    desk = logged_in(app)
+    totp, recovery = enrol(desk)
+    phone = browser(app, SAFARI, "198.51.100.9")
+    assert phone.post("/login", data={"email": "carla@globex.example", "password": "demo"}).status_code == 302
+    assert emails(app, "new-device-login") == []  # not logged in yet
+    assert phone.post("/login/code", data={"code": next_code(totp)}).status_code == 302
+    assert len(emails(app, "new-device-login")) == 1
+    phone.post("/logout")
+    phone.post("/login", data={"email": "carla@globex.example", "password": "demo"})
+    assert phone.post("/login/code", data={"code": recovery[0]}).status_code == 302
+    assert phone.get("/me").status_code == 200
+    assert len(emails(app, "new-device-login")) == 1
+
+
 def test_the_new_device_email_can_be_switched_off(app, demo):
     app.config["NEW_DEVICE_EMAIL"] = False
     logged_in(app)

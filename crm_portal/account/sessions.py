@@ -5,10 +5,10 @@ session after a password change); the session cookie and the remember-me cookie 
 request loader (crm_portal.auth) refuses them once it is revoked. "My data" lists the live ones;
 the contact ends one, or every one but the current; staff end them all from the admin.
 
-A login from a browser that carries no device cookie for the account
-(crm_portal.device_cookies) is announced to the contact by email (``NEW_DEVICE_EMAIL``), except
-the account's very first session, which has nothing to compare with: the first login after an
-invitation or a temporary password.
+A password login from a browser that is not a device of the account — no device cookie for it
+(crm_portal.device_cookies), or one no earlier session of the account began with — is announced to
+the contact by email (``NEW_DEVICE_EMAIL``), except the account's very first session, which has
+nothing to compare with: the first login after an invitation or a temporary password.
 """
 from __future__ import annotations
 
@@ -38,24 +38,27 @@ def token_digest(session_token: str) -> str:
 def begin(user: PortalUser, *, announce: bool) -> PortalUser:
     """Write the session row of ``user``'s new browser session and return the user carrying it.
 
-    With ``announce`` (a login with the password), a browser unknown to the account gets the
-    new-device email, unless this is the account's first session ever. Without it (a session
-    started by an emailed link or a password change), the browser is remembered as the account's
-    device, as a password login does. Call inside the login's transaction."""
+    With ``announce`` (a login: the password, and the second factor when on), a browser unknown to
+    the account gets the new-device email, unless this is the account's first session ever. The
+    browser becomes a device of the account either way. Call inside the login's transaction."""
     contact = user.contact
     account = ratelimit.account_key(contact.email, staff=False)
-    first = not LoginSession.select(LoginSession.id).where(LoginSession.contact == contact.id).exists()
+    device = device_cookies.device_id(account)
+    earlier = LoginSession.select(LoginSession.id).where(LoginSession.contact == contact.id)
+    first = not earlier.exists()
+    # Known: the browser brought the account's device cookie and a session of the account began
+    # with it. The cookie alone is not enough: the password step issues it before a second factor.
+    known = device_cookies.knows(account) and earlier.where(LoginSession.device == device).exists()
     user_agent = (request.user_agent.string or "")[:USER_AGENT_LENGTH] or None
     record = LoginSession.create(contact=contact.id, token_digest=token_digest(contact.session_token),
-                                 user_agent=user_agent, ip_address=client_ip())
-    if announce:
-        if not first and not device_cookies.knows(account) and current_app.config["NEW_DEVICE_EMAIL"]:
-            _announce(contact, record)
-    else:
-        @after_this_request
-        def _remember_device(response: Response) -> Response:
-            device_cookies.remember(response, account)
-            return response
+                                 device=device, user_agent=user_agent, ip_address=client_ip())
+    if announce and not first and not known and current_app.config["NEW_DEVICE_EMAIL"]:
+        _announce(contact, record)
+
+    @after_this_request
+    def _remember_device(response: Response) -> Response:  # the same nonce as the record's
+        device_cookies.remember(response, account)
+        return response
     return PortalUser(contact, record)
 
 
