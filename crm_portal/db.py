@@ -112,6 +112,10 @@ register_database(PortalSqliteDatabase, "sqlite")
 class PortalPostgresqlDatabase(PooledPostgresqlDatabase):
     """PostgreSQL through a pool of connections (``DATABASE_POOL_*`` settings)."""
 
+    def commit(self) -> None:
+        super().commit()
+        _note_commit()  # as on SQLite: a request that committed is never run again
+
 
 register_database(PortalPostgresqlDatabase, "postgres", "postgresql")
 
