@@ -67,7 +67,16 @@ def utcnow() -> dt.datetime:
     return clock()
 
 
-class PortalSqliteDatabase(PooledSqliteDatabase):
+class CountsCommits:
+    """Counts each commit made while handling a request, whatever the database: a request that
+    committed is never run again on lock contention (see :func:`init_app`)."""
+
+    def commit(self) -> None:
+        super().commit()  # type: ignore[misc]
+        _note_commit()
+
+
+class PortalSqliteDatabase(CountsCommits, PooledSqliteDatabase):
     """SQLite tuned for a web server: WAL, foreign keys, a busy timeout, IMMEDIATE writes, and a
     pool of connections whose pragmas are set once, when each connection opens.
 
@@ -96,10 +105,6 @@ class PortalSqliteDatabase(PooledSqliteDatabase):
     def begin(self, lock_type: str | None = None) -> None:  # type: ignore[override]
         super().begin(lock_type or "IMMEDIATE")
 
-    def commit(self) -> None:
-        super().commit()
-        _note_commit()
-
     def savepoint(self):  # type: ignore[override]
         if self.transaction_depth() == 0:
             return self.transaction()
@@ -109,12 +114,8 @@ class PortalSqliteDatabase(PooledSqliteDatabase):
 register_database(PortalSqliteDatabase, "sqlite")
 
 
-class PortalPostgresqlDatabase(PooledPostgresqlDatabase):
+class PortalPostgresqlDatabase(CountsCommits, PooledPostgresqlDatabase):
     """PostgreSQL through a pool of connections (``DATABASE_POOL_*`` settings)."""
-
-    def commit(self) -> None:
-        super().commit()
-        _note_commit()  # as on SQLite: a request that committed is never run again
 
 
 register_database(PortalPostgresqlDatabase, "postgres", "postgresql")
